@@ -1,0 +1,10 @@
+"""Survey tool adapters: each module has ``verify`` and ``parse`` (see nps_sync.webhooks)."""
+
+from . import delighted, formbricks, generic, typeform
+
+ADAPTERS = {
+    "typeform": typeform,
+    "delighted": delighted,
+    "formbricks": formbricks,
+    "generic": generic,
+}

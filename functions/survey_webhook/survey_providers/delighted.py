@@ -1,0 +1,92 @@
+"""Delighted: ``X-Delighted-Webhook-Signature: sha256=<hex HMAC-SHA256(raw body)>``.
+
+The key is the project's private API key; there is no timestamp. A response arrives as
+``survey_response.created`` (score) and again as ``.updated`` (comment, changed score), so it
+is upserted by ``event_data.id`` with ``updated_at`` as its version. Only NPS surveys count.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from nps_sync.errors import SignatureError
+from nps_sync.identity import customer_key
+from nps_sync.models import Response, Score
+from nps_sync.signing import equal, hmac_sha256
+from nps_sync.webhooks import Batch, Record, load_json
+
+RESPONSE_EVENTS = {"survey_response.created", "survey_response.updated"}
+ID_PROPERTIES = ("customer id", "customer_id", "customerid", "user id", "user_id", "account id")
+
+
+def signature(api_key: str, body: bytes) -> str:
+    return "sha256=" + hmac_sha256(api_key.encode(), body).hex()
+
+
+def verify(request, credentials, now, settings) -> None:
+    given = request.headers.get("x-delighted-webhook-signature")
+    if not given:
+        raise SignatureError("missing X-Delighted-Webhook-Signature header")
+    expected = signature(credentials["secret"], request.body)
+    # Accept the bare hex too: the prefix is documented by receivers' code, not Delighted's page.
+    if not (equal(expected, given) or equal(expected.removeprefix("sha256="), given)):
+        raise SignatureError("X-Delighted-Webhook-Signature does not match")
+
+
+class Person(BaseModel):
+    id: str | int | None = None
+    email: str | None = None
+
+
+class SurveyResponse(BaseModel):
+    id: str | int
+    survey_type: str | None = None
+    score: Score | None = None
+    comment: str | None = None
+    created_at: int = Field(ge=0, lt=10**11)
+    updated_at: int | None = Field(default=None, ge=0, lt=10**11)
+    person: Person = Field(default_factory=Person)
+    person_properties: dict[str, Any] | None = None
+    channel: str | None = None
+
+
+class Payload(BaseModel):
+    event_type: str
+    event_id: str | None = None
+    event_data: dict[str, Any] | None = None
+
+
+def parse(request, settings) -> Batch:
+    raw = load_json(request.body)
+    payload = Payload.model_validate(raw)
+    if payload.event_type not in RESPONSE_EVENTS or payload.event_data is None:
+        return Batch(ignored=1)  # e.g. unsubscribe.created
+    data = SurveyResponse.model_validate(payload.event_data)
+    if (data.survey_type or "nps") != "nps" or data.score is None:
+        return Batch(ignored=1)
+    props = {str(k).strip().lower(): v for k, v in (data.person_properties or {}).items()}
+    own_id = next((str(props[k]) for k in ID_PROPERTIES if props.get(k) not in (None, "")), None)
+    person_id = None if data.person.id is None else str(data.person.id)
+    response = Response(
+        provider="delighted",
+        response_id=str(data.id),
+        customer_key=customer_key(data.person.email, own_id, "delighted", person_id),
+        score=data.score,
+        submitted_at=_time(data.created_at),
+        updated_at=_time(data.updated_at or data.created_at),
+        survey="delighted-nps",
+        channel=data.channel or _str(props.get("channel")),
+        comment=data.comment if data.comment and data.comment.strip() else None,
+        email=data.person.email,
+        customer_id=own_id,
+    )
+    return Batch(records=[Record(response, raw)])
+
+
+def _time(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and str(value).strip() else None

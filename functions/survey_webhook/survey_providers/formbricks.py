@@ -1,0 +1,94 @@
+"""Formbricks: Standard Webhooks headers; answers keyed by question id under ``data.data``.
+
+``responseCreated``/``responseUpdated``/``responseFinished`` describe the same response as
+the respondent goes on, so they are upserted by ``data.id`` with ``updatedAt`` as the version.
+The NPS question's id comes from NPS_QUESTIONS["formbricks"]. Hidden fields share
+``data.data`` with the answers; contact attributes carry the identity set by the SDK.
+"""
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from nps_sync.errors import InvalidPayload
+from nps_sync.identity import customer_key
+from nps_sync.models import Response
+from nps_sync.signing import standard_verify
+from nps_sync.webhooks import Batch, Record, load_json
+
+RESPONSE_EVENTS = {"responseCreated", "responseUpdated", "responseFinished"}
+
+
+def verify(request, credentials, now, settings) -> None:
+    standard_verify(
+        [credentials["secret"]],
+        request.headers,
+        request.body,
+        now,
+        settings.signature_tolerance_seconds,
+    )
+
+
+class Contact(BaseModel):
+    id: str | None = None
+    userId: str | None = None  # noqa: N815 - Formbricks' own name
+
+
+class FormbricksResponse(BaseModel):
+    id: str = Field(min_length=1, max_length=512)
+    surveyId: str | None = None  # noqa: N815
+    createdAt: AwareDatetime  # noqa: N815
+    updatedAt: AwareDatetime | None = None  # noqa: N815
+    contact: Contact | None = None
+    contactAttributes: dict[str, Any] | None = None  # noqa: N815
+    data: dict[str, Any] = Field(default_factory=dict)
+    meta: dict[str, Any] | None = None
+
+
+class Payload(BaseModel):
+    event: str
+    data: dict[str, Any] | None = None
+
+
+def parse(request, settings) -> Batch:
+    raw = load_json(request.body)
+    payload = Payload.model_validate(raw)
+    if payload.event not in RESPONSE_EVENTS or payload.data is None:
+        return Batch(ignored=1)  # the "testEndpoint" ping and events we do not use
+    data = FormbricksResponse.model_validate(payload.data)
+    question = next(
+        (q for q in settings.nps_questions.get("formbricks", []) if q in data.data), None
+    )
+    value = data.data.get(question) if question else None
+    if value is None or value == "":
+        return Batch(ignored=1)  # no NPS answer (yet): acknowledged, not stored as a 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+        raise InvalidPayload(f"data.data.{question}: the NPS answer is not a whole number 0-10")
+    fields = {**(data.contactAttributes or {}), **data.data}
+    email = _text(fields, "email")
+    own_id = (
+        _text(fields, "customer_id")
+        or _text(fields, "userId")
+        or (data.contact.userId if data.contact else None)
+    )
+    contact_id = data.contact.id if data.contact else None
+    comment_ids = settings.comment_questions.get("formbricks", [])
+    response = Response(
+        provider="formbricks",
+        response_id=data.id,
+        customer_key=customer_key(email, own_id, "formbricks", contact_id or data.id),
+        score=value,
+        submitted_at=data.createdAt,
+        updated_at=data.updatedAt or data.createdAt,
+        survey=data.surveyId,
+        channel=_text(fields, "channel") or _text(data.meta or {}, "source"),
+        comment=next((_text(data.data, q) for q in comment_ids if _text(data.data, q)), None),
+        email=email,
+        customer_id=own_id,
+    )
+    return Batch(records=[Record(response, raw)])
+
+
+def _text(values: dict[str, Any], name: str) -> str | None:
+    value = values.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None

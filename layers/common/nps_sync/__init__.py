@@ -1,0 +1,1 @@
+"""Shared code of nps-sync: canonical records, signing, storage, settings."""

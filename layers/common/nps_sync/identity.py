@@ -1,0 +1,27 @@
+"""Who a record belongs to: one customer key across survey, CRM and billing systems.
+
+The key is the normalized e-mail, else an explicit customer id, else the provider's own id
+(``<provider>:<id>``) so that a record whose identity is not known yet is kept, not dropped.
+"""
+
+
+def normalize_email(email: str | None) -> str | None:
+    if not email:
+        return None
+    email = email.strip().lower()
+    return email if "@" in email[1:-1] else None
+
+
+def customer_key(
+    email: str | None = None,
+    customer_id: str | None = None,
+    provider: str | None = None,
+    provider_id: str | None = None,
+) -> str | None:
+    if normalized := normalize_email(email):
+        return normalized
+    if customer_id is not None and str(customer_id).strip():
+        return str(customer_id).strip()
+    if provider and provider_id is not None and str(provider_id).strip():
+        return f"{provider}:{str(provider_id).strip()}"
+    return None

@@ -1,0 +1,176 @@
+"""The receiving side shared by every webhook function: read, verify, normalize, store.
+
+A provider adapter is a module with two functions:
+
+- ``verify(request, credentials, now, settings)`` raises SignatureError unless the provider
+  signed it;
+- ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload).
+
+Verification always runs on the raw bytes before anything is parsed.
+"""
+
+import base64
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from pydantic import ValidationError
+
+from .config import Settings
+from .errors import InvalidPayload, MalformedBody, PayloadTooLarge, UnknownProvider
+from .models import Response
+from .secrets import provider_credentials
+from .storage import RecordsStore
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    body: bytes
+    headers: Mapping[str, str]  # lower-cased names
+    method: str = "POST"
+    url: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A canonical record with the provider's raw payload for it (kept, compressed)."""
+
+    record: Response
+    raw: Any
+
+
+@dataclass(frozen=True)
+class Batch:
+    records: list[Record] = field(default_factory=list)
+    ignored: int = 0  # payloads acknowledged but not stored (no NPS answer, pings, …)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    accepted: int
+    duplicates: int
+    ignored: int
+
+    def body(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored}
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise MalformedBody("the JSON body has an object with a duplicate key")
+    return result
+
+
+def load_json(body: bytes) -> Any:
+    """Parse strictly: valid UTF-8, no duplicate keys, no NaN, bounded nesting and numbers."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedBody("the body is not valid UTF-8") from error
+    try:
+        return json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant
+        )
+    except RecursionError as error:
+        raise MalformedBody("the JSON body is nested too deeply") from error
+    except ValueError as error:  # JSONDecodeError, and int() past the digit limit
+        raise MalformedBody(f"the body is not valid JSON: {_short(error)}") from error
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedBody(f"the JSON body contains {name}, which JSON does not allow")
+
+
+def _short(error: Exception) -> str:
+    return str(error).split(":", 1)[0][:120]
+
+
+def validation_message(error: ValidationError) -> str:
+    """Name the failing fields and rules, never the input values (they may be personal data)."""
+    parts = [
+        f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)[:5]
+    ]
+    return "; ".join(parts)
+
+
+def receive(
+    provider: str,
+    request: WebhookRequest,
+    adapters: Mapping[str, ModuleType],
+    store: RecordsStore,
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+) -> Receipt:
+    adapter = adapters.get(provider)
+    if adapter is None:
+        raise UnknownProvider(
+            f"unknown provider {provider!r}; known: {', '.join(sorted(adapters))}"
+        )
+    if len(request.body) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"the body is over {settings.max_body_bytes} bytes")
+    adapter.verify(request, provider_credentials(settings, provider), clock(), settings)
+    try:
+        batch = adapter.parse(request, settings)
+    except ValidationError as error:
+        raise InvalidPayload(validation_message(error)) from error
+    accepted = duplicates = 0
+    for item in batch.records:
+        if store.put_response(item.record, item.raw, settings.raw_retention_days):
+            accepted += 1
+        else:
+            duplicates += 1
+    return Receipt(accepted, duplicates, batch.ignored)
+
+
+def raw_body(event: Mapping[str, Any]) -> bytes:
+    """The exact bytes the provider sent: signatures are computed over them, not over text."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body.encode("utf-8", "surrogatepass")
+
+
+def resolver(kind: str, adapters: Mapping[str, ModuleType], store_factory=None):
+    """The HTTP API app of one webhook function: ``POST /webhooks/<kind>/<provider>``."""
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+    from .config import settings as current_settings
+    from .http import json_response, register_error_handlers
+    from .observability import logger, metrics
+
+    app = APIGatewayHttpResolver()
+    register_error_handlers(app)
+    stores: dict[str, RecordsStore] = {}
+
+    def store(settings: Settings) -> RecordsStore:
+        if "records" not in stores:
+            factory = store_factory or RecordsStore
+            stores["records"] = factory(settings.records_table)
+        return stores["records"]
+
+    @app.post(f"/webhooks/{kind}/<provider>")
+    def post_webhook(provider: str):
+        event = app.current_event
+        settings = current_settings()
+        request = WebhookRequest(
+            body=raw_body(event.raw_event),
+            headers={name.lower(): value for name, value in (event.headers or {}).items()},
+            method=event.request_context.http.method,
+            url=f"https://{event.request_context.domain_name}{event.raw_path}"
+            + (f"?{event.raw_query_string}" if event.raw_query_string else ""),
+            query=event.query_string_parameters or {},
+        )
+        logger.append_keys(provider=provider, kind=kind)
+        receipt = receive(provider, request, adapters, store(settings), settings)
+        metrics.add_metric(name="WebhookRecordsAccepted", unit="Count", value=receipt.accepted)
+        metrics.add_metric(name="WebhookDuplicates", unit="Count", value=receipt.duplicates)
+        logger.info("webhook received", extra=receipt.body())
+        return json_response(202, receipt.body())
+
+    return app

@@ -1,0 +1,36 @@
+"""``python -m local``: run nps-sync on this machine (what ``make run`` does)."""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from .runtime import Runtime
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    runtime = Runtime(args.host, args.port).start()
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    print(f"READY {runtime.url}", flush=True)
+    done.wait()
+    print("stopping", file=sys.stderr, flush=True)
+    runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The emulated (or real) AWS account: an in-process moto server and the template's resources.
+
+Each resource gets the physical name ``<stack>-<LogicalId>`` and is created from its own
+template properties (key schema, indexes, stream, TTL, redrive), so local tables and queues
+cannot drift from the cloud ones.
+"""
+
+import contextlib
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from .template import Template
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Emulator:
+    """Starts moto in server mode unless AWS_ENDPOINT_URL already names an endpoint."""
+
+    def __init__(self) -> None:
+        self.server = None
+        self.endpoint = os.environ.get("AWS_ENDPOINT_URL")
+
+    def start(self) -> str:
+        os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+        os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+        if self.endpoint:
+            return self.endpoint
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            os.environ[name] = "testing"
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def client(self, service: str):
+        if service == "dynamodbstreams":  # boto3's account-based endpoint is not routed by moto
+            return boto3.client(service, endpoint_url=self.endpoint)
+        return boto3.client(service)
+
+
+class Stack:
+    """Creates the template's stateful resources and resolves Ref/GetAtt/Sub against them."""
+
+    def __init__(self, template: Template, emulator: Emulator, name: str = "nps-sync"):
+        self.template = template
+        self.emulator = emulator
+        self.name = name
+        self.refs: dict[str, str] = {}
+        self.attributes: dict[tuple[str, str], str] = {}
+
+    def physical_name(self, logical_id: str) -> str:
+        return f"{self.name}-{logical_id}"
+
+    def provision(self) -> "Stack":
+        for logical_id, resource in self.template.of_type("AWS::DynamoDB::Table").items():
+            self._table(logical_id, resource["Properties"])
+        queues = self.template.of_type("AWS::SQS::Queue")
+        for logical_id in _queue_order(queues):
+            self._queue(logical_id, queues[logical_id].get("Properties", {}))
+        for logical_id, resource in self.template.of_type("AWS::SecretsManager::Secret").items():
+            self._secret(logical_id, resource.get("Properties", {}))
+        for logical_id, _ in self.template.of_type("AWS::Events::EventBus").items():
+            self._bus(logical_id)
+        return self
+
+    # --- resources -------------------------------------------------------------------------
+
+    def _table(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self.physical_name(logical_id)
+        ddb = self.emulator.client("dynamodb")
+        args = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if props.get("StreamSpecification"):
+            args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        try:
+            ddb.create_table(**args)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            with contextlib.suppress(ClientError):  # already enabled on a real endpoint
+                ddb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={
+                        "AttributeName": ttl["AttributeName"],
+                        "Enabled": True,
+                    },
+                )
+        table = ddb.describe_table(TableName=name)["Table"]
+        self.refs[logical_id] = name
+        self.attributes[(logical_id, "Arn")] = table["TableArn"]
+        if table.get("LatestStreamArn"):
+            self.attributes[(logical_id, "StreamArn")] = table["LatestStreamArn"]
+
+    def _queue(self, logical_id: str, props: dict[str, Any]) -> None:
+        sqs = self.emulator.client("sqs")
+        name = props.get("QueueName") or self.physical_name(logical_id)
+        attributes = {}
+        for key in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "ReceiveMessageWaitTimeSeconds",
+            "MaximumMessageSize",
+        ):
+            if key in props:
+                attributes[key] = str(self.resolve(props[key]))
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(self.resolve(props["RedrivePolicy"]))
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        self.refs[logical_id] = url
+        self.attributes[(logical_id, "Arn")] = arn["Attributes"]["QueueArn"]
+        self.attributes[(logical_id, "QueueName")] = name
+        self.attributes[(logical_id, "QueueUrl")] = url
+
+    def _secret(self, logical_id: str, props: dict[str, Any]) -> None:
+        sm = self.emulator.client("secretsmanager")
+        name = props.get("Name") or self.physical_name(logical_id)
+        secret = os.environ.get("NPS_SYNC_SECRETS_FILE")
+        value = Path(secret).read_text("utf-8") if secret else props.get("SecretString", "{}")
+        try:
+            arn = sm.create_secret(Name=name, SecretString=value)["ARN"]
+        except ClientError:
+            arn = sm.describe_secret(SecretId=name)["ARN"]
+        self.refs[logical_id] = arn
+
+    def _bus(self, logical_id: str) -> None:
+        events = self.emulator.client("events")
+        name = self.physical_name(logical_id)
+        try:
+            arn = events.create_event_bus(Name=name)["EventBusArn"]
+        except ClientError:
+            arn = events.describe_event_bus(Name=name)["Arn"]
+        self.refs[logical_id] = name
+        self.attributes[(logical_id, "Arn")] = arn
+        self.attributes[(logical_id, "Name")] = name
+
+    # --- intrinsic functions ---------------------------------------------------------------
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: self.resolve(v) for k, v in value.items()}
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return self._ref(arg)
+        if fn == "Fn::GetAtt":
+            logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+            return self.attributes.get((logical_id, attribute), f"{logical_id}.{attribute}")
+        if fn == "Fn::Sub":
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+            return _sub(
+                text,
+                lambda name: (
+                    str(extra[name])
+                    if name in extra
+                    else str(
+                        self.resolve({"Fn::GetAtt": name.split(".", 1)})
+                        if "." in name
+                        else self._ref(name)
+                    )
+                ),
+            )
+        if fn == "Fn::Join":
+            return arg[0].join(str(self.resolve(v)) for v in arg[1])
+        if fn == "Fn::If":
+            return self.resolve(arg[2])  # local mode defines no conditions as true
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _ref(self, name: str) -> str:
+        pseudo = {
+            "AWS::Region": os.environ.get("AWS_DEFAULT_REGION", REGION),
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.name,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.template.parameters:
+            return self.template.parameters[name]
+        return self.refs.get(name, self.physical_name(name))
+
+
+def _sub(text: str, lookup) -> str:
+    return re.sub(r"\$\{([\w:.]+)\}", lambda m: lookup(m.group(1)), text)
+
+
+def _queue_order(queues: dict[str, dict[str, Any]]) -> list[str]:
+    """Dead-letter queues first: a queue's redrive policy names their ARN."""
+
+    def depends(props: dict[str, Any]) -> set[str]:
+        text = json.dumps(props.get("RedrivePolicy", {}))
+        return {q for q in queues if f'"{q}"' in text}
+
+    ordered: list[str] = []
+    pending = dict(queues)
+    while pending:
+        ready = [q for q, r in pending.items() if depends(r.get("Properties", {})) <= set(ordered)]
+        ordered.extend(sorted(ready) or sorted(pending))
+        for q in ready or list(pending):
+            pending.pop(q)
+    return ordered

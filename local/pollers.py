@@ -1,0 +1,214 @@
+"""Event source mappings with Lambda's semantics, for DynamoDB streams and SQS queues.
+
+Stream: batches in order per shard; on an error the whole batch is retried; with
+ReportBatchItemFailures the checkpoint moves to the *lowest* reported failure and every record
+from there on is delivered again (as Lambda does); after MaximumRetryAttempts the batch is
+skipped and, if the mapping has an on-failure destination, described there.
+SQS: a message reported as failed (or in a batch that raised) is not deleted, so it comes back
+after its visibility timeout, and the queue's redrive policy moves it to the dead-letter queue.
+"""
+
+import json
+import logging
+import threading
+from typing import Any
+
+from .lambdas import LocalFunction
+from .template import EventSource
+
+log = logging.getLogger("local.runtime")
+DEFAULT_STREAM_RETRIES = 10  # Lambda's default is "until the record expires" (24 h)
+
+
+class Poller(threading.Thread):
+    def __init__(
+        self,
+        function: LocalFunction,
+        mapping: EventSource,
+        arn: str,
+        emulator,
+        stop: threading.Event,
+        idle_seconds: float = 0.2,
+    ):
+        super().__init__(name=f"poller-{function.name}", daemon=True)
+        self.function = function
+        self.mapping = mapping
+        self.arn = arn
+        self.emulator = emulator
+        self.stop_event = stop
+        self.idle_seconds = idle_seconds
+        self.invocations = 0
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                if not self.poll_once():
+                    self.stop_event.wait(self.idle_seconds)
+            except Exception:  # the poller must outlive any one failure, as Lambda's does
+                log.exception("poller for %s failed; retrying", self.function.name)
+                self.stop_event.wait(1)
+
+    def invoke(self, event: dict[str, Any]) -> tuple[bool, set[str]]:
+        """(succeeded, identifiers of failed items)."""
+        self.invocations += 1
+        try:
+            result = self.function.invoke(event)
+        except Exception:
+            log.exception("%s raised; the batch will be retried", self.function.name)
+            return False, set()
+        if self.mapping.report_failures and isinstance(result, dict):
+            failed = {str(f.get("itemIdentifier")) for f in result.get("batchItemFailures") or []}
+            return True, failed
+        return True, set()
+
+
+class StreamPoller(Poller):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.client = self.emulator.client("dynamodbstreams")
+        self.iterators: dict[str, str] = {}
+        self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.attempts: dict[str, int] = {}
+
+    def poll_once(self) -> bool:
+        shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        worked = False
+        for shard in shards:
+            worked |= self._shard(shard["ShardId"])
+        return worked
+
+    def _shard(self, shard_id: str) -> bool:
+        pending = self.pending.setdefault(shard_id, [])
+        if len(pending) < self.mapping.batch_size:
+            if shard_id not in self.iterators:
+                self.iterators[shard_id] = self.client.get_shard_iterator(
+                    StreamArn=self.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            page = self.client.get_records(ShardIterator=self.iterators[shard_id], Limit=1000)
+            self.iterators[shard_id] = page.get("NextShardIterator") or self.iterators[shard_id]
+            pending.extend(page["Records"])
+        if not pending:
+            return False
+        batch = pending[: self.mapping.batch_size]
+        records = [{**record, "eventSourceARN": self.arn} for record in batch]
+        ok, failed = self.invoke({"Records": records})
+        if ok and not failed:
+            del pending[: len(batch)]
+            self.attempts.pop(shard_id, None)
+            return True
+        if failed:  # checkpoint at the lowest failure: everything after it comes again
+            sequence = [r["dynamodb"]["SequenceNumber"] for r in batch]
+            first = (
+                min(sequence.index(f) for f in failed if f in sequence)
+                if failed & set(sequence)
+                else 0
+            )
+            del pending[:first]
+        attempts = self.attempts[shard_id] = self.attempts.get(shard_id, 0) + 1
+        limit = self.mapping.max_retries
+        limit = DEFAULT_STREAM_RETRIES if limit is None or limit < 0 else limit
+        if attempts > limit:
+            dropped = pending[: self.mapping.batch_size]
+            del pending[: len(dropped)]
+            self.attempts.pop(shard_id, None)
+            log.error(
+                "%s: %d stream records skipped after %d retries",
+                self.function.name,
+                len(dropped),
+                limit,
+            )
+            self._on_failure(shard_id, dropped)
+        else:
+            self.stop_event.wait(min(0.05 * 2**attempts, 2.0))
+        return True
+
+    def _on_failure(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        destination = self.mapping.on_failure
+        if not destination or not records:
+            return
+        sqs = self.emulator.client("sqs")
+        url = sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[-1])["QueueUrl"]
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps(
+                {
+                    "requestContext": {
+                        "condition": "RetryAttemptsExhausted",
+                        "functionArn": self.function.name,
+                    },
+                    "DDBStreamBatchInfo": {
+                        "shardId": shard_id,
+                        "streamArn": self.arn,
+                        "batchSize": len(records),
+                        "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                        "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                    },
+                },
+                default=str,
+            ),
+        )
+
+
+class SqsPoller(Poller):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.client = self.emulator.client("sqs")
+        self.url = self.client.get_queue_url(QueueName=self.arn.rsplit(":", 1)[-1])["QueueUrl"]
+
+    def poll_once(self) -> bool:
+        messages = self.client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=min(self.mapping.batch_size, 10),
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return False
+        records = [self._record(m) for m in messages]
+        ok, failed = self.invoke({"Records": records})
+        if not ok:
+            return True  # nothing deleted: every message comes back after its visibility timeout
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.client.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+        return True
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        }
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": attributes,
+            "md5OfBody": message.get("MD5OfBody"),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.arn,
+            "awsRegion": "us-east-1",
+        }
+
+
+def poller_for(
+    function: LocalFunction, mapping: EventSource, arn: str, emulator, stop: threading.Event
+) -> Poller:
+    if ":dynamodb:" in arn:
+        return StreamPoller(function, mapping, arn, emulator, stop)
+    if ":sqs:" in arn:
+        return SqsPoller(function, mapping, arn, emulator, stop)
+    raise ValueError(f"no local poller for event source {arn}")
