@@ -78,3 +78,55 @@ class Response(BaseModel):
 def iso(value: datetime) -> str:
     """Fixed-width UTC ISO 8601, so that stored timestamps compare correctly as strings."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Money(BaseModel):
+    """An amount in the currency's minor units (cents), with its ISO 4217 code upper-cased."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: int
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class CrmProfile(BaseModel):
+    """A CRM contact/company/account as one provider knows it. None means "not in this event":
+    the stored value stays as it was."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Key
+    source_id: Key  # the provider's id of the object (HubSpot contact id, Salesforce Id, …)
+    object_type: Key = "contact"  # contact | company | account
+    customer_key: Key
+    event_id: Key  # the provider's event/notification id: a re-delivery is a no-op
+    source_updated_at: UtcDatetime
+    email: Key | None = None
+    customer_id: Key | None = None
+    account: Key | None = None
+    region: Key | None = None
+    country: Key | None = None
+    owner: Key | None = None
+    lifecycle_stage: Key | None = None
+    properties: dict[str, str] | None = None
+    deleted: bool = False
+
+
+class BillingProfile(BaseModel):
+    """A billing customer/subscription as one provider knows it; None = unchanged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Key
+    source_id: Key  # the provider's customer id (Stripe cus_…, Chargebee customer id)
+    customer_key: Key
+    event_id: Key
+    source_updated_at: UtcDatetime
+    email: Key | None = None
+    customer_id: Key | None = None
+    plan: Key | None = None
+    status: Key | None = None  # active, trialing, past_due, canceled, …
+    mrr: Money | None = None  # normalized to one month, after quantity and discounts
+    renews_at: UtcDatetime | None = None
+    subscription_id: Key | None = None
+    renewed: bool = False  # this event is a renewal (invoice.paid for a cycle, subscription_renewed)
