@@ -25,6 +25,7 @@ def main() -> int:
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    print(f"AWS {runtime.emulator.endpoint}", flush=True)
     print(f"READY {runtime.url}", flush=True)
     done.wait()
     print("stopping", file=sys.stderr, flush=True)

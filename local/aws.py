@@ -58,7 +58,9 @@ class Emulator:
 
     def client(self, service: str):
         if service == "dynamodbstreams":  # boto3's account-based endpoint is not routed by moto
-            return boto3.client(service, endpoint_url=self.endpoint)
+            region = os.environ.get("AWS_DEFAULT_REGION", REGION)
+            endpoint = self.endpoint or f"https://streams.dynamodb.{region}.amazonaws.com"
+            return boto3.client(service, endpoint_url=endpoint)
         return boto3.client(service)
 
 

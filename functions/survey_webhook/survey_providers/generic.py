@@ -32,13 +32,13 @@ class GenericResponse(BaseModel):
     comment: Annotated[str, Field(max_length=20_000)] | None = None
 
 
-_BODY = TypeAdapter(GenericResponse | Annotated[list[GenericResponse], Field(max_length=500)])
+_MANY = TypeAdapter(Annotated[list[GenericResponse], Field(max_length=500)])
 
 
 def parse(request, settings) -> Batch:
     raw = load_json(request.body)
-    items = _BODY.validate_python(raw)
-    items, raws = (items, raw) if isinstance(items, list) else ([items], [raw])
+    raws = raw if isinstance(raw, list) else [raw]
+    items = _MANY.validate_python(raws)
     return Batch(
         records=[_record(item, item_raw) for item, item_raw in zip(items, raws, strict=True)]
     )

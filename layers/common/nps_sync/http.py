@@ -16,7 +16,7 @@ from .errors import (
     Unauthorized,
     UnknownProvider,
 )
-from .observability import logger
+from .observability import logger, metrics
 
 STATUS = {
     SignatureError: HTTPStatus.UNAUTHORIZED,
@@ -42,6 +42,7 @@ def error_response(error: NpsSyncError) -> Response:
     status = STATUS.get(type(error), HTTPStatus.BAD_REQUEST)
     # The message names the problem, never the payload's values (they may be personal data).
     logger.info("request refused", extra={"error": error.code, "status": int(status)})
+    metrics.add_metric(name="RequestsRefused", unit="Count", value=1)
     if isinstance(error, StorageUnavailable):
         logger.exception("storage failed")
     return json_response(status, {"error": error.code, "message": error.message})

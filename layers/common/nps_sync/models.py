@@ -129,4 +129,6 @@ class BillingProfile(BaseModel):
     mrr: Money | None = None  # normalized to one month, after quantity and discounts
     renews_at: UtcDatetime | None = None
     subscription_id: Key | None = None
-    renewed: bool = False  # this event is a renewal (invoice.paid for a cycle, subscription_renewed)
+    renewed: bool = (
+        False  # this event is a renewal (invoice.paid for a cycle, subscription_renewed)
+    )

@@ -149,10 +149,9 @@ def resolver(kind: str, adapters: Mapping[str, ModuleType], store_factory=None):
     stores: dict[str, RecordsStore] = {}
 
     def store(settings: Settings) -> RecordsStore:
-        if "records" not in stores:
-            factory = store_factory or RecordsStore
-            stores["records"] = factory(settings.records_table)
-        return stores["records"]
+        if settings.records_table not in stores:
+            stores[settings.records_table] = (store_factory or RecordsStore)(settings.records_table)
+        return stores[settings.records_table]
 
     @app.post(f"/webhooks/{kind}/<provider>")
     def post_webhook(provider: str):

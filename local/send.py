@@ -1,0 +1,36 @@
+"""``python -m local.send <kind> <provider> <body.json> [--url URL]``: sign a body with the dev
+secrets the way the provider would, and POST it to the local runtime."""
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .signer import signed_headers
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.send", description=__doc__)
+    parser.add_argument("kind", choices=["survey", "crm", "billing"])
+    parser.add_argument("provider")
+    parser.add_argument("body", type=Path)
+    parser.add_argument("--url", default="http://127.0.0.1:3000")
+    args = parser.parse_args()
+    body = args.body.read_bytes()
+    request = urllib.request.Request(
+        f"{args.url}/webhooks/{args.kind}/{args.provider}", data=body, method="POST",
+        headers=signed_headers(args.provider, body),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - local URL
+            status, text = answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    print(status, json.dumps(json.loads(text)) if text else "")
+    return 0 if status < 400 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

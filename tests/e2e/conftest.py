@@ -1,0 +1,61 @@
+"""Start the local runtime as `make run` does, on a free port, and stop it with Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from local.aws import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Running:
+    url: str
+    aws_endpoint: str
+    process: subprocess.Popen
+
+
+@pytest.fixture(scope="session")
+def runtime():
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(PORT=str(port), PYTHONUNBUFFERED="1", LOCAL_LOG_LEVEL="WARNING")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    lines, aws, deadline = [], None, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if line.startswith("AWS "):
+            aws = line.split()[1]
+        if line.startswith("READY "):
+            break
+    else:
+        process.kill()
+    if not lines or not lines[-1].startswith("READY"):
+        process.kill()
+        pytest.fail("the local runtime did not start:\n" + "".join(lines))
+    url = lines[-1].split()[1]
+    assert url == f"http://127.0.0.1:{port}"
+    yield Running(url, aws, process)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise

@@ -1,0 +1,136 @@
+"""SurveyWebhookFunction's handler, as Lambda calls it, against template-defined tables in moto."""
+
+import json
+
+import boto3
+import pytest
+
+from local.events import build
+from local.lambdas import LocalFunction
+from nps_sync.storage import RecordsStore
+from tests.conftest import body_of
+
+
+@pytest.fixture
+def invoke(function_env, template):
+    function = LocalFunction(template.functions["SurveyWebhookFunction"])
+
+    def call(event):
+        answer = function.invoke(event)
+        return answer["statusCode"], json.loads(answer["body"])
+
+    return call
+
+
+@pytest.fixture
+def store(function_env):
+    return RecordsStore(function_env.refs["RecordsTable"], boto3.client("dynamodb"))
+
+
+def event_for(provider: str, body: bytes) -> dict:
+    return build("survey", provider, body)
+
+
+@pytest.mark.parametrize("provider", ["typeform", "delighted", "formbricks", "generic"])
+def test_each_provider_sample_is_stored_once(invoke, store, provider):
+    event = event_for(provider, body_of("survey", f"{provider}.json"))
+
+    first = invoke(event)
+    again = invoke(event)  # the provider re-delivers
+
+    expected = 2 if provider == "generic" else 1
+    assert first == (202, {"accepted": expected, "duplicates": 0, "ignored": 0})
+    assert again == (202, {"accepted": 0, "duplicates": expected, "ignored": 0})
+
+
+def test_stored_response_keeps_its_raw_payload(invoke, store):
+    invoke(event_for("typeform", body_of("survey", "typeform.json")))
+
+    response = store.get_response("typeform", "a3a12ec67a1365927098a606107fac15")
+    assert response is not None and response.score == 4
+    (raw,) = store.raw_payloads("typeform", response.response_id)
+    assert raw == json.loads(body_of("survey", "typeform.json"))
+
+
+def test_a_provider_update_replaces_and_an_older_one_is_ignored(invoke, store):
+    payload = json.loads(body_of("survey", "delighted.json"))
+    created = json.loads(json.dumps(payload))
+    created["event_type"] = "survey_response.created"
+    created["event_data"].update(score=5, comment=None, updated_at=1772446200)
+
+    assert invoke(event_for("delighted", json.dumps(created).encode()))[1]["accepted"] == 1
+    assert invoke(event_for("delighted", json.dumps(payload).encode()))[1]["accepted"] == 1
+    stale = invoke(event_for("delighted", json.dumps(created).encode()))  # late re-delivery
+
+    assert stale[1] == {"accepted": 0, "duplicates": 1, "ignored": 0}
+    stored = store.get_response("delighted", "58201771")
+    assert (stored.score, stored.comment) == (9, "Support answered within minutes.")
+    assert len(store.raw_payloads("delighted", "58201771")) == 2
+
+
+def test_bad_input_gets_a_clear_4xx(invoke):
+    body = body_of("survey", "generic.json")
+    cases = {
+        "unsigned": ({**event_for("generic", body), "headers": {}}, 401, "invalid_signature"),
+        "unknown provider": (
+            _provider(event_for("generic", body), "qualtrix"),
+            404,
+            "unknown_provider",
+        ),
+        "not json": (event_for("generic", b"{oops"), 400, "malformed_body"),
+        "invalid": (event_for("generic", b'{"id": "x"}'), 422, "invalid_payload"),
+        "too large": (event_for("generic", b" " * (256 * 1024 + 1)), 413, "payload_too_large"),
+    }
+    for name, (event, status, code) in cases.items():
+        got_status, got = invoke(event)
+        assert (got_status, got["error"]) == (status, code), name
+        assert got["message"], name
+
+
+def test_invalid_payload_message_names_the_field_not_the_value(invoke):
+    body = (
+        b'{"id": "r1", "customer": {"email": "secret.person@example.com"}, "score": 42,'
+        b' "submitted_at": "2026-01-01T00:00:00Z"}'
+    )
+    status, answer = invoke(event_for("generic", body))
+    assert status == 422
+    assert "score" in answer["message"]
+    assert "secret.person" not in answer["message"] and "42" not in answer["message"]
+
+
+def test_provider_missing_from_the_secrets_is_refused(invoke, tmp_path, monkeypatch):
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"api_tokens": [], "providers": {}}))
+    monkeypatch.setenv("NPS_SYNC_SECRETS_FILE", str(secrets_file))
+
+    status, answer = invoke(event_for("typeform", body_of("survey", "typeform.json")))
+    assert (status, answer["error"]) == (401, "provider_not_configured")
+
+
+def test_storage_failure_answers_503_so_the_provider_retries(invoke, monkeypatch):
+    monkeypatch.setenv("RECORDS_TABLE", "a-table-that-does-not-exist")
+    status, answer = invoke(event_for("typeform", body_of("survey", "typeform.json")))
+    assert (status, answer["error"]) == (503, "storage_unavailable")
+
+
+def test_no_email_or_comment_in_any_log_line(invoke, caplog, capsys):
+    caplog.set_level("DEBUG", logger="nps-sync")
+    for provider in ("typeform", "delighted", "formbricks", "generic"):
+        invoke(event_for(provider, body_of("survey", f"{provider}.json")))
+    invoke(event_for("generic", b'{"id": "x", "customer": {"email": "leak@example.com"}}'))
+
+    # every attribute of every record (message, extra keys, appended keys), and raw output
+    ours = [r for r in caplog.records if r.name.startswith("nps-sync")]
+    text = "\n".join(json.dumps(r.__dict__, default=str) for r in ours)
+    text += capsys.readouterr().out
+    assert [r.getMessage() for r in ours].count("webhook received") == 4
+    assert "request refused" in text
+    for secret in ("@example", "Exports keep", "Support answered", "mobile app", "Best tool"):
+        assert secret not in text
+
+
+def _provider(event: dict, provider: str) -> dict:
+    event = json.loads(json.dumps(event))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/webhooks/survey/{provider}"
+    event["pathParameters"] = {"provider": provider}
+    return event

@@ -1,0 +1,257 @@
+"""Survey adapters on realistic payloads: signature, normalization, updates, non-NPS forms."""
+
+import json
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from nps_sync.errors import InvalidPayload, MalformedBody, SignatureError
+from nps_sync.models import Category
+from nps_sync.secrets import provider_credentials
+from nps_sync.webhooks import WebhookRequest
+from survey_providers import delighted, formbricks, generic, typeform
+from tests.conftest import body_of, signed
+
+NOW = int(time.time())
+
+
+def check(adapter, provider, request, settings):
+    adapter.verify(request, provider_credentials(settings, provider), NOW, settings)
+    return adapter.parse(request, settings)
+
+
+def tampered(request: WebhookRequest) -> WebhookRequest:
+    return WebhookRequest(body=request.body.replace(b"4", b"9", 1), headers=request.headers)
+
+
+# --- Typeform --------------------------------------------------------------------------
+
+
+def test_typeform_nps_answer_becomes_a_detractor_with_identity_and_comment(test_settings):
+    batch = check(
+        typeform, "typeform", signed("typeform", body_of("survey", "typeform.json")), test_settings
+    )
+
+    (item,) = batch.records
+    response = item.record
+    assert (response.score, response.category) == (4, Category.DETRACTOR)
+    assert response.customer_key == "ana@example.com"
+    assert response.customer_id == "cust-1001"
+    assert response.response_id == "a3a12ec67a1365927098a606107fac15"
+    assert response.survey == "lT4Z3j" and response.channel == "in-app"
+    assert response.comment == "Exports keep timing out."
+    assert item.raw["form_response"]["token"] == response.response_id
+
+
+@pytest.mark.parametrize("mutate", [tampered, lambda r: WebhookRequest(r.body, {})])
+def test_typeform_refuses_a_bad_or_missing_signature(test_settings, mutate):
+    request = mutate(signed("typeform", body_of("survey", "typeform.json")))
+    with pytest.raises(SignatureError):
+        typeform.verify(
+            request, provider_credentials(test_settings, "typeform"), NOW, test_settings
+        )
+
+
+def test_typeform_opinion_scale_counts_only_when_its_ref_is_configured(test_settings):
+    payload = json.loads(body_of("survey", "typeform.json"))
+    nps = payload["form_response"]["answers"][0]
+    nps["field"].update(type="opinion_scale", ref="likely_to_recommend")
+    body = json.dumps(payload).encode()
+
+    assert check(typeform, "typeform", signed("typeform", body), test_settings).ignored == 1
+    configured = test_settings.model_copy(
+        update={"nps_questions": {"typeform": ["likely_to_recommend"]}}
+    )
+    assert check(typeform, "typeform", signed("typeform", body), configured).records
+
+
+def test_typeform_form_without_nps_question_is_ignored_not_stored_as_zero(test_settings):
+    payload = json.loads(body_of("survey", "typeform.json"))
+    payload["form_response"]["answers"] = payload["form_response"]["answers"][1:]
+    batch = check(
+        typeform, "typeform", signed("typeform", json.dumps(payload).encode()), test_settings
+    )
+    assert (batch.records, batch.ignored) == ([], 1)
+
+
+def test_typeform_identity_falls_back_to_an_email_answer(test_settings):
+    payload = json.loads(body_of("survey", "typeform.json"))
+    payload["form_response"]["hidden"] = {}
+    payload["form_response"]["answers"].append(
+        {"type": "email", "email": " Zoe@Example.COM ", "field": {"id": "e1", "type": "email"}}
+    )
+    batch = check(
+        typeform, "typeform", signed("typeform", json.dumps(payload).encode()), test_settings
+    )
+    assert batch.records[0].record.customer_key == "zoe@example.com"
+
+
+@pytest.mark.parametrize("score", [11, -1, "9", 7.5, True])
+def test_typeform_score_outside_0_to_10_is_invalid(test_settings, score):
+    payload = json.loads(body_of("survey", "typeform.json"))
+    payload["form_response"]["answers"][0]["number"] = score
+    with pytest.raises(InvalidPayload):
+        check(typeform, "typeform", signed("typeform", json.dumps(payload).encode()), test_settings)
+
+
+# --- Delighted -------------------------------------------------------------------------
+
+
+def test_delighted_update_carries_score_comment_and_version(test_settings):
+    batch = check(
+        delighted,
+        "delighted",
+        signed("delighted", body_of("survey", "delighted.json")),
+        test_settings,
+    )
+    response = batch.records[0].record
+    assert (response.score, response.category) == (9, Category.PROMOTER)
+    assert response.customer_key == "ben@example.org"
+    assert response.customer_id == "cust-1002"
+    assert response.response_id == "58201771"
+    assert response.updated_at > response.submitted_at
+    assert response.comment == "Support answered within minutes."
+
+
+def test_delighted_accepts_the_bare_hex_signature_and_refuses_a_wrong_key(test_settings):
+    body = body_of("survey", "delighted.json")
+    creds = provider_credentials(test_settings, "delighted")
+    bare = delighted.signature(creds["secret"], body).removeprefix("sha256=")
+    delighted.verify(
+        WebhookRequest(body, {"x-delighted-webhook-signature": bare}), creds, NOW, test_settings
+    )
+    wrong = delighted.signature("another-key", body)
+    with pytest.raises(SignatureError):
+        delighted.verify(
+            WebhookRequest(body, {"x-delighted-webhook-signature": wrong}),
+            creds,
+            NOW,
+            test_settings,
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [({"survey_type": "csat"}, "not an NPS survey"), ({"score": None}, "no score")],
+)
+def test_delighted_non_nps_responses_are_ignored(test_settings, change, why):
+    payload = json.loads(body_of("survey", "delighted.json"))
+    payload["event_data"].update(change)
+    batch = check(
+        delighted, "delighted", signed("delighted", json.dumps(payload).encode()), test_settings
+    )
+    assert batch.ignored == 1 and not batch.records, why
+
+
+def test_delighted_unsubscribe_event_is_acknowledged_and_ignored(test_settings):
+    body = json.dumps(
+        {
+            "event_type": "unsubscribe.created",
+            "event_id": "e1",
+            "event_data": {"person": {"id": "1"}},
+        }
+    ).encode()
+    assert check(delighted, "delighted", signed("delighted", body), test_settings).ignored == 1
+
+
+def test_delighted_person_without_email_is_kept_under_its_provider_id(test_settings):
+    payload = json.loads(body_of("survey", "delighted.json"))
+    payload["event_data"]["person"]["email"] = None
+    payload["event_data"]["person_properties"] = None
+    batch = check(
+        delighted, "delighted", signed("delighted", json.dumps(payload).encode()), test_settings
+    )
+    assert batch.records[0].record.customer_key == "delighted:12840391"
+
+
+# --- Formbricks ------------------------------------------------------------------------
+
+
+def test_formbricks_finished_response_reads_configured_question(test_settings):
+    batch = check(
+        formbricks,
+        "formbricks",
+        signed("formbricks", body_of("survey", "formbricks.json")),
+        test_settings,
+    )
+    response = batch.records[0].record
+    assert (response.score, response.category) == (7, Category.PASSIVE)
+    assert response.customer_key == "chen@example.net"
+    assert response.customer_id == "cust-1003"
+    assert response.comment == "Good, but the mobile app lags."
+    assert response.channel == "web"
+    assert response.survey == "cm8x0s9zz0000l20f9y8x7w6v"
+
+
+def test_formbricks_test_ping_is_acknowledged(test_settings):
+    body = b'{"event":"testEndpoint"}'
+    batch = check(formbricks, "formbricks", signed("formbricks", body), test_settings)
+    assert (batch.records, batch.ignored) == ([], 1)
+
+
+def test_formbricks_response_before_the_nps_answer_is_ignored(test_settings):
+    payload = json.loads(body_of("survey", "formbricks.json"))
+    payload["event"] = "responseCreated"
+    payload["data"]["data"] = {"channel": "web"}
+    batch = check(
+        formbricks, "formbricks", signed("formbricks", json.dumps(payload).encode()), test_settings
+    )
+    assert batch.ignored == 1
+
+
+@pytest.mark.parametrize("offset", [-301, 301])
+def test_formbricks_signature_outside_the_replay_window_is_refused(test_settings, offset):
+    request = signed("formbricks", body_of("survey", "formbricks.json"), now=NOW + offset)
+    with pytest.raises(SignatureError):
+        formbricks.verify(
+            request, provider_credentials(test_settings, "formbricks"), NOW, test_settings
+        )
+
+
+# --- generic ---------------------------------------------------------------------------
+
+
+def test_generic_array_normalizes_each_item_in_utc(test_settings):
+    batch = check(
+        generic, "generic", signed("generic", body_of("survey", "generic.json")), test_settings
+    )
+    first, second = (item.record for item in batch.records)
+    assert (first.customer_key, first.category) == ("dana@example.com", Category.PROMOTER)
+    assert second.customer_key == "cust-1005"
+    assert second.submitted_at.isoformat() == "2026-03-02T10:40:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"customer": {}}, "customer"),
+        ({"submitted_at": "2026-01-01T00:00:00"}, "submitted_at"),
+        ({"score": 12}, "score"),
+        ({"score": "9"}, "score"),
+    ],
+    ids=["no identity", "naive timestamp", "score 12", "score as string"],
+)
+def test_generic_invalid_items_fail_validation_on_that_field(test_settings, change, field):
+    item = {"id": "r", "customer": {"id": "c"}, "score": 5, "submitted_at": "2026-01-01T00:00Z"}
+    body = json.dumps({**item, **change}).encode()
+    with pytest.raises(ValidationError) as error:
+        generic.parse(signed("generic", body), test_settings)
+    assert {e["loc"][1] for e in error.value.errors()} == {field}  # loc = (index, field)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff\xfe",
+        b"{",
+        b'{"a": 1, "a": 2}',
+        b"[" * 100_000,
+        b'{"n": NaN}',
+        b'{"n": ' + b"9" * 5000 + b"}",
+    ],
+    ids=["not utf-8", "truncated", "duplicate key", "deep nesting", "NaN", "huge number"],
+)
+def test_generic_unreadable_bodies_are_malformed(test_settings, body):
+    with pytest.raises(MalformedBody):
+        generic.parse(signed("generic", body), test_settings)
