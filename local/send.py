@@ -19,12 +19,16 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     args = parser.parse_args()
     body = args.body.read_bytes()
-    request = urllib.request.Request(
-        f"{args.url}/webhooks/{args.kind}/{args.provider}", data=body, method="POST",
+    if not args.url.startswith(("http://", "https://")):
+        parser.error("--url must be http(s)")
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        f"{args.url}/webhooks/{args.kind}/{args.provider}",
+        data=body,
+        method="POST",
         headers=signed_headers(args.provider, body),
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - local URL
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - scheme checked above
             status, text = answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read().decode()
