@@ -20,8 +20,9 @@ def credentials(provider: str, secrets_file: Path = DEV_SECRETS) -> dict:
 
 
 def signed_headers(
-    provider: str, body: bytes, creds: dict | None = None, now: int | None = None
+    provider: str, body: bytes, creds: dict | None = None, now: int | None = None, url: str = ""
 ) -> dict[str, str]:
+    """Salesforce signs nothing (its token travels in the URL); HubSpot signs the URL."""
     creds = creds if creds is not None else credentials(provider)
     now = int(time.time()) if now is None else now
     headers = {"content-type": "application/json"}
@@ -35,6 +36,22 @@ def signed_headers(
     elif provider in ("formbricks", "generic"):
         msg_id = "msg_" + hashlib.sha256(body).hexdigest()[:24]
         headers.update(standard_sign(creds["secret"], msg_id, now, body))
+    elif provider == "stripe":
+        digest = hmac_sha256(creds["secret"].encode(), f"{now}.".encode() + body).hex()
+        headers["stripe-signature"] = f"t={now},v1={digest}"
+    elif provider == "chargebee":
+        pair = f"{creds['username']}:{creds['password']}".encode()
+        headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif provider == "hubspot":
+        timestamp = str(now * 1000)
+        source = f"POST{url}".encode() + body + timestamp.encode()
+        headers["x-hubspot-request-timestamp"] = timestamp
+        headers["x-hubspot-signature-v3"] = base64.b64encode(
+            hmac_sha256(creds["client_secret"].encode(), source)
+        ).decode()
+    elif provider == "salesforce":
+        headers["content-type"] = "text/xml; charset=utf-8"
+        headers["soapaction"] = '""'
     else:
         raise ValueError(f"no signer for provider {provider!r}")
     return headers

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+# What Lambda's environment (template Globals) sets before any handler module is imported:
+# the powertools singletons read it when they are created.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "nps-sync")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "NpsSync")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
 from local.signer import signed_headers
 from nps_sync import secrets
 from nps_sync.config import Settings, settings
@@ -47,8 +53,6 @@ def _fresh_caches(monkeypatch):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "NpsSyncTests")
     settings.cache_clear()
     secrets.clear_cache()
     yield

@@ -49,3 +49,13 @@ class StorageUnavailable(NpsSyncError):
     """Storing failed for a reason that may pass: answer 5xx so the sender retries."""
 
     code = "storage_unavailable"
+
+
+class BadRequest(NpsSyncError):
+    """A query parameter is missing, malformed or out of range."""
+
+    code = "bad_request"
+
+
+class NotFound(NpsSyncError):
+    code = "not_found"

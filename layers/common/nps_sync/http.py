@@ -6,9 +6,11 @@ from http import HTTPStatus
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from .errors import (
+    BadRequest,
     InvalidPayload,
     MalformedBody,
     NotConfigured,
+    NotFound,
     NpsSyncError,
     PayloadTooLarge,
     SignatureError,
@@ -27,6 +29,8 @@ STATUS = {
     InvalidPayload: HTTPStatus.UNPROCESSABLE_ENTITY,
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     StorageUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+    BadRequest: HTTPStatus.BAD_REQUEST,
+    NotFound: HTTPStatus.NOT_FOUND,
 }
 
 

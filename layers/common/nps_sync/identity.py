@@ -25,3 +25,26 @@ def customer_key(
     if provider and provider_id is not None and str(provider_id).strip():
         return f"{provider}:{str(provider_id).strip()}"
     return None
+
+
+def aliases(
+    key: str,
+    customer_id: str | None = None,
+    provider: str | None = None,
+    provider_id: str | None = None,
+) -> list[str]:
+    """The other keys this record's customer may already be stored under.
+
+    A record keyed by e-mail that also names a customer id or a provider id links those ids
+    to the e-mail, so records that arrived earlier under them are moved to the e-mail key.
+    """
+    found = []
+    if customer_id is not None and str(customer_id).strip():
+        found.append(str(customer_id).strip())
+    if provider and provider_id is not None and str(provider_id).strip():
+        found.append(f"{provider}:{str(provider_id).strip()}")
+    return [alias for alias in dict.fromkeys(found) if alias != key]
+
+
+def is_email_key(key: str) -> bool:
+    return normalize_email(key) == key

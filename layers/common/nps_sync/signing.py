@@ -69,7 +69,7 @@ def standard_verify(
     given = headers.get(prefix + "signature")
     if not (msg_id and timestamp and given):
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdecimal()) or len(timestamp) > 12:
         raise SignatureError("webhook-timestamp is not a unix timestamp")
     check_window(int(timestamp), now, tolerance)
     candidates = [token.split(",", 1)[1] for token in given.split(" ") if token.startswith("v1,")]

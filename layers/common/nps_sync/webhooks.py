@@ -4,7 +4,8 @@ A provider adapter is a module with two functions:
 
 - ``verify(request, credentials, now, settings)`` raises SignatureError unless the provider
   signed it;
-- ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload).
+- ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload);
+- optionally ``acknowledge(receipt)``, the answer when the provider expects its own (Salesforce).
 
 Verification always runs on the raw bytes before anything is parsed.
 """
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from .config import Settings
 from .errors import InvalidPayload, MalformedBody, PayloadTooLarge, UnknownProvider
-from .models import Response
+from .models import BillingProfile, CrmProfile, Response
 from .secrets import provider_credentials
 from .storage import RecordsStore
 
@@ -39,7 +40,7 @@ class WebhookRequest:
 class Record:
     """A canonical record with the provider's raw payload for it (kept, compressed)."""
 
-    record: Response
+    record: Response | CrmProfile | BillingProfile
     raw: Any
 
 
@@ -121,7 +122,7 @@ def receive(
         raise InvalidPayload(validation_message(error)) from error
     accepted = duplicates = 0
     for item in batch.records:
-        if store.put_response(item.record, item.raw, settings.raw_retention_days):
+        if store.put(item.record, item.raw, settings.raw_retention_days):
             accepted += 1
         else:
             duplicates += 1
@@ -170,6 +171,22 @@ def resolver(kind: str, adapters: Mapping[str, ModuleType], store_factory=None):
         metrics.add_metric(name="WebhookRecordsAccepted", unit="Count", value=receipt.accepted)
         metrics.add_metric(name="WebhookDuplicates", unit="Count", value=receipt.duplicates)
         logger.info("webhook received", extra=receipt.body())
-        return json_response(202, receipt.body())
+        acknowledge = getattr(adapters.get(provider), "acknowledge", None)
+        return acknowledge(receipt) if acknowledge else json_response(202, receipt.body())
 
     return app
+
+
+def handler(kind: str, adapters: Mapping[str, ModuleType]):
+    """The Lambda entry point of a webhook function, with powertools' decorators."""
+    from .observability import logger, metrics, tracer
+
+    app = resolver(kind, adapters)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict, context) -> dict:
+        return app.resolve(event, context)
+
+    return lambda_handler

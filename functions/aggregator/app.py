@@ -1,0 +1,37 @@
+"""AggregatorFunction: RecordsTable stream -> AggregatesTable counters, exactly once."""
+
+from functools import lru_cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nps_sync.aggregate_settings import aggregate_settings
+from nps_sync.aggregate_store import AggregatesStore
+from nps_sync.aggregator import Aggregator
+from nps_sync.customer_records import CustomerRecords
+from nps_sync.observability import logger, metrics, tracer
+
+
+@lru_cache(maxsize=1)
+def aggregator() -> Aggregator:
+    settings = aggregate_settings()
+    return Aggregator(
+        AggregatesStore(settings.aggregates_table),
+        CustomerRecords(settings.records_table),
+        settings.aggregate_dimensions,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    worker = aggregator()
+    answer = worker.handle(event)
+    if worker.last is not None:
+        metrics.add_metric(name="StreamRecords", unit="Count", value=worker.last.records)
+        metrics.add_metric(name="AggregateWrites", unit="Count", value=worker.last.writes)
+        metrics.add_metric(name="SegmentStamps", unit="Count", value=worker.last.stamps)
+        metrics.add_metric(
+            name="StreamRecordsRetried", unit="Count", value=len(answer["batchItemFailures"])
+        )
+    return answer

@@ -1,0 +1,15 @@
+"""ApiFunction: GET /nps, GET/DELETE /customers/{key}, GET /openapi.json."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nps_sync.api import resolver
+from nps_sync.observability import logger, metrics, tracer
+
+app = resolver()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,9 @@
+"""Billing adapters: each module has ``verify`` and ``parse`` (see nps_sync.webhooks)."""
+
+from . import chargebee, generic, stripe
+
+ADAPTERS = {
+    "stripe": stripe,
+    "chargebee": chargebee,
+    "generic": generic,
+}

@@ -1,0 +1,385 @@
+"""Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]``, HMAC-SHA256 of ``{t}.{body}``.
+
+The key is the ``whsec_…`` string itself, not base64-decoded as in Standard Webhooks. Any v1
+may match (secret rotation); v0 and unknown schemes are ignored. The window is checked both
+ways, stricter than stripe-python, which only refuses old timestamps.
+
+``data.object`` follows the endpoint's API version. Before 2025-03-31.basil the period end is on
+the subscription, an invoice names its subscription directly and a subscription carries one
+expanded ``discount``; from basil on they moved to the items, ``invoice.parent`` and a
+``discounts`` list of ids (2025-09-30.clover also moved ``discount.coupon`` to
+``discount.source.coupon``, not expanded). Every shape is read; an unexpanded discount cannot
+be priced and is noted instead.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from math import ceil, floor
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from nps_sync import mrr
+from nps_sync.errors import InvalidPayload, NotConfigured, SignatureError
+from nps_sync.identity import customer_key
+from nps_sync.models import BillingProfile, Key
+from nps_sync.observability import logger
+from nps_sync.signing import check_window, equal, hmac_sha256
+from nps_sync.webhooks import Batch, Record, load_json
+
+PROVIDER = "stripe"
+CUSTOMER_EVENTS = {"customer.created", "customer.updated"}
+SUBSCRIPTION_EVENTS = {
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+}
+INVOICE_EVENTS = {"invoice.paid"}
+ENDED = {"canceled", "incomplete_expired"}  # no recurring revenue any more
+
+Seconds = Annotated[int, Field(ge=0, lt=10**11)]
+Minor = Annotated[int, Field(ge=0, lt=10**13)]
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac_sha256(secret.encode(), f"{timestamp}.".encode() + body).hex()
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """A ``Stripe-Signature`` header value, as Stripe sends it (for tests and local events)."""
+    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
+
+
+def verify(request, credentials, now, settings) -> None:
+    secret = credentials.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise NotConfigured("the stripe credentials have no signing secret")
+    header = request.headers.get("stripe-signature")
+    if not header:
+        raise SignatureError("missing Stripe-Signature header")
+    pairs = [item.strip().partition("=") for item in header.split(",")]
+    timestamps = [value for name, _, value in pairs if name == "t"]
+    candidates = [value for name, _, value in pairs if name == "v1" and value.isascii()]
+    if not timestamps or not _unix(timestamps[0]):
+        raise SignatureError("Stripe-Signature has no unix timestamp t=")
+    if not candidates:
+        raise SignatureError("Stripe-Signature has no v1 signature")
+    timestamp = int(timestamps[0])
+    expected = signature(secret, timestamp, request.body)
+    if not any(equal(expected, candidate) for candidate in candidates):
+        raise SignatureError("no v1 signature in Stripe-Signature matches")
+    check_window(timestamp, now, settings.signature_tolerance_seconds)
+
+
+# --- payload shapes (only the fields we read; everything else stays in the raw payload) ---
+
+
+class Named(BaseModel):
+    id: Key | None = None
+    name: str | None = None
+    email: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Coupon(BaseModel):
+    id: str | None = None
+    percent_off: Annotated[Decimal, Field(ge=0, le=100)] | None = None
+    amount_off: Minor | None = None
+    currency: str | None = None
+    currency_options: dict[str, dict[str, Any]] | None = None
+    duration: str | None = None
+
+
+class DiscountSource(BaseModel):
+    coupon: Coupon | str | None = None
+
+
+class Discount(BaseModel):
+    id: str | None = None
+    coupon: Coupon | None = None  # before 2025-09-30.clover
+    source: DiscountSource | None = None  # from clover on; the coupon is an id unless expanded
+    end: Seconds | None = None
+
+
+class Recurring(BaseModel):
+    interval: Literal["day", "week", "month", "year"]
+    interval_count: int = Field(default=1, ge=1, le=1000)
+    usage_type: str | None = None
+
+
+class TransformQuantity(BaseModel):
+    divide_by: int = Field(ge=1)
+    round: Literal["up", "down"]
+
+
+class Price(BaseModel):
+    id: Key
+    nickname: Key | None = None
+    currency: str
+    unit_amount: Minor | None = None
+    unit_amount_decimal: Annotated[Decimal, Field(ge=0, lt=10**13)] | None = None
+    billing_scheme: str | None = None
+    recurring: Recurring | None = None
+    product: Named | str | None = None
+    transform_quantity: TransformQuantity | None = None
+    currency_options: dict[str, dict[str, Any]] | None = None  # only when expanded
+
+
+class Item(BaseModel):
+    price: Price
+    quantity: Annotated[int, Field(ge=0, lt=10**9)] | None = None
+    current_period_end: Seconds | None = None  # from 2025-03-31.basil on
+    discounts: list[Discount | Key] = Field(default_factory=list, max_length=50)
+
+
+class Items(BaseModel):
+    data: list[Item] = Field(default_factory=list, max_length=500)
+    has_more: bool = False
+
+
+class Subscription(BaseModel):
+    id: Key
+    customer: Named | Key
+    status: Key | None = None
+    currency: str | None = None
+    current_period_end: Seconds | None = None  # before 2025-03-31.basil
+    cancel_at_period_end: bool | None = None
+    items: Items = Field(default_factory=Items)
+    discount: Discount | None = None  # before 2025-03-31.basil
+    discounts: list[Discount | Key] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] | None = None
+
+
+class SubscriptionDetails(BaseModel):
+    subscription: Named | Key | None = None
+
+
+class InvoiceParent(BaseModel):
+    subscription_details: SubscriptionDetails | None = None
+
+
+class Invoice(BaseModel):
+    id: Key
+    customer: Named | Key | None = None
+    customer_email: str | None = None
+    billing_reason: str | None = None
+    subscription: Named | Key | None = None  # before 2025-03-31.basil
+    parent: InvoiceParent | None = None  # from basil on
+    metadata: dict[str, Any] | None = None
+
+
+class EventData(BaseModel):
+    object: dict[str, Any]
+
+
+class Event(BaseModel):
+    id: Key
+    type: str
+    created: Seconds
+    data: EventData
+
+
+class Envelope(BaseModel):
+    type: str = ""
+    object: str | None = None  # "v2.core.event" for thin notifications, which we do not use
+
+
+def parse(request, settings) -> Batch:
+    raw = load_json(request.body)
+    envelope = Envelope.model_validate(raw)
+    handled = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS
+    if envelope.object == "v2.core.event" or envelope.type not in handled:
+        return Batch(ignored=1)
+    event = Event.model_validate(raw)
+    at = datetime.fromtimestamp(event.created, UTC)
+    if event.type in CUSTOMER_EVENTS:
+        profile = _customer(event, Named.model_validate(event.data.object), at)
+    elif event.type in SUBSCRIPTION_EVENTS:
+        profile = _subscription(event, Subscription.model_validate(event.data.object), at)
+    else:
+        profile = _invoice(event, Invoice.model_validate(event.data.object), at)
+    if profile is None:
+        return Batch(ignored=1)
+    return Batch(records=[Record(profile, raw)])
+
+
+def _customer(event: Event, customer: Named, at: datetime) -> BillingProfile:
+    if not customer.id:
+        raise InvalidPayload("data.object.id: a customer needs an id")
+    return _profile(event, at, customer.id, customer.email, customer.metadata)
+
+
+def _subscription(event: Event, sub: Subscription, at: datetime) -> BillingProfile:
+    customer = sub.customer if isinstance(sub.customer, Named) else Named(id=sub.customer)
+    if not customer.id:
+        raise InvalidPayload("data.object.customer: a subscription needs a customer id")
+    deleted = event.type == "customer.subscription.deleted"
+    status = "canceled" if deleted else sub.status
+    ended = deleted or status in ENDED
+    money = _mrr(event, sub, at)
+    if money is not None and ended:
+        money = mrr.to_money(0, money.currency)
+    return _profile(
+        event,
+        at,
+        customer.id,
+        customer.email,
+        sub.metadata or customer.metadata,
+        plan=_plan(sub.items.data),
+        status=status,
+        mrr=money,
+        renews_at=None if ended or sub.cancel_at_period_end else _renews_at(sub),
+        subscription_id=sub.id,
+    )
+
+
+def _invoice(event: Event, invoice: Invoice, at: datetime) -> BillingProfile | None:
+    details = invoice.parent.subscription_details if invoice.parent else None
+    subscription = invoice.subscription or (details.subscription if details else None)
+    subscription_id = _id(subscription)
+    if subscription_id is None:
+        return None  # a one-off invoice says nothing about the subscription
+    customer_id = _id(invoice.customer)
+    if customer_id is None:
+        raise InvalidPayload("data.object.customer: an invoice needs a customer id")
+    return _profile(
+        event,
+        at,
+        customer_id,
+        invoice.customer_email,
+        invoice.metadata,
+        status="active",
+        subscription_id=subscription_id,
+        renewed=invoice.billing_reason == "subscription_cycle",
+    )
+
+
+def _profile(event, at, source_id, email, metadata, **fields) -> BillingProfile:
+    own_id = _text((metadata or {}).get("customer_id"))
+    return BillingProfile(
+        provider=PROVIDER,
+        source_id=source_id,
+        customer_key=customer_key(email, own_id, PROVIDER, source_id),
+        event_id=event.id,
+        source_updated_at=at,
+        email=email or None,
+        customer_id=own_id,
+        **fields,
+    )
+
+
+def _plan(items: list[Item]) -> str | None:
+    licensed = [item for item in items if not _metered(item.price)] or items
+    if not licensed:
+        return None
+    price = licensed[0].price
+    product_name = price.product.name if isinstance(price.product, Named) else None
+    return price.nickname or product_name or price.id
+
+
+def _renews_at(sub: Subscription) -> datetime | None:
+    ends = [item.current_period_end for item in sub.items.data if item.current_period_end]
+    end = sub.current_period_end or (min(ends) if ends else None)
+    return datetime.fromtimestamp(end, UTC) if end else None
+
+
+def _mrr(event: Event, sub: Subscription, at: datetime):
+    items = sub.items.data
+    currency = sub.currency or (items[0].price.currency if items else None)
+    if currency is None:
+        return None
+    lines = [_line(item, currency) for item in items if item.price.recurring is not None]
+    discounts, notes = _discounts(sub, currency)
+    if any(item.discounts for item in items):
+        notes.append("item-level discounts are not applied")
+    if sub.items.has_more:
+        notes.append("the event lists only some items")
+    result = mrr.total(lines, currency, discounts, at)
+    notes.extend(result.notes)
+    if notes:
+        _log_notes(event.id, sub.id, notes)
+    return result.money
+
+
+def _line(item: Item, currency: str) -> mrr.Line:
+    """A price in another currency than the subscription's is charged from its
+    ``currency_options``; without them (not expanded) its amount is unknown, never mixed in."""
+    price = item.price
+    recurring = price.recurring
+    unit = price.unit_amount
+    if unit is None and price.billing_scheme in (None, "per_unit"):
+        unit = price.unit_amount_decimal  # sub-cent prices have only the decimal
+    if price.currency.lower() != currency.lower():
+        option = (price.currency_options or {}).get(currency.lower()) or {}
+        unit = option.get("unit_amount") if _minor(option.get("unit_amount")) else None
+    quantity = 1 if item.quantity is None else item.quantity
+    if price.transform_quantity:
+        rounding = ceil if price.transform_quantity.round == "up" else floor
+        quantity = rounding(quantity / price.transform_quantity.divide_by)
+    return mrr.Line(
+        unit_amount=None if _metered(price) else unit,
+        currency=currency,
+        interval=recurring.interval,
+        interval_count=recurring.interval_count,
+        quantity=quantity,
+        label=price.id,
+    )
+
+
+def _metered(price: Price) -> bool:
+    return price.recurring is not None and price.recurring.usage_type == "metered"
+
+
+def _discounts(sub: Subscription, currency: str) -> tuple[list[mrr.Discount], list[str]]:
+    """Expanded discounts, each once: before basil ``discount`` is also listed in ``discounts``."""
+    found: dict[str, Discount] = {}
+    ids: list[str] = []
+    for entry in [sub.discount, *sub.discounts]:
+        if isinstance(entry, Discount):
+            found.setdefault(entry.id or f"#{len(found)}", entry)
+        elif isinstance(entry, str):
+            ids.append(entry)
+    notes = [f"{i}: discount not expanded, not applied" for i in ids if i not in found]
+    result = []
+    for key, discount in found.items():
+        coupon = discount.coupon or (discount.source.coupon if discount.source else None)
+        if not isinstance(coupon, Coupon):
+            notes.append(f"{key}: coupon not expanded, not applied")
+            continue
+        amount_off, amount_currency = coupon.amount_off, coupon.currency
+        option = (coupon.currency_options or {}).get(currency.lower()) or {}
+        if _minor(option.get("amount_off")) and amount_off is not None:
+            amount_off, amount_currency = option["amount_off"], currency
+        result.append(
+            mrr.Discount(
+                percent_off=coupon.percent_off,
+                amount_off=amount_off,
+                currency=amount_currency,
+                end=datetime.fromtimestamp(discount.end, UTC) if discount.end else None,
+                label=key,
+            )
+        )
+    return result, notes
+
+
+def _log_notes(event_id: str, subscription_id: str, notes: list[str]) -> None:
+    logger.warning(
+        "stripe MRR is partial",
+        extra={"event_id": event_id, "subscription_id": subscription_id, "notes": notes},
+    )
+
+
+def _minor(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**13
+
+
+def _unix(text: str) -> bool:
+    return text.isascii() and text.isdecimal() and len(text) <= 12
+
+
+def _id(value: Named | str | None) -> str | None:
+    return value.id if isinstance(value, Named) else value
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,9 @@
+"""CRM adapters: each module has ``verify`` and ``parse`` (see nps_sync.webhooks)."""
+
+from . import generic, hubspot, salesforce
+
+ADAPTERS = {
+    "hubspot": hubspot,
+    "salesforce": salesforce,
+    "generic": generic,
+}

@@ -1,0 +1,42 @@
+"""Which CRM field holds what: the names differ per company, so they are settings.
+
+Read from ``settings.crm_fields`` (env ``CRM_FIELDS``, JSON keyed by provider), e.g.
+``{"hubspot": {"region": "sales_region", "properties": ["plan_tier"]},
+"salesforce": {"region": "Region__c", "account": ["Account_Name__c", "AccountId"]}}``.
+A provider left out keeps the defaults below.
+"""
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class CrmFieldNames(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: Name | None = None  # the field or property holding the sales region
+    properties: tuple[Name, ...] = ()  # HubSpot: extra properties kept in ``properties``
+    account: tuple[Name, ...] = ()  # Salesforce Contact: first present names the account
+    lifecycle: Name | None = None  # Salesforce: the field holding a lifecycle stage
+
+
+DEFAULTS = {
+    "hubspot": CrmFieldNames(region="region"),
+    "salesforce": CrmFieldNames(region="Region__c", account=("AccountId",)),
+}
+
+
+def field_names(settings, provider: str) -> CrmFieldNames:
+    base = DEFAULTS.get(provider, CrmFieldNames())
+    configured = (getattr(settings, "crm_fields", None) or {}).get(provider)
+    if configured is None:
+        return base
+    if isinstance(configured, CrmFieldNames):
+        return configured
+    try:
+        return CrmFieldNames.model_validate({**base.model_dump(), **configured})
+    except (ValidationError, TypeError) as error:
+        # A deployment error, not bad input: fail loudly (5xx) so the provider retries.
+        raise RuntimeError(f"CRM_FIELDS[{provider!r}] is not valid") from error

@@ -1,0 +1,226 @@
+"""HubSpot Webhooks API: signature v3, a JSON array of up to 100 thin events.
+
+Each event names one object and at most one changed property, so a profile from an event
+carries that one field; ``needs_fetch`` lists the objects whose full record must be read
+(nps_sync.hubspot_api) off the request path. Association changes and merges carry nothing
+storable themselves: they are counted as ignored and only trigger a fetch.
+
+The signed URI is the URL HubSpot called. Behind a proxy or a custom domain ours differs, so
+``credentials["target_url"]`` (the URL registered with HubSpot) wins when set.
+"""
+
+import base64
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
+
+from crm_providers.fields import field_names
+from nps_sync.errors import NotConfigured, SignatureError
+from nps_sync.hubspot_api import PropertyNames, profile_fields, provider_id
+from nps_sync.identity import customer_key
+from nps_sync.models import CrmProfile
+from nps_sync.signing import check_window, equal, hmac_sha256
+from nps_sync.webhooks import Batch, Record, load_json
+
+# HubSpot's documented table: only these escapes are decoded before hashing the URI.
+DECODED = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company"}
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def signed_uri(url: str) -> str:
+    """The URI as HubSpot hashes it: the table's escapes decoded, every other one kept."""
+    return _ESCAPE.sub(lambda m: DECODED.get(m.group(0).upper(), m.group(0)), url)
+
+
+def sign(client_secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    """``X-HubSpot-Signature-v3`` for ``uri`` as HubSpot hashes it (see ``signed_uri``)."""
+    message = method.encode() + uri.encode() + body + timestamp.encode()
+    return base64.b64encode(hmac_sha256(client_secret.encode(), message)).decode()
+
+
+def verify(request, credentials, now, settings) -> None:
+    secret = credentials.get("client_secret")
+    if not isinstance(secret, str) or not secret:
+        raise NotConfigured("the hubspot credentials have no client_secret")
+    given = request.headers.get("x-hubspot-signature-v3")
+    timestamp = request.headers.get("x-hubspot-request-timestamp")
+    if not (given and timestamp):
+        raise SignatureError("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 15:
+        raise SignatureError("X-HubSpot-Request-Timestamp is not a time in milliseconds")
+    check_window(int(timestamp) / 1000, now, settings.signature_tolerance_seconds)
+    url = credentials.get("target_url") or request.url
+    expected = sign(secret, request.method.upper(), signed_uri(url), request.body, timestamp)
+    if not equal(expected, given):
+        raise SignatureError("X-HubSpot-Signature-v3 does not match")
+
+
+ObjectId = (
+    Annotated[StrictInt, Field(ge=0, lt=10**20)]
+    | Annotated[StrictStr, Field(pattern=r"^[0-9]{1,20}$")]
+)
+Millis = Annotated[StrictInt, Field(ge=0, le=MAX_MS)]
+
+
+class Event(BaseModel):
+    """One webhook event; fields HubSpot adds later are kept in the raw payload only."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    eventId: StrictInt  # noqa: N815 - HubSpot's field names, kept for readable errors
+    subscriptionId: StrictInt  # noqa: N815
+    occurredAt: Millis  # noqa: N815
+    subscriptionType: Annotated[str, Field(max_length=100)]  # noqa: N815
+    objectId: ObjectId | None = None  # noqa: N815
+    objectTypeId: Annotated[str, Field(max_length=20)] | None = None  # noqa: N815
+    propertyName: Annotated[str, Field(max_length=256)] | None = None  # noqa: N815
+    propertyValue: (  # noqa: N815
+        Annotated[StrictStr, Field(max_length=65_536)] | StrictInt | StrictFloat | StrictBool
+    ) | None = None
+    fromObjectId: ObjectId | None = None  # noqa: N815
+    toObjectId: ObjectId | None = None  # noqa: N815
+    fromObjectTypeId: Annotated[str, Field(max_length=20)] | None = None  # noqa: N815
+    toObjectTypeId: Annotated[str, Field(max_length=20)] | None = None  # noqa: N815
+    associationType: Annotated[str, Field(max_length=100)] | None = None  # noqa: N815
+    primaryObjectId: ObjectId | None = None  # noqa: N815
+
+    @property
+    def object_type(self) -> str | None:
+        prefix = self.subscriptionType.split(".", 1)[0]
+        if prefix == "object":
+            return OBJECT_TYPE_IDS.get(self.objectTypeId or "")
+        return prefix if prefix in ("contact", "company") else None
+
+    @property
+    def action(self) -> str:
+        return self.subscriptionType.rpartition(".")[2]
+
+    @property
+    def event_id(self) -> str:
+        """``eventId`` alone is not unique: HubSpot's own dedupe key is this tuple."""
+        return f"{self.subscriptionId}-{self.eventId}-{self.objectId}-{self.occurredAt}"
+
+
+_EVENTS = TypeAdapter(Annotated[list[Event], Field(max_length=100)])
+
+
+def parse(request, settings) -> Batch:
+    raw = load_json(request.body)
+    events = _EVENTS.validate_python(raw)
+    names = _property_names(settings)
+    records, ignored = [], 0
+    for event, event_raw in zip(events, raw, strict=True):
+        profile = _profile(event, names)
+        if profile is None:
+            ignored += 1
+        else:
+            records.append(Record(profile, event_raw))
+    return Batch(records=records, ignored=ignored)
+
+
+def _property_names(settings) -> PropertyNames:
+    names = field_names(settings, "hubspot")
+    return PropertyNames(region=names.region, extra=names.properties)
+
+
+def _profile(event: Event, names: PropertyNames) -> CrmProfile | None:
+    object_type = event.object_type
+    if object_type is None or event.objectId is None:
+        return None  # another object type, or an event without one object (associations)
+    fields: dict[str, Any] = {}
+    if event.action in ("deletion", "privacyDeletion"):
+        fields["deleted"] = True
+    elif event.action == "propertyChange":
+        if event.propertyName is None:
+            return None
+        fields = profile_fields(object_type, {event.propertyName: event.propertyValue}, names)
+        if not fields:
+            return None  # a property we do not keep, or one that was cleared
+    elif event.action not in ("creation", "restore"):
+        return None  # merge, associationChange, …: only a fetch can tell what changed
+    object_id = str(event.objectId)
+    return CrmProfile(
+        provider="hubspot",
+        source_id=object_id,
+        object_type=object_type,
+        customer_key=customer_key(
+            fields.get("email"), None, "hubspot", provider_id(object_type, object_id)
+        ),
+        event_id=event.event_id,
+        source_updated_at=datetime.fromtimestamp(event.occurredAt / 1000, UTC),
+        **fields,
+    )
+
+
+def needs_fetch(events: Any) -> list[tuple[str, str]]:
+    """(object_type, object_id) whose full record should be read, in event order, once each.
+
+    Contacts: on creation, restore, merge, association with a company, and any property
+    change other than e-mail (the event alone does not say whose e-mail it is). Companies:
+    on creation, restore and merge. Objects deleted in the same batch are left out.
+    """
+    wanted: dict[tuple[str, str], None] = {}
+    deleted: set[tuple[str, str]] = set()
+    for event in _EVENTS.validate_python(events):
+        target = _fetch_target(event)
+        if target is not None:
+            wanted[target] = None
+        if event.object_type and event.action in ("deletion", "privacyDeletion"):
+            deleted.add((event.object_type, str(event.objectId)))
+    return [target for target in wanted if target not in deleted]
+
+
+def _fetch_target(event: Event) -> tuple[str, str] | None:
+    object_type, action = event.object_type, event.action
+    if action == "associationChange":
+        contact = _associated_contact(event)
+        return ("contact", contact) if contact else None
+    if object_type is None:
+        return None
+    if action == "merge" and event.primaryObjectId is not None:
+        return (object_type, str(event.primaryObjectId))
+    if event.objectId is None:
+        return None
+    needed = action in ("creation", "restore") or (
+        object_type == "contact" and action == "propertyChange" and event.propertyName != "email"
+    )
+    return (object_type, str(event.objectId)) if needed else None
+
+
+def _associated_contact(event: Event) -> str | None:
+    """The contact side of a contact-company association (its account may have changed)."""
+    kind = (event.associationType or "").upper()
+    sides = (event.fromObjectTypeId, event.toObjectTypeId)
+    if kind.startswith("CONTACT_TO_COMPANY") or sides == ("0-1", "0-2"):
+        contact = event.fromObjectId
+    elif kind.startswith("COMPANY_TO_CONTACT") or sides == ("0-2", "0-1"):
+        contact = event.toObjectId
+    else:
+        return None
+    return None if contact is None else str(contact)

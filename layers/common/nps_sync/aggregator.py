@@ -1,0 +1,129 @@
+"""The stream side: one batch of RecordsTable changes -> aggregate writes and segment stamps.
+
+A batch is folded in memory, then each aggregate key is written once with the batch's deltas
+and this shard's mark (aggregates.apply_key). Failures are reported from the first record whose
+work failed: Lambda checkpoints at the lowest reported failure and delivers everything after it
+again, and the marks make the already applied part of that redelivery a no-op.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .aggregate_store import AggregatesStore
+from .aggregates import apply_key, fold, is_response
+from .customer_records import (
+    PROFILE_SK,
+    SEGMENT_ATTRIBUTES,
+    VERSION,
+    CustomerRecords,
+    version_older,
+)
+from .errors import StorageUnavailable
+from .observability import logger
+from .stream import Change, Lane, ShardLocator, changes
+
+Locator = Callable[[str, Mapping[str, Any]], Lane]
+
+
+@dataclass
+class BatchResult:
+    records: int = 0
+    keys: int = 0
+    writes: int = 0
+    stamps: int = 0
+    failed_from: int | None = None  # index of the first record to deliver again
+
+    def fail(self, index: int) -> None:
+        self.failed_from = index if self.failed_from is None else min(self.failed_from, index)
+
+
+def _profile_changed(change: Change) -> bool:
+    if change.sk != PROFILE_SK or not change.pk.startswith("CUST#") or not change.new:
+        return False
+    old = change.old or {}
+    return any(old.get(n) != change.new.get(n) for n in (*SEGMENT_ATTRIBUTES, VERSION))
+
+
+class Aggregator:
+    def __init__(
+        self,
+        aggregates: AggregatesStore,
+        records: CustomerRecords,
+        dimensions: Iterable[str],
+        locator: Locator | None = None,
+    ):
+        self.aggregates = aggregates
+        self.records = records
+        self.dimensions = tuple(dimensions)
+        self.locator = locator or ShardLocator()
+        self.last: BatchResult | None = None  # the last batch's counts, for metrics and tests
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """A Lambda stream event -> the partial batch response."""
+        records = event.get("Records") or []
+        if not records:
+            return {"batchItemFailures": []}
+        lane = self.locator(records[0].get("eventSourceARN", ""), records[0])
+        result = self.run(records, lane)
+        failed = [] if result.failed_from is None else records[result.failed_from :]
+        logger.info(
+            "batch aggregated",
+            extra={
+                "records": result.records,
+                "keys": result.keys,
+                "writes": result.writes,
+                "stamps": result.stamps,
+                "failed": len(failed),
+                "shard": lane.shard_id,
+            },
+        )
+        self.last = result
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": str(r["dynamodb"]["SequenceNumber"])} for r in failed
+            ]
+        }
+
+    def run(self, records: list[Mapping[str, Any]], lane: Lane) -> BatchResult:
+        batch = changes(records)
+        result = BatchResult(records=len(batch))
+        pending = fold(((c.index, c.sequence, c.old, c.new) for c in batch), self.dimensions)
+        result.keys = len(pending)
+        for key_pending in pending.values():
+            try:
+                result.writes += apply_key(
+                    self.aggregates, key_pending, lane.shard_id, lane.ancestors
+                )
+            except StorageUnavailable:
+                logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
+                result.fail(key_pending.first_index)
+        self._stamp(batch, result)
+        return result
+
+    def _stamp(self, batch: list[Change], result: BatchResult) -> None:
+        """Keep responses' segment attributes equal to their customer's current profile."""
+        for change in batch:
+            if _profile_changed(change):
+                customer = change.pk.removeprefix("CUST#")
+                try:
+                    for response in self.records.by_customer(customer, "RESP#"):
+                        if version_older(response.get(VERSION), change.new.get(VERSION)):
+                            result.stamps += self.records.stamp(response, change.new)
+                except StorageUnavailable:
+                    result.fail(change.index)
+        fresh = [c for c in batch if c.new and is_response(c.new) and "customer_key" in c.new]
+        if not fresh:
+            return
+        try:
+            profiles = self.records.profiles(c.new["customer_key"]["S"] for c in fresh)
+        except StorageUnavailable:
+            result.fail(fresh[0].index)
+            return
+        for change in fresh:
+            profile = profiles.get(change.new["customer_key"]["S"])
+            if profile and version_older(change.new.get(VERSION), profile.get(VERSION)):
+                try:
+                    result.stamps += self.records.stamp(change.new, profile)
+                except StorageUnavailable:
+                    result.fail(change.index)

@@ -1,0 +1,195 @@
+"""RecordsTable access beyond storage.py: customer views, segment re-stamps, erasure, scans.
+
+Layout in docs/storage.md. Only this module and storage.py talk DynamoDB for records.
+"""
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import StorageUnavailable
+
+PROFILE_SK = "PROFILE"
+RESPONSE_SK = "RESP"
+INDEX = "by_customer"
+# The customer attributes every response item carries (docs/storage.md).
+SEGMENT_ATTRIBUTES = ("plan", "region", "account", "mrr_amount", "mrr_currency")
+VERSION = "profile_version"
+
+Item = dict[str, Any]
+
+
+def customer_pk(customer_key: str) -> str:
+    return f"CUST#{customer_key}"
+
+
+def version_older(stamped: dict[str, Any] | None, current: dict[str, Any] | None) -> bool:
+    """Is a response's stamped profile_version older than the profile's? (same DynamoDB type)"""
+    if current is None:
+        return False
+    if stamped is None:
+        return True
+    if "N" in stamped and "N" in current:
+        return float(stamped["N"]) < float(current["N"])
+    if "S" in stamped and "S" in current:
+        return stamped["S"] < current["S"]
+    return False
+
+
+class CustomerRecords:
+    def __init__(self, table_name: str, client: Any = None):
+        self.table_name = table_name
+        self.client = client or boto3.client("dynamodb")
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def profile(self, customer_key: str) -> Item | None:
+        return self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key={"pk": {"S": customer_pk(customer_key)}, "sk": {"S": PROFILE_SK}},
+            ConsistentRead=True,
+        ).get("Item")
+
+    def profiles(self, customer_keys: Iterable[str]) -> dict[str, Item]:
+        """PROFILE items of several customers (BatchGetItem), by customer key."""
+        keys = sorted(set(customer_keys))
+        found: dict[str, Item] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [
+                        {"pk": {"S": customer_pk(k)}, "sk": {"S": PROFILE_SK}}
+                        for k in keys[start : start + 100]
+                    ],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(8):
+                page = self._call("batch_get_item", RequestItems=request)
+                for item in page.get("Responses", {}).get(self.table_name, []):
+                    found[item["pk"]["S"].removeprefix("CUST#")] = item
+                request = page.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            if request:
+                raise StorageUnavailable("DynamoDB batch_get_item left keys unprocessed")
+        return found
+
+    def by_customer(self, customer_key: str, prefix: str = "") -> list[Item]:
+        """Items indexed under the customer (responses RESP#, profiles PROF#, links ID#)."""
+        values = {":c": {"S": customer_pk(customer_key)}}
+        condition = "gsi1pk = :c"
+        if prefix:
+            condition += " AND begins_with(gsi1sk, :p)"
+            values[":p"] = {"S": prefix}
+        return list(
+            self._pages(
+                "query",
+                {
+                    "TableName": self.table_name,
+                    "IndexName": INDEX,
+                    "KeyConditionExpression": condition,
+                    "ExpressionAttributeValues": values,
+                },
+            )
+        )
+
+    def partition(self, pk: str) -> list[Item]:
+        """Every item under one pk (a record and its RAW# payloads), keys only."""
+        return list(
+            self._pages(
+                "query",
+                {
+                    "TableName": self.table_name,
+                    "KeyConditionExpression": "pk = :pk",
+                    "ExpressionAttributeValues": {":pk": {"S": pk}},
+                    "ProjectionExpression": "pk, sk",
+                    "ConsistentRead": True,
+                },
+            )
+        )
+
+    def responses(self) -> Iterator[Item]:
+        """Every response item (Scan): the offline oracle of reconcile, never a request path."""
+        yield from self._pages(
+            "scan",
+            {
+                "TableName": self.table_name,
+                "FilterExpression": "sk = :resp",
+                "ExpressionAttributeValues": {":resp": {"S": RESPONSE_SK}},
+                "ConsistentRead": True,
+            },
+        )
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def stamp(self, response_key: dict[str, Any], profile: Item) -> bool:
+        """Copy the profile's segment attributes onto a response, unless it already has this
+        or a newer profile_version, or was deleted meanwhile. True when it changed."""
+        version = profile.get(VERSION)
+        if version is None:
+            return False
+        names = {"#ver": VERSION}
+        values: dict[str, Any] = {":ver": version}
+        sets, removes = ["#ver = :ver"], []
+        for i, name in enumerate(SEGMENT_ATTRIBUTES):
+            names[f"#a{i}"] = name
+            if name in profile:
+                values[f":a{i}"] = profile[name]
+                sets.append(f"#a{i} = :a{i}")
+            else:
+                removes.append(f"#a{i}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": response_key["pk"], "sk": {"S": RESPONSE_SK}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(#ver) OR #ver < :ver)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        return True
+
+    def delete(self, keys: list[dict[str, Any]]) -> int:
+        """Delete items by key (BatchWriteItem, retrying unprocessed ones)."""
+        for start in range(0, len(keys), 25):
+            requests = [
+                {"DeleteRequest": {"Key": {"pk": k["pk"], "sk": k["sk"]}}}
+                for k in keys[start : start + 25]
+            ]
+            pending: dict[str, Any] = {self.table_name: requests}
+            for _ in range(8):
+                page = self._call("batch_write_item", RequestItems=pending)
+                pending = page.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+            if pending:
+                raise StorageUnavailable("DynamoDB batch_write_item left items unprocessed")
+        return len(keys)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _pages(self, operation: str, kwargs: dict[str, Any]) -> Iterator[Item]:
+        while True:
+            page = self._call(operation, **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailable(f"DynamoDB {operation} failed") from error

@@ -1,0 +1,113 @@
+"""A fake HubSpot CRM API on 127.0.0.1: batch reads of contacts and companies, counted.
+
+Answers like HubSpot does: requested properties come back (null when unset), ids it does not
+have are listed under ``errors`` with HTTP 207, more than 100 inputs is a 400, a wrong bearer
+token a 401. ``fail_next`` queues error answers (429 with Retry-After, 5xx) for the next calls.
+"""
+
+import contextlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PATH = "/crm/v3/objects/{kind}/batch/read"
+
+
+class FakeHubSpot:
+    def __init__(self, token: str = "dev-hubspot-token"):  # noqa: S107 - a test fake
+        self.token = token
+        self.objects: dict[str, dict[str, dict]] = {"contacts": {}, "companies": {}}
+        self.calls: list[tuple[str, list[str]]] = []  # (kind, ids) of each batch read
+        self.failures: list[tuple[int, dict[str, str]]] = []
+        self.delay = 0.0
+        self._server: ThreadingHTTPServer | None = None
+
+    def add(self, kind: str, object_id: str, updated_at: str = "2026-03-02T10:20:00Z", **props):
+        self.objects[kind][str(object_id)] = {"updatedAt": updated_at, "properties": props}
+
+    def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.failures.append((status, headers or {}))
+
+    def start(self) -> str:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def answer(self, path: str, authorization: str | None, body: bytes) -> tuple[int, dict, dict]:
+        if self.delay:
+            time.sleep(self.delay)
+        kind = next((k for k in self.objects if path == PATH.format(kind=k)), None)
+        if kind is None:
+            return 404, {}, {"status": "error", "category": "OBJECT_NOT_FOUND"}
+        if authorization != f"Bearer {self.token}":
+            return 401, {}, {"status": "error", "category": "INVALID_AUTHENTICATION"}
+        request = json.loads(body)
+        ids = [str(item["id"]) for item in request["inputs"]]
+        self.calls.append((kind, ids))
+        if self.failures:
+            status, headers = self.failures.pop(0)
+            return status, headers, {"status": "error", "category": "RATE_LIMITS"}
+        if len(ids) > 100:
+            return 400, {}, {"status": "error", "category": "VALIDATION_ERROR"}
+        results, missing = [], []
+        for object_id in ids:
+            stored = self.objects[kind].get(object_id)
+            if stored is None:
+                missing.append(object_id)
+                continue
+            properties = {name: stored["properties"].get(name) for name in request["properties"]}
+            properties["hs_object_id"] = object_id
+            results.append(
+                {
+                    "id": object_id,
+                    "properties": properties,
+                    "createdAt": "2026-01-05T08:00:00Z",
+                    "updatedAt": stored["updatedAt"],
+                    "archived": False,
+                }
+            )
+        answer = {"status": "COMPLETE", "results": results}
+        if missing:
+            answer["errors"] = [
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": "Could not get some objects, they may be deleted or not exist.",
+                    "context": {"ids": missing},
+                }
+            ]
+            answer["numErrors"] = 1
+        return (207 if missing else 200), {}, answer
+
+
+def _handler(fake: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            status, headers, answer = fake.answer(
+                self.path, self.headers.get("Authorization"), self.rfile.read(length)
+            )
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            # The client may have given up waiting (the timeout test).
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(payload)
+
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+    return Handler

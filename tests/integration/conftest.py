@@ -1,0 +1,195 @@
+"""Moto-backed tables created from template.yaml, and a stand-in for Lambda's stream polling."""
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from local import template as template_module
+from local.aws import Stack
+from nps_sync.aggregate_store import AggregatesStore
+from nps_sync.aggregates import DEFAULT_DIMENSIONS
+from nps_sync.aggregator import Aggregator
+from nps_sync.customer_records import CustomerRecords
+from nps_sync.models import Response
+from nps_sync.reconcile import reconcile
+from nps_sync.storage import RecordsStore
+from nps_sync.stream import ShardLocator
+
+PASSED = ("RESP", "PROFILE")
+STREAMS_ENDPOINT = "https://streams.dynamodb.us-east-1.amazonaws.com"
+
+
+@pytest.fixture(scope="session")
+def template():
+    return template_module.load()
+
+
+class _MotoAccount:
+    """What local.aws.Stack needs from an emulator, backed by moto's in-process mock."""
+
+    def client(self, service: str):
+        if service == "dynamodbstreams":
+            return boto3.client(service, endpoint_url=STREAMS_ENDPOINT)
+        return boto3.client(service)
+
+
+class Flaky:
+    """A DynamoDB client that fails chosen UpdateItem calls, or runs them twice (an SDK retry
+    after a lost response)."""
+
+    def __init__(self, client, fail_calls=(), repeat_calls=()):
+        self.client = client
+        self.fail_calls = set(fail_calls)
+        self.repeat_calls = set(repeat_calls)
+        self.calls = 0
+
+    def update_item(self, **kwargs):
+        self.calls += 1
+        if self.calls in self.fail_calls:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "UpdateItem",
+            )
+        if self.calls in self.repeat_calls:
+            self.client.update_item(**kwargs)  # applied; its answer was lost, the SDK retries
+        return self.client.update_item(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+@dataclass
+class World:
+    records_table: str
+    aggregates_table: str
+    stream_arn: str
+    ddb: Any
+    streams: Any
+    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+
+    def __post_init__(self):
+        self.store = RecordsStore(self.records_table, self.ddb)
+        self.versions = itertools.count(1)
+        self.iterator = None
+        self.seen: list[dict] = []  # every stream record read so far, in order
+
+    # --- writes, as the webhooks and the profile code make them --------------------------
+
+    def respond(self, response_id, customer, score, day="2026-01-15", version=0, **fields):
+        submitted = datetime.fromisoformat(f"{day}T10:00:00+00:00")
+        response = Response(
+            provider="generic",
+            response_id=response_id,
+            customer_key=customer,
+            score=score,
+            submitted_at=submitted,
+            updated_at=submitted + timedelta(minutes=version),
+            **fields,
+        )
+        return self.store.put_response(response, {"id": response_id}, 400)
+
+    def profile(self, customer, version, **attributes):
+        item = {
+            "pk": {"S": f"CUST#{customer}"},
+            "sk": {"S": "PROFILE"},
+            "profile_version": {"N": str(version)},
+        }
+        for name, value in attributes.items():
+            item[name] = {"N": str(value)} if isinstance(value, int) else {"S": value}
+        self.ddb.put_item(TableName=self.records_table, Item=item)
+
+    # --- the stream ------------------------------------------------------------------------
+
+    def new_records(self) -> list[dict]:
+        if self.iterator is None:
+            shard = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"][
+                "Shards"
+            ][0]["ShardId"]
+            self.iterator = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        records = []
+        while True:
+            page = self.streams.get_records(ShardIterator=self.iterator, Limit=1000)
+            self.iterator = page["NextShardIterator"]
+            if not page["Records"]:
+                break
+            records.extend(
+                {**r, "eventSourceARN": self.stream_arn}
+                for r in page["Records"]
+                if r["dynamodb"]["Keys"]["sk"]["S"] in PASSED  # the mapping's FilterCriteria
+            )
+        self.seen.extend(records)
+        return records
+
+    def aggregator(self, client=None, dimensions=None, locator=None) -> Aggregator:
+        return Aggregator(
+            AggregatesStore(self.aggregates_table, client or self.ddb),
+            CustomerRecords(self.records_table, self.ddb),
+            dimensions or self.dimensions,
+            locator or ShardLocator(self.streams),
+        )
+
+    def run(self, aggregator=None, batch_size=100, pending=None, attempts=50) -> list[dict]:
+        """Lambda's event source mapping: batches in order; with reported failures it goes on
+        from the lowest one, delivering everything after it again. Returns the batches."""
+        aggregator = aggregator or self.aggregator()
+        pending = list(pending) if pending is not None else self.new_records()
+        batches = []
+        for _ in range(attempts):
+            if not pending:
+                pending = self.new_records()  # the aggregator's own stamps come back
+                if not pending:
+                    return batches
+            batch = pending[:batch_size]
+            batches.append(batch)
+            answer = aggregator.handle({"Records": batch})
+            failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+            sequence = [r["dynamodb"]["SequenceNumber"] for r in batch]
+            first = min((sequence.index(f) for f in failed), default=len(batch))
+            pending = pending[first:] if failed else pending[len(batch) :]
+        raise AssertionError("the stream did not drain")
+
+    def differences(self):
+        return reconcile(
+            CustomerRecords(self.records_table, self.ddb),
+            AggregatesStore(self.aggregates_table, self.ddb),
+            self.dimensions,
+        ).differences
+
+    def series(self, dimension, value, granularity="all"):
+        return AggregatesStore(self.aggregates_table, self.ddb).series(
+            dimension, value, granularity, None, None
+        )
+
+
+@pytest.fixture
+def world(template, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield make_world(template)
+
+
+def make_world(template) -> World:
+    account = _MotoAccount()
+    stack = Stack(template, account).provision()
+    return World(
+        records_table=stack.refs["RecordsTable"],
+        aggregates_table=stack.refs["AggregatesTable"],
+        stream_arn=stack.attributes[("RecordsTable", "StreamArn")],
+        ddb=account.client("dynamodb"),
+        streams=account.client("dynamodbstreams"),
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

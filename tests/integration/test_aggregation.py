@@ -1,0 +1,166 @@
+"""The aggregator against moto, with Lambda's delivery semantics and its failure modes; each
+scenario ends with reconcile (the from-scratch recomputation) finding no difference."""
+
+from nps_sync.aggregates import Counts
+from nps_sync.stream import Lane
+
+from .conftest import Flaky
+
+
+def overall(world):
+    return world.series("overall", "all").get("all", Counts())
+
+
+def test_responses_are_counted_in_every_dimension_and_period(world):
+    world.respond("r1", "ana@example.com", 10, channel="email", survey="q1")
+    world.respond("r2", "bo@example.com", 3, channel="web", survey="q1")
+    world.run()
+    assert overall(world) == Counts(promoters=1, detractors=1)
+    assert world.series("channel", "web", "month") == {"2026-01": Counts(detractors=1)}
+    assert world.series("plan", "unknown", "week") == {"2026-W03": Counts(1, 0, 1)}
+    assert world.differences() == []
+
+
+def test_the_same_batch_delivered_twice_counts_once(world):
+    for i in range(5):
+        world.respond(f"r{i}", f"c{i}@example.com", 9)
+    aggregator = world.aggregator()
+    batches = world.run(aggregator)
+    aggregator.handle({"Records": batches[0]})  # Lambda delivers it again
+    assert overall(world) == Counts(promoters=5)
+    assert world.differences() == []
+
+
+def test_a_batch_failing_halfway_is_retried_from_the_reported_record(world):
+    for i in range(6):
+        world.respond(f"r{i}", f"c{i}@example.com", i + 4, day=f"2026-02-0{i + 1}")
+    # calls 1-36 are the keys of the first record; call 40 is a key the second one adds
+    flaky = Flaky(world.ddb, fail_calls={40})
+    aggregator = world.aggregator(client=flaky)
+    batches = world.run(aggregator)
+    assert len(batches) == 2
+    assert batches[1] == batches[0][1:]  # from the reported record on, applied ones included
+    assert overall(world).n == 6
+    assert world.differences() == []
+
+
+def test_an_update_retried_by_the_sdk_after_a_lost_answer_applies_once(world):
+    world.respond("r1", "ana@example.com", 10)
+    flaky = Flaky(world.ddb, repeat_calls=set(range(1, 100, 3)))
+    world.run(world.aggregator(client=flaky))
+    assert overall(world) == Counts(promoters=1)
+    assert world.differences() == []
+
+
+def test_records_of_two_shards_touching_the_same_key_both_count(world):
+    for i in range(4):
+        world.respond(f"r{i}", f"c{i}@example.com", 10)
+    records = world.new_records()
+    first, second = records[:2], records[2:]
+    lanes = {id(r): "shard-a" for r in first} | {id(r): "shard-b" for r in second}
+    aggregator = world.aggregator(locator=lambda arn, record: Lane(lanes[id(record)]))
+    # shard b's batch is processed before shard a's, with higher sequence numbers
+    assert aggregator.handle({"Records": second}) == {"batchItemFailures": []}
+    assert aggregator.handle({"Records": first}) == {"batchItemFailures": []}
+    assert aggregator.handle({"Records": first}) == {"batchItemFailures": []}  # and again
+    assert overall(world) == Counts(promoters=4)
+    assert world.differences() == []
+
+
+def test_records_arriving_out_of_order_end_in_the_right_counts(world):
+    world.respond("r1", "ana@example.com", 2, version=5)
+    assert not world.respond("r1", "ana@example.com", 10, version=1)  # older: ignored
+    world.respond("r2", "bo@example.com", 8)
+    records = world.new_records()
+    aggregator = world.aggregator(locator=lambda arn, record: Lane(f"s{record['eventID']}"))
+    for record in reversed(records):  # every record in a lane of its own, newest first
+        aggregator.handle({"Records": [record]})
+    assert overall(world) == Counts(passives=1, detractors=1)
+    assert world.differences() == []
+
+
+def test_a_response_update_moves_it_to_its_new_category(world):
+    world.respond("r1", "ana@example.com", 3, channel="email")
+    world.run()
+    assert world.respond("r1", "ana@example.com", 9, version=1, channel="web")
+    world.run()
+    assert overall(world) == Counts(promoters=1)
+    assert world.series("channel", "email") == {"all": Counts()}
+    assert world.series("channel", "web") == {"all": Counts(promoters=1)}
+    assert world.differences() == []
+
+
+def test_a_profile_change_between_two_responses_moves_the_customer(world):
+    world.profile("ana@example.com", 1, plan="basic", region="EMEA", mrr_amount=1000)
+    world.respond("r1", "ana@example.com", 10)
+    world.run()
+    assert world.series("plan", "basic") == {"all": Counts(promoters=1, mrr_promoters=1000)}
+    world.profile("ana@example.com", 2, plan="pro", region="EMEA", mrr_amount=5000)
+    world.respond("r2", "ana@example.com", 6, day="2026-01-20")
+    world.run()
+    assert world.series("plan", "basic") == {"all": Counts()}
+    assert world.series("plan", "pro") == {
+        "all": Counts(promoters=1, detractors=1, mrr_promoters=5000, mrr_detractors=5000)
+    }
+    assert world.differences() == []
+
+
+def test_an_erasure_takes_the_customer_out_of_the_aggregates(world):
+    from nps_sync.customer_records import CustomerRecords
+    from nps_sync.customers import erase
+
+    world.profile("ana@example.com", 1, plan="pro")
+    world.respond("r1", "ana@example.com", 10)
+    world.respond("r2", "ana@example.com", 0, day="2026-03-01")
+    world.respond("r3", "bo@example.com", 8)
+    world.run()
+    deleted = erase(CustomerRecords(world.records_table, world.ddb), "ana@example.com")
+    assert deleted["responses"] == 2
+    assert deleted["raw_payloads"] == 2
+    assert deleted["profile_items"] == 1
+    world.run()
+    assert overall(world) == Counts(passives=1)
+    assert world.differences() == []
+    items = world.ddb.scan(TableName=world.records_table)["Items"]
+    assert all("ana@example.com" not in str(item) for item in items)
+
+
+def test_a_batch_of_responses_costs_one_write_per_aggregate_key(world):
+    for i in range(100):
+        world.profile(f"c{i}@example.com", 1, plan="pro", account=f"acct-{i}")
+    world.run()
+    for i in range(100):
+        world.respond(f"r{i}", f"c{i}@example.com", i % 11, channel="email", survey="q1")
+    aggregator = world.aggregator()
+    world.run(aggregator)
+    writes = aggregator.aggregates.writes
+    # one by one: 100 x 36 writes; coalesced: 6 per distinct account + the 30 shared keys
+    assert writes == 100 * 6 + 30
+    assert world.series("account", "acct-7") == {"all": Counts(passives=1)}
+    assert world.differences() == []
+
+
+def test_reconcile_fix_repairs_a_damaged_aggregate(world):
+    from nps_sync.aggregate_store import AggregatesStore
+    from nps_sync.customer_records import CustomerRecords
+    from nps_sync.reconcile import reconcile
+
+    world.respond("r1", "ana@example.com", 10)
+    world.run()
+    world.ddb.update_item(
+        TableName=world.aggregates_table,
+        Key={"pk": {"S": "overall#all"}, "sk": {"S": "all#all"}},
+        UpdateExpression="ADD promoters :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    differences = world.differences()
+    assert [str(d.key) for d in differences] == ["overall#all/all#all"]
+    assert differences[0].stored.promoters == 2 and differences[0].expected.promoters == 1
+    report = reconcile(
+        CustomerRecords(world.records_table, world.ddb),
+        AggregatesStore(world.aggregates_table, world.ddb),
+        world.dimensions,
+        fix=True,
+    )
+    assert report.fixed == 1
+    assert world.differences() == []
