@@ -14,6 +14,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument(
+        "--aws-port",
+        type=int,
+        default=int(os.environ.get("AWS_PORT", "0")),
+        help="port of the emulated AWS endpoint (default: any free port)",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"),
@@ -21,7 +27,7 @@ def main() -> int:
     )
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    runtime = Runtime(args.host, args.port).start()
+    runtime = Runtime(args.host, args.port, aws_port=args.aws_port).start()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -31,8 +31,9 @@ def free_port() -> int:
 class Emulator:
     """Starts moto in server mode unless AWS_ENDPOINT_URL already names an endpoint."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.server = None
+        self.port = port  # 0: any free port
         self.endpoint = os.environ.get("AWS_ENDPOINT_URL")
 
     def start(self) -> str:
@@ -42,7 +43,7 @@ class Emulator:
             return self.endpoint
         from moto.server import ThreadedMotoServer
 
-        port = free_port()
+        port = self.port or free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
         self.endpoint = f"http://127.0.0.1:{port}"

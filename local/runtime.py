@@ -32,13 +32,14 @@ class Runtime:
         port: int = 3000,
         template_path: Path = template_module.TEMPLATE,
         settings_path: Path = template_module.SETTINGS,
+        aws_port: int = 0,
     ):
         self.host = host
         self.port = port
         self.template_path = template_path
         self.settings_path = settings_path
         self.stop_event = threading.Event()
-        self.emulator = Emulator()
+        self.emulator = Emulator(aws_port)
         self.pollers: list[Poller] = []
         self.gateway: Gateway | None = None
         self.functions: dict[str, LocalFunction] = {}

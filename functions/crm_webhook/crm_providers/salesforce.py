@@ -107,8 +107,8 @@ def verify(request, credentials, now, settings) -> None:
     if not hmac.compare_digest(token.encode(), given.encode("utf-8", "replace")):
         raise SignatureError("the token does not match")
     organization = _organization_id(_envelope(request.body))
-    ours = {str(org)[:15] for org in org_ids if isinstance(org, str)}
-    if organization is None or organization[:15] not in ours:
+    ours = {org[:15] for org in org_ids if isinstance(org, str) and len(org) in (15, 18)}
+    if organization is None or len(organization) not in (15, 18) or organization[:15] not in ours:
         raise SignatureError("OrganizationId is not one of ours")
 
 
