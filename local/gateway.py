@@ -134,6 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
             key = name.lower()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         host = headers.get("host", "127.0.0.1")
+        # What API Gateway adds in front of every integration.
+        headers.setdefault("x-forwarded-for", self.client_address[0])
+        headers.setdefault("x-forwarded-port", str(self.server.server_address[1]))
+        headers.setdefault("x-forwarded-proto", "http")
         event = api_event(
             self.command, self.path, headers, body, route, params, host, self.client_address[0]
         )

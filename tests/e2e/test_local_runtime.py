@@ -85,3 +85,40 @@ def test_events_files_are_valid_api_gateway_events():
         event = json.loads(path.read_text())
         assert event["version"] == "2.0" and event["routeKey"].startswith("POST /webhooks/")
         assert event["pathParameters"]["provider"] == path.stem
+
+
+PROFILE_BODIES = sorted(
+    (kind, path.name) for kind in ("crm", "billing")
+    for path in (ROOT / "events" / "bodies" / kind).glob("*.*")
+)
+
+
+@pytest.mark.parametrize(("kind", "name"), PROFILE_BODIES)
+def test_crm_and_billing_samples_are_accepted_over_http(runtime, kind, name):
+    from local.events import target, wire_body
+
+    path = ROOT / "events" / "bodies" / kind / name
+    provider = path.stem.split("-", 1)[0]
+    body, url = wire_body(path), f"{runtime.url}{target(kind, provider)}"
+    headers = signed_headers(provider, body, url=url)
+
+    answer = requests.post(url, data=body, headers=headers, timeout=10)
+
+    assert answer.status_code in (200, 202), answer.text
+    if provider == "salesforce":
+        assert "<Ack>true</Ack>" in answer.text
+
+
+def test_billing_profile_shows_on_the_customer(runtime):
+    from local.events import wire_body
+
+    for name in ("stripe-customer.subscription.updated.json", "stripe-customer.updated.json"):
+        body = wire_body(ROOT / "events" / "bodies" / "billing" / name)
+        requests.post(f"{runtime.url}/webhooks/billing/stripe", data=body,
+                      headers=signed_headers("stripe", body), timeout=10)
+
+    customer = requests.get(f"{runtime.url}/customers/ana@example.com", timeout=10,
+                            headers={"authorization": "Bearer dev-token-change-me"})
+
+    assert customer.status_code == 200
+    assert customer.json()["profile"]["plan"] == "Pro monthly"

@@ -77,8 +77,8 @@ def test_fetch_profiles_gives_contacts_their_primary_company_name(hubspot):
     )
 
     by_id = {p["source_id"]: CrmProfile.model_validate(p) for p in profiles}
-    assert set(by_id) == {"901", "902", "5790939451"}  # the name-only company is not a profile
-    ana = by_id["901"]
+    assert set(by_id) == {"contact-901", "contact-902", "company-5790939451"}  # not name-only
+    ana = by_id["contact-901"]
     assert (ana.customer_key, ana.account, ana.region, ana.country) == (
         "ana@example.com",
         "Acme GmbH",
@@ -91,9 +91,9 @@ def test_fetch_profiles_gives_contacts_their_primary_company_name(hubspot):
         {"plan_tier": "enterprise"},
     )
     assert ana.event_id == "fetch-contact-901-1772446800250"
-    assert by_id["902"].account == "Free Text Ltd"
-    assert by_id["902"].customer_key == "hubspot:contact-902"
-    globex = by_id["5790939451"]
+    assert by_id["contact-902"].account == "Free Text Ltd"
+    assert by_id["contact-902"].customer_key == "hubspot:contact-902"
+    globex = by_id["company-5790939451"]
     assert (globex.object_type, globex.account, globex.customer_key) == (
         "company",
         "Globex",

@@ -175,7 +175,7 @@ def test_hubspot_property_changes_become_one_field_profiles(test_settings):
     assert by_field["email"].source_updated_at == at_ms(1772446500000)
     assert all(p.provider == "hubspot" and p.object_type == "contact" for p in profiles)
     (deleted,) = [p for p in profiles if p.deleted]
-    assert (deleted.source_id, deleted.email) == ("904", None)
+    assert (deleted.source_id, deleted.email) == ("contact-904", None)
     # plan_tier is not configured and an association change carries no field of its own
     assert (len(profiles), batch.ignored) == (6, 2)
     assert batch.records[0].raw["subscriptionId"] == 2401519

@@ -25,7 +25,7 @@ from pydantic import (
     TypeAdapter,
 )
 
-from crm_providers.fields import field_names
+from nps_sync.crm_fields import hubspot_property_names
 from nps_sync.errors import NotConfigured, SignatureError
 from nps_sync.hubspot_api import PropertyNames, profile_fields, provider_id
 from nps_sync.identity import customer_key
@@ -133,7 +133,7 @@ _EVENTS = TypeAdapter(Annotated[list[Event], Field(max_length=100)])
 def parse(request, settings) -> Batch:
     raw = load_json(request.body)
     events = _EVENTS.validate_python(raw)
-    names = _property_names(settings)
+    names = hubspot_property_names(settings)
     records, ignored = [], 0
     for event, event_raw in zip(events, raw, strict=True):
         profile = _profile(event, names)
@@ -142,11 +142,6 @@ def parse(request, settings) -> Batch:
         else:
             records.append(Record(profile, event_raw))
     return Batch(records=records, ignored=ignored)
-
-
-def _property_names(settings) -> PropertyNames:
-    names = field_names(settings, "hubspot")
-    return PropertyNames(region=names.region, extra=names.properties)
 
 
 def _profile(event: Event, names: PropertyNames) -> CrmProfile | None:
@@ -167,7 +162,7 @@ def _profile(event: Event, names: PropertyNames) -> CrmProfile | None:
     object_id = str(event.objectId)
     return CrmProfile(
         provider="hubspot",
-        source_id=object_id,
+        source_id=provider_id(object_type, object_id),
         object_type=object_type,
         customer_key=customer_key(
             fields.get("email"), None, "hubspot", provider_id(object_type, object_id)

@@ -28,7 +28,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from pydantic import BaseModel, Field, TypeAdapter
 
-from crm_providers.fields import CrmFieldNames, field_names
+from nps_sync.crm_fields import CrmFieldNames, field_names
 from nps_sync.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
 from nps_sync.identity import customer_key
 from nps_sync.models import CrmProfile, UtcDatetime

@@ -7,6 +7,7 @@ with the variable's name instead of a KeyError deep inside a request.
 
 import os
 from functools import lru_cache
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, Json
 
@@ -22,6 +23,11 @@ class Settings(BaseModel):
     nps_questions: Json[dict[str, list[str]]] = Field(default="{}", alias="NPS_QUESTIONS")
     # Which open question holds the comment, per provider (Typeform refs, Formbricks ids).
     comment_questions: Json[dict[str, list[str]]] = Field(default="{}", alias="COMMENT_QUESTIONS")
+    # Which CRM field holds the region, account, … per provider (nps_sync/crm_fields.py).
+    crm_fields: Json[dict[str, dict[str, Any]]] = Field(default="{}", alias="CRM_FIELDS")
+    # HubSpot events are thin: the CRM receiver queues reads of the full record here.
+    crm_enrichment_queue: str | None = Field(default=None, alias="CRM_ENRICHMENT_QUEUE")
+    hubspot_api_url: str = Field(default="https://api.hubapi.com", alias="HUBSPOT_API_URL")
     raw_retention_days: int = Field(default=400, alias="RAW_RETENTION_DAYS", ge=1)
     max_body_bytes: int = Field(default=256 * 1024, alias="MAX_BODY_BYTES", ge=1024)
     signature_tolerance_seconds: int = Field(default=300, alias="SIGNATURE_TOLERANCE_SECONDS", ge=1)

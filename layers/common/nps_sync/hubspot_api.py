@@ -245,7 +245,7 @@ def _profile(
     version = int(item.updatedAt.timestamp() * 1000)
     return {
         "provider": "hubspot",
-        "source_id": item.id,
+        "source_id": provider_id(object_type, item.id),
         "object_type": object_type,
         "customer_key": customer_key(email, None, "hubspot", provider_id(object_type, item.id)),
         "event_id": f"fetch-{object_type}-{item.id}-{version}",

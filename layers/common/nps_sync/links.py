@@ -140,6 +140,8 @@ class Links:
             names = {"#ts": stamp}
             values = {":ts": source[stamp], ":one": {"N": "1"}}
             sets = ["#ts = :ts"]
+            if stamp == "crm_updated_at":  # custom CRM properties ride with the CRM group
+                fields = (*fields, *(n for n in source if n.startswith("prop:")))
             for i, name in enumerate(fields):
                 if name in source:
                     names[f"#f{i}"], values[f":f{i}"] = name, source[name]

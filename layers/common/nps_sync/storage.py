@@ -199,9 +199,7 @@ class RecordsStore:
             "Update": {
                 "TableName": self.table_name,
                 "Key": {"pk": _s(pk), "sk": _s(sk)},
-                **_set_expression(fields, renewals=getattr(profile, "renewed", False)),
-                "ConditionExpression": "attribute_not_exists(source_updated_at) OR "
-                "source_updated_at <= :source_updated_at",
+                **_update(fields, "source_updated_at", getattr(profile, "renewed", False)),
             }
         }
 
@@ -210,13 +208,11 @@ class RecordsStore:
         fields = _fields(profile)
         stamp = _group_stamp(fields)
         fields[stamp] = _s(iso(profile.source_updated_at))
-        update = _set_expression(fields, renewals=getattr(profile, "renewed", False), version=True)
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": {"pk": _s(customer_pk(key)), "sk": _s(PROFILE_SK)},
-                **update,
-                "ConditionExpression": f"attribute_not_exists({stamp}) OR {stamp} <= :{stamp}",
+                **_update(fields, stamp, getattr(profile, "renewed", False), version=True),
             }
         }
 
@@ -299,8 +295,8 @@ def _fields(profile: CrmProfile | BillingProfile) -> dict[str, Any]:
     """The attributes an event carries; absent ones are left as they are."""
     names = CRM_FIELDS if isinstance(profile, CrmProfile) else BILLING_FIELDS
     fields = {n: _s(getattr(profile, n)) for n in names if getattr(profile, n) is not None}
-    if isinstance(profile, CrmProfile) and profile.properties is not None:
-        fields["properties"] = {"M": {k: _s(v) for k, v in profile.properties.items()}}
+    if isinstance(profile, CrmProfile):  # one attribute each: a change merges key by key
+        fields.update({f"prop:{k}": _s(v) for k, v in (profile.properties or {}).items()})
     if isinstance(profile, BillingProfile):
         if profile.mrr is not None:
             fields["mrr_amount"] = {"N": str(profile.mrr.amount)}
@@ -318,22 +314,22 @@ def _group_stamp(fields: dict[str, Any]) -> str:
     )
 
 
-def _set_expression(
-    fields: dict[str, Any], renewals: bool = False, version: bool = False
+def _update(
+    fields: dict[str, Any], stamp: str, renewals: bool = False, version: bool = False
 ) -> dict[str, Any]:
-    names = {f"#{n}": n for n in fields}
-    values = {f":{n}": v for n, v in fields.items()}
-    expression = "SET " + ", ".join(f"#{n} = :{n}" for n in fields)
-    adds = []
-    if renewals:
-        adds.append("renewals :one")
-    if version:
-        adds.append(f"{VERSION} :one")
+    """SET the given attributes, last-writer-wins on ``stamp`` (one of them); placeholders are
+    numbered because attribute names (CRM property names) may hold any character."""
+    names = {f"#a{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(fields)))
+    adds = (["renewals :one"] if renewals else []) + ([f"{VERSION} :one"] if version else [])
     if adds:
         expression += " ADD " + ", ".join(adds)
         values[":one"] = {"N": "1"}
+    names["#ts"], values[":ts"] = stamp, fields[stamp]
     return {
         "UpdateExpression": expression,
+        "ConditionExpression": "attribute_not_exists(#ts) OR #ts <= :ts",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }

@@ -5,7 +5,8 @@ A provider adapter is a module with two functions:
 - ``verify(request, credentials, now, settings)`` raises SignatureError unless the provider
   signed it;
 - ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload);
-- optionally ``acknowledge(receipt)``, the answer when the provider expects its own (Salesforce).
+- optionally ``acknowledge(receipt)``, the answer when the provider expects its own (Salesforce);
+- optionally ``needs_fetch(payload)``, the records to read from the provider's API afterwards.
 
 Verification always runs on the raw bytes before anything is parsed.
 """
@@ -129,6 +130,23 @@ def receive(
     return Receipt(accepted, duplicates, batch.ignored)
 
 
+def follow_up(adapter: ModuleType, request: WebhookRequest, settings: Settings) -> None:
+    """Queue what the event did not carry (thin CRM events), once the event itself is stored."""
+    needs_fetch = getattr(adapter, "needs_fetch", None)
+    if needs_fetch is None or not (settings.crm_enrichment_queue and settings.hubspot_api_url):
+        return
+    from .enrichment import enqueue
+
+    targets = needs_fetch(load_json(request.body))
+    if targets:
+        enqueue(settings.crm_enrichment_queue, adapter.__name__.rsplit(".", 1)[-1], targets)
+
+
+def _scheme(headers: Mapping[str, str] | None) -> str:
+    """API Gateway tells the scheme the sender used in X-Forwarded-Proto (it is https there)."""
+    return (headers or {}).get("x-forwarded-proto", "https").split(",")[0].strip() or "https"
+
+
 def raw_body(event: Mapping[str, Any]) -> bytes:
     """The exact bytes the provider sent: signatures are computed over them, not over text."""
     body = event.get("body") or ""
@@ -162,12 +180,13 @@ def resolver(kind: str, adapters: Mapping[str, ModuleType], store_factory=None):
             body=raw_body(event.raw_event),
             headers={name.lower(): value for name, value in (event.headers or {}).items()},
             method=event.request_context.http.method,
-            url=f"https://{event.request_context.domain_name}{event.raw_path}"
+            url=f"{_scheme(event.headers)}://{event.request_context.domain_name}{event.raw_path}"
             + (f"?{event.raw_query_string}" if event.raw_query_string else ""),
             query=event.query_string_parameters or {},
         )
         logger.append_keys(provider=provider, kind=kind)
         receipt = receive(provider, request, adapters, store(settings), settings)
+        follow_up(adapters[provider], request, settings)
         metrics.add_metric(name="WebhookRecordsAccepted", unit="Count", value=receipt.accepted)
         metrics.add_metric(name="WebhookDuplicates", unit="Count", value=receipt.duplicates)
         logger.info("webhook received", extra=receipt.body())

@@ -40,3 +40,11 @@ def field_names(settings, provider: str) -> CrmFieldNames:
     except (ValidationError, TypeError) as error:
         # A deployment error, not bad input: fail loudly (5xx) so the provider retries.
         raise RuntimeError(f"CRM_FIELDS[{provider!r}] is not valid") from error
+
+
+def hubspot_property_names(settings):
+    """What the HubSpot adapter and the enrichment reader look for, from the same setting."""
+    from .hubspot_api import PropertyNames
+
+    names = field_names(settings, "hubspot")
+    return PropertyNames(region=names.region, extra=names.properties)

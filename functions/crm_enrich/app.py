@@ -1,0 +1,37 @@
+"""CrmEnrichFunction: CRM enrichment queue -> full HubSpot records -> CRM profiles."""
+
+from functools import lru_cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nps_sync.config import settings
+from nps_sync.crm_fields import hubspot_property_names
+from nps_sync.enrichment import enrich
+from nps_sync.hubspot_api import HubSpotClient
+from nps_sync.observability import logger, metrics, tracer
+from nps_sync.secrets import provider_credentials
+from nps_sync.storage import RecordsStore
+
+
+@lru_cache(maxsize=1)
+def store() -> RecordsStore:
+    return RecordsStore(settings().records_table)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    config = settings()
+    token = provider_credentials(config, "hubspot")["access_token"]
+    hubspot = HubSpotClient(token, base_url=config.hubspot_api_url)
+    failed = enrich(
+        event["Records"],
+        hubspot,
+        lambda profile: store().put_profile(
+            profile, profile.model_dump(mode="json"), config.raw_retention_days
+        ),
+        hubspot_property_names(config),
+    )
+    metrics.add_metric(name="CrmRecordsRead", unit="Count", value=len(event["Records"]))
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
