@@ -2,12 +2,12 @@
 secrets the way the provider would, and POST it to the local runtime."""
 
 import argparse
-import json
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .events import target
 from .signer import signed_headers
 
 
@@ -21,18 +21,16 @@ def main() -> int:
     body = args.body.read_bytes()
     if not args.url.startswith(("http://", "https://")):
         parser.error("--url must be http(s)")
+    url = f"{args.url}{target(args.kind, args.provider)}"
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        f"{args.url}/webhooks/{args.kind}/{args.provider}",
-        data=body,
-        method="POST",
-        headers=signed_headers(args.provider, body),
+        url, data=body, method="POST", headers=signed_headers(args.provider, body, url=url)
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - scheme checked above
             status, text = answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read().decode()
-    print(status, json.dumps(json.loads(text)) if text else "")
+    print(status, text)
     return 0 if status < 400 else 1
 
 

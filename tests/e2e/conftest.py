@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,21 +35,23 @@ def runtime():
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    lines, aws, deadline = [], None, time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        lines.append(line)
-        if line.startswith("AWS "):
-            aws = line.split()[1]
-        if line.startswith("READY "):
-            break
-    else:
-        process.kill()
-    if not lines or not lines[-1].startswith("READY"):
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:
+        """Keep reading: a runtime writing into a full pipe would stop in the middle of a log."""
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("READY "):
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not ready.wait(60) or not any(line.startswith("READY ") for line in lines):
         process.kill()
         pytest.fail("the local runtime did not start:\n" + "".join(lines))
+    aws = next(line.split()[1] for line in lines if line.startswith("AWS "))
+    lines = [next(line for line in lines if line.startswith("READY "))]
     url = lines[-1].split()[1]
     assert url == f"http://127.0.0.1:{port}"
     yield Running(url, aws, process)
