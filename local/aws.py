@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,9 @@ class Emulator:
         os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
         if self.endpoint:
             return self.endpoint
-        from moto.server import ThreadedMotoServer
-
         port = self.port or free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self.server.start()
+        self.server = _serialized_moto_server(port)
+        threading.Thread(target=self.server.serve_forever, name="moto", daemon=True).start()
         self.endpoint = f"http://127.0.0.1:{port}"
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
@@ -54,7 +53,8 @@ class Emulator:
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.stop()
+            self.server.shutdown()
+            self.server.server_close()
             self.server = None
 
     def client(self, service: str):
@@ -63,6 +63,32 @@ class Emulator:
             endpoint = self.endpoint or f"https://streams.dynamodb.{region}.amazonaws.com"
             return boto3.client(service, endpoint_url=endpoint)
         return boto3.client(service)
+
+
+def _serialized_moto_server(port: int):
+    """moto in server mode, one request at a time.
+
+    DynamoDB applies each request atomically; moto does not when requests overlap: a failed
+    TransactWriteItems restores a copy of the whole table taken before it started, dropping
+    writes that other threads made meanwhile. One lock around the app gives back atomicity.
+    """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def serialized(environ, start_response):
+        with lock:
+            return list(app(environ, start_response))
+
+    return make_server(
+        "127.0.0.1", port, serialized, threaded=True, request_handler=MotoRequestHandler
+    )
 
 
 class Stack:

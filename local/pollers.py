@@ -67,6 +67,7 @@ class StreamPoller(Poller):
         super().__init__(*args, **kwargs)
         self.client = self.emulator.client("dynamodbstreams")
         self.iterators: dict[str, str] = {}
+        self.last_read: dict[str, str] = {}
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.attempts: dict[str, int] = {}
 
@@ -84,9 +85,7 @@ class StreamPoller(Poller):
                 self.iterators[shard_id] = self.client.get_shard_iterator(
                     StreamArn=self.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
                 )["ShardIterator"]
-            page = self.client.get_records(ShardIterator=self.iterators[shard_id], Limit=1000)
-            self.iterators[shard_id] = page.get("NextShardIterator") or self.iterators[shard_id]
-            pending.extend(page["Records"])
+            pending.extend(self._read(shard_id))
         if not pending:
             return False
         batch = pending[: self.mapping.batch_size]
@@ -121,6 +120,25 @@ class StreamPoller(Poller):
         else:
             self.stop_event.wait(min(0.05 * 2**attempts, 2.0))
         return True
+
+    def _read(self, shard_id: str) -> list[dict[str, Any]]:
+        page = self.client.get_records(ShardIterator=self.iterators[shard_id], Limit=1000)
+        self.iterators[shard_id] = page.get("NextShardIterator") or self.iterators[shard_id]
+        if not page["Records"] and shard_id in self.last_read:
+            # An idle iterator is renewed from the last record read: real iterators expire
+            # after 15 minutes, and moto's are lost when a failed transaction rolls the table
+            # back to a copy of itself.
+            self.iterators[shard_id] = self.client.get_shard_iterator(
+                StreamArn=self.arn,
+                ShardId=shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=self.last_read[shard_id],
+            )["ShardIterator"]
+            page = self.client.get_records(ShardIterator=self.iterators[shard_id], Limit=1000)
+            self.iterators[shard_id] = page.get("NextShardIterator") or self.iterators[shard_id]
+        if page["Records"]:
+            self.last_read[shard_id] = page["Records"][-1]["dynamodb"]["SequenceNumber"]
+        return page["Records"]
 
     def _on_failure(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         destination = self.mapping.on_failure

@@ -133,3 +133,29 @@ def test_sqs_failed_message_is_redelivered_alone_and_ends_in_the_dlq(queue):
     assert len(subscriber.batches) == 2  # maxReceiveCount 2: then it moved to the DLQ
     moved = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
     assert [m["Body"] for m in moved] == ["b"]
+
+
+def test_stream_records_after_a_failed_transaction_still_arrive(aws, stream):
+    """moto rolls a failed transaction back by swapping in a copy of the table."""
+    ddb = boto3.client("dynamodb")
+    table = aws.refs["RecordsTable"]
+    subscriber = Subscriber(key=stream_key)
+    poller = stream_poller(subscriber, stream)
+    drain(poller)
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"pk": {"S": "item-1"}, "sk": {"S": "RESP"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            ]
+        )
+    ddb.put_item(TableName=table, Item={"pk": {"S": "item-6"}, "sk": {"S": "RESP"}})
+
+    drain(poller)
+
+    assert subscriber.batches[-1] == ["item-6"]
