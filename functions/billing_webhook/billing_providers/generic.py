@@ -6,22 +6,12 @@ reads as "unchanged".
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
-from nps_sync.errors import InvalidPayload, NotConfigured
-from nps_sync.identity import customer_key
 from nps_sync.models import BillingProfile, CustomerRef, Key, Money, UtcDatetime
-from nps_sync.signing import standard_verify
-from nps_sync.webhooks import Batch, Record, load_json
+from nps_sync.webhooks import Batch, Record, generic_items, generic_key, verify_standard
 
-
-def verify(request, credentials, now, settings) -> None:
-    secret = credentials.get("secret")
-    if not isinstance(secret, str) or not secret:
-        raise NotConfigured("the generic credentials have no signing secret")
-    standard_verify(
-        [secret], request.headers, request.body, now, settings.signature_tolerance_seconds
-    )
+verify = verify_standard
 
 
 class GenericMoney(BaseModel):
@@ -39,22 +29,14 @@ class GenericBilling(BaseModel):
     renews_at: UtcDatetime | None = None
 
 
-_BODY = TypeAdapter(GenericBilling | Annotated[list[GenericBilling], Field(max_length=500)])
-
-
 def parse(request, settings) -> Batch:
-    raw = load_json(request.body)
-    items = _BODY.validate_python(raw)
-    items, raws = (items, raw) if isinstance(items, list) else ([items], [raw])
     return Batch(
-        records=[_record(item, item_raw) for item, item_raw in zip(items, raws, strict=True)]
+        records=[_record(item, raw) for item, raw in generic_items(request, GenericBilling)]
     )
 
 
 def _record(item: GenericBilling, raw) -> Record:
-    key = customer_key(email=item.customer.email, customer_id=item.customer.id)
-    if key is None:
-        raise InvalidPayload("customer.email is not an e-mail address and customer.id is empty")
+    key = generic_key(item.customer)
     profile = BillingProfile(
         provider="generic",
         source_id=item.customer.id or key,

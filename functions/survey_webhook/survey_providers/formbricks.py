@@ -13,20 +13,12 @@ from pydantic import AwareDatetime, BaseModel, Field
 from nps_sync.errors import InvalidPayload
 from nps_sync.identity import customer_key
 from nps_sync.models import Response
-from nps_sync.signing import standard_verify
-from nps_sync.webhooks import Batch, Record, load_json
+from nps_sync.webhooks import Batch, Record, load_json, verify_standard
 
 RESPONSE_EVENTS = {"responseCreated", "responseUpdated", "responseFinished"}
 
 
-def verify(request, credentials, now, settings) -> None:
-    standard_verify(
-        [credentials["secret"]],
-        request.headers,
-        request.body,
-        now,
-        settings.signature_tolerance_seconds,
-    )
+verify = verify_standard
 
 
 class Contact(BaseModel):

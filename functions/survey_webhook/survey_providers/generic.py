@@ -2,23 +2,12 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
-from nps_sync.errors import InvalidPayload
-from nps_sync.identity import customer_key
 from nps_sync.models import CustomerRef, Key, Response, Score, UtcDatetime
-from nps_sync.signing import standard_verify
-from nps_sync.webhooks import Batch, Record, load_json
+from nps_sync.webhooks import Batch, Record, generic_items, generic_key, verify_standard
 
-
-def verify(request, credentials, now, settings) -> None:
-    standard_verify(
-        [credentials["secret"]],
-        request.headers,
-        request.body,
-        now,
-        settings.signature_tolerance_seconds,
-    )
+verify = verify_standard
 
 
 class GenericResponse(BaseModel):
@@ -32,22 +21,14 @@ class GenericResponse(BaseModel):
     comment: Annotated[str, Field(max_length=20_000)] | None = None
 
 
-_MANY = TypeAdapter(Annotated[list[GenericResponse], Field(max_length=500)])
-
-
 def parse(request, settings) -> Batch:
-    raw = load_json(request.body)
-    raws = raw if isinstance(raw, list) else [raw]
-    items = _MANY.validate_python(raws)
     return Batch(
-        records=[_record(item, item_raw) for item, item_raw in zip(items, raws, strict=True)]
+        records=[_record(item, raw) for item, raw in generic_items(request, GenericResponse)]
     )
 
 
 def _record(item: GenericResponse, raw) -> Record:
-    key = customer_key(email=item.customer.email, customer_id=item.customer.id)
-    if key is None:
-        raise InvalidPayload("customer.email is not an e-mail address and customer.id is empty")
+    key = generic_key(item.customer)
     response = Response(
         provider="generic",
         response_id=item.id,

@@ -16,16 +16,27 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from types import ModuleType
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from .config import Settings
-from .errors import InvalidPayload, MalformedBody, PayloadTooLarge, UnknownProvider
-from .models import BillingProfile, CrmProfile, Response
+from .errors import (
+    InvalidPayload,
+    MalformedBody,
+    NotConfigured,
+    PayloadTooLarge,
+    UnknownProvider,
+)
+from .identity import customer_key
+from .models import BillingProfile, CrmProfile, CustomerRef, Response
 from .secrets import provider_credentials
+from .signing import standard_verify
 from .storage import RecordsStore
+
+MAX_GENERIC_ITEMS = 500
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,38 @@ def validation_message(error: ValidationError) -> str:
         for item in error.errors(include_input=False, include_url=False)[:5]
     ]
     return "; ".join(parts)
+
+
+def verify_standard(
+    request: WebhookRequest, credentials: Mapping[str, Any], now: float, settings: Settings
+) -> None:
+    """Standard Webhooks keyed with the provider's ``secret``: Formbricks and our generic
+    receivers."""
+    secret = credentials.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise NotConfigured("the credentials have no signing secret")
+    standard_verify(
+        [secret], request.headers, request.body, now, settings.signature_tolerance_seconds
+    )
+
+
+@cache
+def _many(model: type) -> TypeAdapter:
+    return TypeAdapter(Annotated[list[model], Field(max_length=MAX_GENERIC_ITEMS)])
+
+
+def generic_items(request: WebhookRequest, model: type) -> list[tuple[Any, Any]]:
+    """Our generic bodies: one object or an array of them, each with its own raw JSON."""
+    raw = load_json(request.body)
+    raws = raw if isinstance(raw, list) else [raw]
+    return list(zip(_many(model).validate_python(raws), raws, strict=True))
+
+
+def generic_key(customer: CustomerRef) -> str:
+    key = customer_key(email=customer.email, customer_id=customer.id)
+    if key is None:
+        raise InvalidPayload("customer.email is not an e-mail address and customer.id is empty")
+    return key
 
 
 def receive(
