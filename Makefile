@@ -6,7 +6,7 @@ PORT ?= 3000
 AWS_PORT ?= 4599
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e format events reconcile clean
+.PHONY: run test lint unit integration e2e format events reconcile clean bench seed redrive security load
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,20 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	touch $(STAMP)
 
 run: $(STAMP)  ## the local runtime on 127.0.0.1:$(PORT) (PORT= to change)
-	PORT=$(PORT) AWS_PORT=$(AWS_PORT) $(BIN)/python -m local
+	PORT=$(PORT) AWS_PORT=$(AWS_PORT) SEED=$(SEED) $(BIN)/python -m local
+
+# Demo data (local/seed.py): `make run` loads it unless SEED=0; `make seed N=500 SEEDVAL=2`
+# loads N more customers into a running `make run` (another SEEDVAL gives other customers).
+SEED ?= 1
+N ?= 500
+SEEDVAL ?= 2
+seed: $(STAMP)
+	$(BIN)/python -m local.seed --url http://127.0.0.1:$(PORT) --count $(N) --seed $(SEEDVAL)
+
+# Benchmarks and the cost model (not part of `make test`): prints the table, writes
+# bench/results.md and docs/cost.md. FULL=1 adds the 10^5-response scale run (~10 minutes).
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(FULL),--full,)
 
 # Recompute the aggregates from the records and report differences (FIX=1 repairs them).
 # Against `make run` by default; for a deployed stack set ENDPOINT= and the two table names.
@@ -27,12 +40,37 @@ reconcile: $(STAMP)
 	  $(if $(ENDPOINT),AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1,) \
 	  PYTHONPATH=layers/common $(BIN)/python -m nps_sync.reconcile $(if $(FIX),--fix,)
 
+# Move dead-lettered webhook deliveries back to the delivery queue (docs/operations.md).
+# Against `make run` by default; for a deployed stack set ENDPOINT= and the two queue URLs.
+DLQ ?= nps-sync-DeliveryDeadLetterQueue
+DELIVERY_QUEUE ?= nps-sync-DeliveryQueue
+redrive: $(STAMP)
+	AWS_ENDPOINT_URL=$(ENDPOINT) \
+	  $(if $(ENDPOINT),AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1,) \
+	  PYTHONPATH=layers/common $(BIN)/python -m nps_sync.redrive --from $(DLQ) --to $(DELIVERY_QUEUE) $(if $(LIMIT),--limit $(LIMIT),)
+
 test: lint $(STAMP)  ## lint, then every test
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
+	$(MAKE) security
+
+# checkov (docs/security.md): its pins conflict with ours, so it has a venv of its own.
+# Every suppression is justified inline in template.yaml (Metadata: checkov: skip).
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+security: $(CHECKOV)
+	$(CHECKOV) --framework cloudformation -f template.yaml --compact --quiet --skip-download
+
+# Load with nothing lost (docs/security.md): ~20 senders, a few thousand webhooks against a
+# runtime of its own on 127.0.0.1 (SEED=0), then counts and reconcile. Not part of `make test`.
+load: $(STAMP)
+	$(BIN)/python -m local.load $(if $(LOAD_N),--count $(LOAD_N),)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -50,4 +88,4 @@ events: $(STAMP)  ## re-sign events/ (Standard Webhooks events carry a timestamp
 	$(BIN)/python -m local.events
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .aws-sam

@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -33,8 +34,15 @@ def main() -> int:
         signal.signal(sig, lambda *_: done.set())
     print(f"AWS {runtime.emulator.endpoint}", flush=True)
     print(f"READY {runtime.url}", flush=True)
+    seeder = None
+    if os.environ.get("SEED", "1") != "0":  # demo data (local/seed.py); SEED=0 starts empty
+        count = os.environ.get("SEED_CUSTOMERS", "100")
+        command = [sys.executable, "-m", "local.seed", "--url", runtime.url, "--count", count]
+        seeder = subprocess.Popen(command)  # noqa: S603 - our own module
     done.wait()
     print("stopping", file=sys.stderr, flush=True)
+    if seeder is not None and seeder.poll() is None:
+        seeder.terminate()
     runtime.stop()
     return 0
 

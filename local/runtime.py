@@ -19,7 +19,6 @@ DEV_SECRETS = ROOT / "local" / "dev-secrets.json"
 # Lambda's own environment, and powertools settings that suit a laptop.
 LOCAL_ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
     "NPS_SYNC_LOCAL": "1",
 }

@@ -8,7 +8,23 @@ from nps_sync.aggregate_settings import aggregate_settings
 from nps_sync.aggregate_store import AggregatesStore
 from nps_sync.aggregator import Aggregator
 from nps_sync.customer_records import CustomerRecords
+from nps_sync.fanout import Fanout
+from nps_sync.fanout_settings import fanout_settings
 from nps_sync.observability import logger, metrics, tracer
+from nps_sync.outbound import DeliveryQueue, EventBus
+from nps_sync.subscriptions import SubscriptionsStore
+
+
+def fanout() -> Fanout | None:
+    """Outgoing events (docs/events.md): the bus, and the subscriptions' delivery queue."""
+    settings = fanout_settings()
+    if not (settings.event_bus_name or settings.delivery_queue_url):
+        return None
+    return Fanout(
+        EventBus(settings.event_bus_name) if settings.event_bus_name else None,
+        DeliveryQueue(settings.delivery_queue_url) if settings.delivery_queue_url else None,
+        SubscriptionsStore(settings.subscriptions_table) if settings.subscriptions_table else None,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -18,6 +34,8 @@ def aggregator() -> Aggregator:
         AggregatesStore(settings.aggregates_table),
         CustomerRecords(settings.records_table),
         settings.aggregate_dimensions,
+        fanout=fanout(),
+        event_granularities=fanout_settings().event_granularities,
     )
 
 
@@ -31,6 +49,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         metrics.add_metric(name="StreamRecords", unit="Count", value=worker.last.records)
         metrics.add_metric(name="AggregateWrites", unit="Count", value=worker.last.writes)
         metrics.add_metric(name="SegmentStamps", unit="Count", value=worker.last.stamps)
+        metrics.add_metric(name="EventsDerived", unit="Count", value=worker.last.events)
         metrics.add_metric(
             name="StreamRecordsRetried", unit="Count", value=len(answer["batchItemFailures"])
         )

@@ -1,4 +1,5 @@
-"""ApiFunction: GET /nps, GET/DELETE /customers/{key}, GET /openapi.json."""
+"""ApiFunction: GET /nps, GET/DELETE /customers/{key}, subscriptions, GET /openapi.json, and the
+dashboard: GET /dashboard, /segments, /distribution, /detractors (docs/dashboard.md)."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -25,6 +25,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     )
     for difference in report.differences[:100]:
         logger.warning("aggregate differs", extra=difference.as_dict())
+    for outcome in report.outcomes.differences[:100]:  # revenue outcomes (docs/outcomes.md)
+        logger.warning("outcome differs", extra={"outcome": outcome.kind, "key": outcome.key})
     metrics.add_metric(name="AggregateDifferences", unit="Count", value=len(report.differences))
     metrics.add_metric(name="AggregatesFixed", unit="Count", value=report.fixed)
     logger.info("reconciled", extra=report.as_dict())

@@ -26,7 +26,7 @@ class Running:
 def runtime():
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(PORT=str(port), PYTHONUNBUFFERED="1", LOCAL_LOG_LEVEL="WARNING")
+    env.update(PORT=str(port), PYTHONUNBUFFERED="1", LOCAL_LOG_LEVEL="WARNING", SEED="0")
     process = subprocess.Popen(
         [sys.executable, "-m", "local"],
         cwd=ROOT,

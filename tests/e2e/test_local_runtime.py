@@ -89,7 +89,8 @@ def test_events_files_are_valid_api_gateway_events():
 
 
 PROFILE_BODIES = sorted(
-    (kind, path.name) for kind in ("crm", "billing")
+    (kind, path.name)
+    for kind in ("crm", "billing")
     for path in (ROOT / "events" / "bodies" / kind).glob("*.*")
 )
 
@@ -115,11 +116,18 @@ def test_billing_profile_shows_on_the_customer(runtime):
 
     for name in ("stripe-customer.subscription.updated.json", "stripe-customer.updated.json"):
         body = wire_body(ROOT / "events" / "bodies" / "billing" / name)
-        requests.post(f"{runtime.url}/webhooks/billing/stripe", data=body,
-                      headers=signed_headers("stripe", body), timeout=10)
+        requests.post(
+            f"{runtime.url}/webhooks/billing/stripe",
+            data=body,
+            headers=signed_headers("stripe", body),
+            timeout=10,
+        )
 
-    customer = requests.get(f"{runtime.url}/customers/ana@example.com", timeout=10,
-                            headers={"authorization": "Bearer dev-token-change-me"})
+    customer = requests.get(
+        f"{runtime.url}/customers/ana@example.com",
+        timeout=10,
+        headers={"authorization": "Bearer dev-token-change-me"},
+    )
 
     assert customer.status_code == 200
     assert customer.json()["profile"]["plan"] == "Pro monthly"

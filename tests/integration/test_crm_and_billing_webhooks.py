@@ -46,8 +46,15 @@ def post(functions, kind, name, **changes):
 def test_hubspot_batch_is_stored_and_thin_records_are_read_off_the_request_path(
     functions, customers, hubspot, function_env, template
 ):
-    hubspot.add("contacts", "901", email="ana@example.com", lifecyclestage="customer",
-                country="DE", region="EMEA", associatedcompanyid="5790939450")
+    hubspot.add(
+        "contacts",
+        "901",
+        email="ana@example.com",
+        lifecyclestage="customer",
+        country="DE",
+        region="EMEA",
+        associatedcompanyid="5790939450",
+    )
     hubspot.add("contacts", "902", email="ben@example.org", company="Free Text Ltd")
     hubspot.add("contacts", "903", email="chen@example.net")
     hubspot.add("companies", "5790939450", name="Acme GmbH")
@@ -58,15 +65,24 @@ def test_hubspot_batch_is_stored_and_thin_records_are_read_off_the_request_path(
 
     mapping = next(m for m in template.event_sources if m.function == "CrmEnrichFunction")
     queue_arn = function_env.resolve(mapping.source)
-    poller = SqsPoller(functions["CrmEnrichFunction"], mapping, queue_arn, Emulator(),
-                       threading.Event(), idle_seconds=0)
+    poller = SqsPoller(
+        functions["CrmEnrichFunction"],
+        mapping,
+        queue_arn,
+        Emulator(),
+        threading.Event(),
+        idle_seconds=0,
+    )
     while poller.poll_once():
         pass
 
     assert len(hubspot.calls) <= 2  # one batch read of contacts, one of their companies
     ana = customers.profile("ana@example.com")
     assert (ana["account"]["S"], ana["region"]["S"], ana["lifecycle_stage"]["S"]) == (
-        "Acme GmbH", "EMEA", "customer")
+        "Acme GmbH",
+        "EMEA",
+        "customer",
+    )
     assert customers.by_customer("hubspot:contact-901") == []  # linked to the e-mail
     assert customers.profile("ben@example.org")["account"]["S"] == "Free Text Ltd"
 
@@ -102,6 +118,10 @@ def test_chargebee_subscription_sets_plan_and_mrr(functions, customers):
 
 
 def test_chargebee_with_a_wrong_password_is_refused(functions):
-    answer = post(functions, "billing", "chargebee-subscription_changed-pc2.json",
-                  headers={"authorization": "Basic ZGV2LWNoYXJnZWJlZTp3cm9uZw=="})
+    answer = post(
+        functions,
+        "billing",
+        "chargebee-subscription_changed-pc2.json",
+        headers={"authorization": "Basic ZGV2LWNoYXJnZWJlZTp3cm9uZw=="},
+    )
     assert answer["statusCode"] == 401

@@ -15,6 +15,10 @@ from .aggregates import COUNTERS, AggregateKey, Counts, MarkConflict
 from .errors import StorageUnavailable
 
 MARK_PREFIX = "hwm#"
+# All-time items also carry ``listed_dimension`` = their dimension: the sparse index
+# ``by_dimension`` lists a dimension's values from it (GET /segments, docs/dashboard.md).
+LISTED_GRANULARITY = "all"
+LISTING_INDEX = "by_dimension"
 
 
 def _counts(item: dict[str, Any]) -> Counts:
@@ -39,11 +43,12 @@ class AggregatesStore:
         below: str | None = None,
         expected: str | None = None,
         forget: tuple[str, ...] = (),
-    ) -> None:
-        """ADD the counts and SET this lane's mark, in one conditional update.
+    ) -> Counts:
+        """ADD the counts and SET this lane's mark, in one conditional update; returns the
+        counters after it.
 
         Condition: the stored mark is below ``below`` (or absent), or equals ``expected``.
-        A failed condition raises MarkConflict with the stored mark.
+        A failed condition raises MarkConflict with the stored mark (and counters).
         """
         names = {"#m": MARK_PREFIX + lane, "#d": "dimension", "#v": "value"}
         values: dict[str, Any] = {
@@ -67,7 +72,10 @@ class AggregatesStore:
         else:
             condition = "attribute_not_exists(#m)"
         expression = (
-            "SET #m = :mark, #d = :d, #v = :v, granularity = :g, period = :p ADD " + ", ".join(adds)
+            "SET #m = :mark, #d = :d, #v = :v, granularity = :g, period = :p"
+            + (", listed_dimension = :d" if key.granularity == LISTED_GRANULARITY else "")
+            + " ADD "
+            + ", ".join(adds)
         )
         forgotten = [f"#f{i}" for i in range(len(forget))]
         names.update({f"#f{i}": MARK_PREFIX + shard for i, shard in enumerate(forget)})
@@ -75,13 +83,14 @@ class AggregatesStore:
             expression += " REMOVE " + ", ".join(forgotten)
         self.writes += 1
         try:
-            self.client.update_item(
+            answer = self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
@@ -91,9 +100,10 @@ class AggregatesStore:
             if item is None:
                 item = self._get(key)
             stored = (item or {}).get(MARK_PREFIX + lane, {}).get("S")
-            raise MarkConflict(stored) from error
+            raise MarkConflict(stored, _counts(item or {})) from error
         except BotoCoreError as error:
             raise StorageUnavailable("DynamoDB update_item failed") from error
+        return _counts(answer.get("Attributes") or {})
 
     def _get(self, key: AggregateKey) -> dict[str, Any] | None:
         return self._call(
@@ -125,6 +135,25 @@ class AggregatesStore:
         for item in self._pages("query", kwargs):
             result[item["sk"]["S"].split("#", 1)[1]] = _counts(item)
         return result
+
+    def listing(self, dimension: str, limit: int) -> tuple[dict[str, Counts], bool]:
+        """value -> all-time counts of up to ``limit`` values of a dimension (by value), and
+        whether more are left (one Query on the sparse index by_dimension)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": LISTING_INDEX,
+            "KeyConditionExpression": "listed_dimension = :d",
+            "ExpressionAttributeValues": {":d": {"S": dimension}},
+        }
+        found: dict[str, Counts] = {}
+        while len(found) < limit:
+            page = self._call("query", **kwargs, Limit=limit - len(found))
+            for item in page.get("Items", []):
+                found[item["pk"]["S"].split("#", 1)[1]] = _counts(item)
+            if "LastEvaluatedKey" not in page:
+                return found, False
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found, True
 
     # --- reconcile ------------------------------------------------------------------------
 
@@ -163,7 +192,8 @@ class AggregatesStore:
                 Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
                 UpdateExpression="SET "
                 + ", ".join(sets)
-                + ", #d = :d, #v = :v, granularity = :g, period = :p",
+                + ", #d = :d, #v = :v, granularity = :g, period = :p"
+                + (", listed_dimension = :d" if key.granularity == LISTED_GRANULARITY else ""),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

@@ -7,7 +7,7 @@ order in which records are applied does not matter; only that each is applied ex
 (docs/aggregation.md).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -191,9 +191,10 @@ def total(entries: Iterable[Entry]) -> Counts:
 class MarkConflict(Exception):
     """The aggregate's mark for this lane is not what the update expected."""
 
-    def __init__(self, mark: str | None):
+    def __init__(self, mark: str | None, counts: "Counts | None" = None):
         super().__init__(mark)
         self.mark = mark
+        self.counts = counts  # the stored counters, when the store read them
 
 
 class AggregateWriter(Protocol):
@@ -207,27 +208,38 @@ class AggregateWriter(Protocol):
         below: str | None = None,
         expected: str | None = None,
         forget: tuple[str, ...] = (),
-    ) -> None: ...
+    ) -> Counts | None: ...
+
+
+# Told about every write that applied entries (or was found applied already): the entries and
+# the counters after it. The aggregator derives ``aggregate.updated`` events from it.
+Applied = Callable[[list[Entry], Counts], None]
 
 
 ATTEMPTS = 4
 
 
 def apply_key(
-    writer: AggregateWriter, pending: Pending, lane: str, forget: tuple[str, ...] = ()
+    writer: AggregateWriter,
+    pending: Pending,
+    lane: str,
+    forget: tuple[str, ...] = (),
+    applied: Applied | None = None,
 ) -> int:
     """Apply the entries the aggregate has not applied yet; returns the number of writes.
 
     The first write assumes the mark is below every entry (the usual case: one write). If the
     aggregate already holds a mark at or above an entry (a redelivery, or an SDK retry of a
     write that did succeed), only the entries above it are applied, conditional on that mark.
+    A redelivery whose entries were all applied, the last of them by this shard's last write
+    to the key, reports that write to ``applied`` again, so its event is derived again.
     """
     entries = pending.entries
     below: str | None = entries[0].sequence
     expected: str | None = None
     for writes in range(1, ATTEMPTS + 1):
         try:
-            writer.add(
+            after = writer.add(
                 pending.key,
                 lane,
                 total(entries),
@@ -236,10 +248,16 @@ def apply_key(
                 expected=expected,
                 forget=forget,
             )
+            if applied is not None and after is not None:
+                applied(entries, after)
             return writes
         except MarkConflict as conflict:
-            entries = pending.after(conflict.mark)
-            if not entries:
+            remaining = pending.after(conflict.mark)
+            if not remaining:
+                last = pending.entries[-1].sequence
+                if applied is not None and conflict.counts is not None and conflict.mark == last:
+                    applied(entries, conflict.counts)
                 return writes
+            entries = remaining
             below, expected = None, conflict.mark
     raise MarkConflict(expected)

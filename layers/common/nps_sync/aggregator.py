@@ -8,10 +8,11 @@ again, and the marks make the already applied part of that redelivery a no-op.
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .aggregate_store import AggregatesStore
-from .aggregates import apply_key, fold, is_response
+from .aggregates import AggregateKey, Applied, Counts, Entry, apply_key, fold, is_response, total
 from .customer_records import (
     PROFILE_SK,
     SEGMENT_ATTRIBUTES,
@@ -20,7 +21,12 @@ from .customer_records import (
     version_older,
 )
 from .errors import StorageUnavailable
+from .events import Event, aggregate_event, customer_change, is_new_version, response_events
+from .fanout import Fanout
 from .observability import logger
+from .outbound import PublishFailed
+from .outcome_store import OutcomesStore
+from .outcome_stream import OutcomeStep
 from .stream import Change, Lane, ShardLocator, changes
 
 Locator = Callable[[str, Mapping[str, Any]], Lane]
@@ -32,6 +38,7 @@ class BatchResult:
     keys: int = 0
     writes: int = 0
     stamps: int = 0
+    events: int = 0
     failed_from: int | None = None  # index of the first record to deliver again
 
     def fail(self, index: int) -> None:
@@ -52,12 +59,20 @@ class Aggregator:
         records: CustomerRecords,
         dimensions: Iterable[str],
         locator: Locator | None = None,
+        fanout: Fanout | None = None,
+        event_granularities: Iterable[str] = ("all", "month"),
     ):
         self.aggregates = aggregates
         self.records = records
         self.dimensions = tuple(dimensions)
         self.locator = locator or ShardLocator()
+        self.fanout = fanout  # None: derive no outgoing events
+        self.event_granularities = frozenset(event_granularities)
         self.last: BatchResult | None = None  # the last batch's counts, for metrics and tests
+        # Revenue outcomes by NPS category (docs/outcomes.md), in the same AggregatesTable.
+        self.outcomes = OutcomeStep(
+            OutcomesStore(aggregates.table_name, aggregates.client), records, self.dimensions
+        )
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """A Lambda stream event -> the partial batch response."""
@@ -74,6 +89,7 @@ class Aggregator:
                 "keys": result.keys,
                 "writes": result.writes,
                 "stamps": result.stamps,
+                "events": result.events,
                 "failed": len(failed),
                 "shard": lane.shard_id,
             },
@@ -90,16 +106,86 @@ class Aggregator:
         result = BatchResult(records=len(batch))
         pending = fold(((c.index, c.sequence, c.old, c.new) for c in batch), self.dimensions)
         result.keys = len(pending)
+        created = [_created(record) for record in records]
+        events: list[Event] = []
         for key_pending in pending.values():
             try:
                 result.writes += apply_key(
-                    self.aggregates, key_pending, lane.shard_id, lane.ancestors
+                    self.aggregates,
+                    key_pending,
+                    lane.shard_id,
+                    lane.ancestors,
+                    self._on_applied(key_pending.key, lane.shard_id, created, events),
                 )
             except StorageUnavailable:
                 logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
         self._stamp(batch, result)
+        self.outcomes.run(batch, lane, result)
+        if self.fanout is not None:
+            self._publish(batch, created, events, result)
         return result
+
+    # --- outgoing events (docs/events.md) -------------------------------------------------
+
+    def _on_applied(
+        self, key: AggregateKey, lane: str, created: list[float | None], events: list[Event]
+    ) -> Applied | None:
+        if self.fanout is None or key.granularity not in self.event_granularities:
+            return None
+
+        def applied(entries: list[Entry], after: Counts) -> None:
+            last = entries[-1]
+            event = aggregate_event(
+                key,
+                after - total(entries),
+                after,
+                lane,
+                last.sequence,
+                entries[0].index,
+                created[last.index],
+            )
+            if event is not None:
+                events.append(event)
+
+        return applied
+
+    def _publish(
+        self,
+        batch: list[Change],
+        created: list[float | None],
+        events: list[Event],
+        result: BatchResult,
+    ) -> None:
+        """Derive the batch's record events and hand them, with the aggregate events, over."""
+        fresh = [c for c in batch if is_new_version(c.old, c.new)]
+        latest: dict[str, list[Mapping[str, Any]] | None] = {}
+        for change in fresh:
+            customer = change.new["customer_key"]["S"] if "customer_key" in change.new else None
+            if customer is not None and customer not in latest:
+                try:
+                    latest[customer] = self.records.by_customer(customer, "RESP#")
+                except StorageUnavailable:
+                    latest[customer] = None
+            events.extend(
+                response_events(change.index, change.old, change.new, created[change.index])
+            )
+            others = latest.get(customer) if customer is not None else []
+            if others is None:
+                result.fail(change.index)  # its customer event is derived on redelivery
+                continue
+            change_event = customer_change(
+                change.index, change.old, change.new, others, created[change.index]
+            )
+            if change_event is not None:
+                events.append(change_event)
+        events.sort(key=lambda e: e.index)
+        result.events = len(events)
+        try:
+            self.fanout.publish(events)
+        except PublishFailed as failure:
+            logger.warning("publishing events failed", extra={"events": len(failure.events)})
+            result.fail(min((e.index for e in failure.events), default=0))
 
     def _stamp(self, batch: list[Change], result: BatchResult) -> None:
         """Keep responses' segment attributes equal to their customer's current profile."""
@@ -127,3 +213,14 @@ class Aggregator:
                     result.stamps += self.records.stamp(change.new, profile)
                 except StorageUnavailable:
                     result.fail(change.index)
+
+
+def _created(record: Mapping[str, Any]) -> float | None:
+    """The stream record's creation time (epoch seconds in Lambda's event)."""
+    value = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,4 +1,5 @@
-"""The query API (ApiFunction): GET /nps, GET and DELETE /customers/{key}, GET /openapi.json.
+"""The query API (ApiFunction): GET /nps, GET and DELETE /customers/{key}, webhook
+subscriptions (/subscriptions, docs/events.md), GET /openapi.json.
 
 Bearer tokens come from the secrets document (``api_tokens``); every route but the OpenAPI
 document needs one. Reads are Query/GetItem, never Scan.
@@ -15,19 +16,28 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from . import dashboard, overview
 from .aggregate_store import AggregatesStore
 from .customer_records import CustomerRecords
 from .customers import customer_view, erase
-from .errors import BadRequest, Unauthorized
+from .errors import BadRequest, InvalidPayload, NotFound, StorageUnavailable, Unauthorized
+from .events import EVENT_TYPES
 from .http import error_response, register_error_handlers
 from .observability import logger
+from .outcome_api import register as register_outcomes
 from .query import nps_series
+from .ssrf import Target, vet
+from .subscriptions import DELIVERY_LOG_LIMIT, SubscriptionsStore
 
-PUBLIC_PATHS = {"/openapi.json"}
+PUBLIC_PATHS = {"/openapi.json", *dashboard.PATHS}  # the dashboard page, not its data
 SECURITY = [{"bearer": []}]
 Granularity = Literal["day", "week", "month", "quarter", "year", "all"]
+EventType = Literal[
+    "response.received", "detractor.alert", "customer.nps_changed", "aggregate.updated"
+]
+FilterValue = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 @dataclass
@@ -37,18 +47,26 @@ class Services:
     dimensions: tuple[str, ...]
     tokens: Callable[[], list[str]]
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
+    subscriptions: SubscriptionsStore | None = None
+    vet_url: Callable[[str], Target] = vet  # the SSRF guard (local mode allows loopback)
 
 
 def default_services() -> Services:
     from .aggregate_settings import aggregate_settings
+    from .fanout_settings import fanout_settings
     from .secrets import load
 
     settings = aggregate_settings()
+    fanout = fanout_settings()
     return Services(
         aggregates=AggregatesStore(settings.aggregates_table),
         records=CustomerRecords(settings.records_table),
         dimensions=settings.aggregate_dimensions,
         tokens=lambda: load(settings).api_tokens,
+        subscriptions=(
+            SubscriptionsStore(fanout.subscriptions_table) if fanout.subscriptions_table else None
+        ),
+        vet_url=lambda url: vet(url, allow_local=fanout.allow_local_subscribers),
     )
 
 
@@ -89,6 +107,44 @@ class Erasure(BaseModel):
     deleted: dict[str, int]
 
 
+class SubscriptionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, Field(min_length=8, max_length=2048)]
+    events: Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
+    # dimension/attribute -> value (or any of several): only events whose data match
+    filter: Annotated[
+        dict[
+            Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+            FilterValue | Annotated[list[FilterValue], Field(min_length=1, max_length=20)],
+        ],
+        Field(max_length=10),
+    ] = {}
+
+
+class SubscriptionView(BaseModel):
+    model_config = ConfigDict(extra="allow")  # previous_secret_expires_at during a rotation
+
+    id: str
+    url: str
+    events: list[str]
+    filter: dict[str, Any]
+    created_at: str
+
+
+class NewSecret(SubscriptionView):
+    secret: str  # shown once
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionView]
+
+
+class DeliveryLog(BaseModel):
+    subscription_id: str
+    deliveries: list[dict[str, Any]]
+
+
 def resolver(services_factory: Callable[[], Services] = default_services) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     register_error_handlers(app)
@@ -118,7 +174,11 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
             for e in error.errors()[:5]
         ]
+        if any(e.get("loc", ("",))[0] == "body" for e in error.errors()):
+            return error_response(InvalidPayload("; ".join(reasons)))  # a JSON body: 422
         return error_response(BadRequest("; ".join(reasons)))
+
+    register_outcomes(app, services, SECURITY)  # GET /outcomes, /outcomes/at-risk
 
     @app.get("/nps", security=SECURITY, summary="NPS series for one segment")
     def get_nps(
@@ -155,6 +215,116 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
             content_type=content_types.APPLICATION_JSON,
             body=Erasure(erased=True, deleted=deleted),
         )
+
+    def subscriptions() -> SubscriptionsStore:
+        store = services().subscriptions
+        if store is None:
+            raise StorageUnavailable("subscriptions are not configured (SUBSCRIPTIONS_TABLE)")
+        return store
+
+    @app.post("/subscriptions", security=SECURITY, summary="Subscribe a URL to events")
+    def create_subscription(request: SubscriptionRequest) -> Response[NewSecret]:
+        services().vet_url(request.url)  # BlockedUrl: 422 with the reason
+        created = subscriptions().create(request.url, list(request.events), request.filter)
+        logger.info("subscription created", extra={"subscription_id": created.id})
+        return Response(
+            status_code=201,
+            content_type=content_types.APPLICATION_JSON,
+            body=NewSecret(**created.public(), secret=created.secret),
+        )
+
+    @app.get("/subscriptions", security=SECURITY, summary="Every subscription (no secrets)")
+    def list_subscriptions() -> SubscriptionList:
+        shown = [SubscriptionView(**s.public()) for s in subscriptions().all()]
+        return SubscriptionList(subscriptions=shown)
+
+    @app.get("/subscriptions/<subscription_id>", security=SECURITY, summary="One subscription")
+    def get_subscription(
+        subscription_id: Annotated[str, Path(max_length=64)],
+    ) -> SubscriptionView:
+        return SubscriptionView(**subscriptions().get(subscription_id).public())
+
+    @app.delete("/subscriptions/<subscription_id>", security=SECURITY, summary="Unsubscribe")
+    def delete_subscription(subscription_id: Annotated[str, Path(max_length=64)]) -> Response[None]:
+        subscriptions().delete(subscription_id)
+        logger.info("subscription deleted", extra={"subscription_id": subscription_id})
+        return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
+
+    @app.post(
+        "/subscriptions/<subscription_id>/rotate",
+        security=SECURITY,
+        summary="New signing secret; the old one signs too for 24 h",
+    )
+    def rotate_secret(subscription_id: Annotated[str, Path(max_length=64)]) -> NewSecret:
+        rotated = subscriptions().rotate(subscription_id)
+        logger.info("subscription secret rotated", extra={"subscription_id": subscription_id})
+        return NewSecret(**rotated.public(), secret=rotated.secret)
+
+    @app.get(
+        "/subscriptions/<subscription_id>/deliveries",
+        security=SECURITY,
+        summary="The subscription's last deliveries",
+    )
+    def list_deliveries(
+        subscription_id: Annotated[str, Path(max_length=64)],
+        limit: Annotated[int, Query(ge=1, le=DELIVERY_LOG_LIMIT)] = DELIVERY_LOG_LIMIT,
+    ) -> DeliveryLog:
+        store = subscriptions()
+        store.get(subscription_id)  # 404 for an unknown subscription
+        return DeliveryLog(
+            subscription_id=subscription_id, deliveries=store.deliveries(subscription_id, limit)
+        )
+
+    @app.get("/segments", security=SECURITY, summary="A dimension's values, all-time NPS each")
+    def get_segments(
+        dimension: Annotated[str, Query(max_length=40)],
+        limit: Annotated[int, Query(ge=1, le=overview.MAX_SEGMENTS)] = 100,
+    ) -> overview.Segments:
+        current = services()
+        return overview.segments(current.aggregates, current.dimensions, dimension, limit)
+
+    @app.get("/distribution", security=SECURITY, summary="Answers per score 0-10")
+    def get_distribution(
+        granularity: Annotated[Granularity | None, Query()] = None,
+        from_: Annotated[date | None, Query(alias="from")] = None,
+        to: Annotated[date | None, Query()] = None,
+        window: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{0,2}d$")] = None,
+    ) -> overview.Distribution:
+        current = services()
+        return overview.distribution(
+            current.aggregates,
+            current.dimensions,
+            current.today(),
+            granularity=granularity,
+            first=from_,
+            last=to,
+            window=window,
+        )
+
+    @app.get("/detractors", security=SECURITY, summary="The latest detractors, newest first")
+    def get_detractors(
+        limit: Annotated[int, Query(ge=1, le=overview.MAX_DETRACTORS)] = 20,
+    ) -> overview.Detractors:
+        return overview.recent_detractors(services().records, limit)
+
+    def dashboard_file(name: str) -> Response:
+        found = dashboard.asset(name)
+        if found is None:
+            raise NotFound("no such dashboard file")
+        return Response(
+            status_code=200,
+            content_type=found.content_type,
+            body=found.body,
+            headers=dict(dashboard.HEADERS),
+        )
+
+    @app.get("/dashboard", include_in_schema=False)
+    def get_dashboard():
+        return dashboard_file(dashboard.PAGE)
+
+    @app.get("/dashboard/<asset>", include_in_schema=False)
+    def get_dashboard_asset(asset: str):
+        return dashboard_file(asset)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():

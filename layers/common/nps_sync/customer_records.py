@@ -14,6 +14,8 @@ from .errors import StorageUnavailable
 PROFILE_SK = "PROFILE"
 RESPONSE_SK = "RESP"
 INDEX = "by_customer"
+DETRACTORS_INDEX = "recent_detractors"  # sparse: gsi2pk = DETRACTOR on detractor responses
+DETRACTORS_PK = "DETRACTOR"
 # The customer attributes every response item carries (docs/storage.md).
 SEGMENT_ATTRIBUTES = ("plan", "region", "account", "mrr_amount", "mrr_currency")
 VERSION = "profile_version"
@@ -97,6 +99,18 @@ class CustomerRecords:
             )
         )
 
+    def recent_detractors(self, limit: int) -> list[Item]:
+        """The newest detractor responses, newest first (one Query on recent_detractors)."""
+        return self._call(
+            "query",
+            TableName=self.table_name,
+            IndexName=DETRACTORS_INDEX,
+            KeyConditionExpression="gsi2pk = :d",
+            ExpressionAttributeValues={":d": {"S": DETRACTORS_PK}},
+            ScanIndexForward=False,
+            Limit=limit,
+        ).get("Items", [])
+
     def partition(self, pk: str) -> list[Item]:
         """Every item under one pk (a record and its RAW# payloads), keys only."""
         return list(
@@ -124,7 +138,39 @@ class CustomerRecords:
             },
         )
 
+    def profile_items(self) -> Iterator[Item]:
+        """Every merged customer PROFILE (Scan): reconcile's oracle of the outcome aggregates."""
+        yield from self._pages(
+            "scan",
+            {
+                "TableName": self.table_name,
+                "FilterExpression": "sk = :profile",
+                "ExpressionAttributeValues": {":profile": {"S": PROFILE_SK}},
+                "ConsistentRead": True,
+            },
+        )
+
     # --- writes ---------------------------------------------------------------------------
+
+    def set_outcome(self, customer_key: str, state: dict[str, Any], billing_stamp: Any) -> bool:
+        """Write the derived outcome state onto the PROFILE (docs/outcomes.md), unless the
+        profile is gone or a newer billing update landed since it was read (that update comes
+        through the stream and is derived again). True when written."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": customer_pk(customer_key)}, "sk": {"S": PROFILE_SK}},
+                UpdateExpression="SET outcome = :state",
+                ConditionExpression="attribute_exists(pk) AND billing_updated_at = :stamp",
+                ExpressionAttributeValues={":state": state, ":stamp": billing_stamp},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        return True
 
     def stamp(self, response_key: dict[str, Any], profile: Item) -> bool:
         """Copy the profile's segment attributes onto a response, unless it already has this

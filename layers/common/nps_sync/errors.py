@@ -59,3 +59,9 @@ class BadRequest(NpsSyncError):
 
 class NotFound(NpsSyncError):
     code = "not_found"
+
+
+class BlockedUrl(NpsSyncError):
+    """A subscriber URL nps-sync refuses to call: not https, or not a public address."""
+
+    code = "blocked_url"

@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from .errors import (
     BadRequest,
+    BlockedUrl,
     InvalidPayload,
     MalformedBody,
     NotConfigured,
@@ -27,6 +28,7 @@ STATUS = {
     UnknownProvider: HTTPStatus.NOT_FOUND,
     MalformedBody: HTTPStatus.BAD_REQUEST,
     InvalidPayload: HTTPStatus.UNPROCESSABLE_ENTITY,
+    BlockedUrl: HTTPStatus.UNPROCESSABLE_ENTITY,
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     StorageUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
     BadRequest: HTTPStatus.BAD_REQUEST,

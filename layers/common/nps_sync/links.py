@@ -28,6 +28,10 @@ GROUP_FIELDS = {
         "mrr_currency",
         "renews_at",
         "subscription_id",
+        "churned_at",  # the revenue-outcome moments ride with the billing group
+        "billing_since",
+        "renewed_at",
+        "renewals",
     ),
     "identity_updated_at": ("email", "customer_id"),
 }

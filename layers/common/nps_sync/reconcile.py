@@ -9,6 +9,7 @@ the stream marks stay as they are.
 
 Exit status: 0 no differences left, 1 differences (without --fix, or some could not be fixed).
 Run it when the stream is drained: records still on their way show up as differences.
+It also checks the revenue outcomes (state, counters, at-risk index): nps_sync.outcome_reconcile.
 """
 
 import argparse
@@ -21,6 +22,8 @@ from typing import Any
 from .aggregate_store import AggregatesStore
 from .aggregates import ZERO, AggregateKey, Counts, contribution
 from .customer_records import CustomerRecords
+from .outcome_reconcile import OutcomeReport, check_outcomes
+from .outcome_store import OutcomesStore
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Report:
     aggregates: int = 0
     differences: list[Difference] = field(default_factory=list)
     fixed: int = 0
+    outcomes: OutcomeReport = field(default_factory=OutcomeReport)  # docs/outcomes.md
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,9 @@ class Report:
             "aggregates": self.aggregates,
             "differences": len(self.differences),
             "fixed": self.fixed,
+            "outcome_profiles": self.outcomes.profiles,
+            "outcome_differences": len(self.outcomes.differences),
+            "outcomes_fixed": self.outcomes.fixed,
         }
 
 
@@ -94,6 +101,8 @@ def reconcile(
             report.fixed += aggregates.replace(
                 difference.key, difference.stored, difference.expected
             )
+    outcomes = OutcomesStore(aggregates.table_name, aggregates.client)
+    report.outcomes = check_outcomes(records, outcomes, dimensions, items, fix=fix)
     return report
 
 
@@ -112,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for difference in report.differences:
         print(json.dumps(difference.as_dict(), sort_keys=True))
+    for outcome in report.outcomes.differences:
+        print(json.dumps(outcome.as_dict(), sort_keys=True, default=str))
     print(json.dumps(report.as_dict(), sort_keys=True), file=sys.stderr)
     unresolved = len(report.differences) - report.fixed
+    unresolved += len(report.outcomes.differences) - report.outcomes.fixed
     return 0 if unresolved == 0 else 1
 
 

@@ -24,10 +24,17 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import identity
-from .customer_records import PROFILE_SK, SEGMENT_ATTRIBUTES, VERSION, CustomerRecords
+from .customer_records import (
+    DETRACTORS_PK,
+    PROFILE_SK,
+    SEGMENT_ATTRIBUTES,
+    VERSION,
+    CustomerRecords,
+)
 from .errors import StorageUnavailable
 from .links import GROUP_FIELDS, Links
 from .models import BillingProfile, CrmProfile, Response, iso
+from .outcomes import CHURNED_STATUSES
 
 CONDITION_FAILED = {"ConditionalCheckFailedException", "TransactionCanceledException"}
 EVENT_MEMORY_SECONDS = 7 * 86400  # longer than any provider retries (Chargebee: ~3 days)
@@ -74,6 +81,9 @@ def response_item(response: Response) -> dict[str, Any]:
         value = getattr(response, name)
         if value is not None:
             item[name] = _s(value)
+    if response.category.value == "detractor":  # the sparse index recent_detractors
+        item["gsi2pk"] = _s(DETRACTORS_PK)
+        item["gsi2sk"] = _s(f"{iso(response.submitted_at)}#{item['pk']['S']}")
     return item
 
 
@@ -208,11 +218,14 @@ class RecordsStore:
         fields = _fields(profile)
         stamp = _group_stamp(fields)
         fields[stamp] = _s(iso(profile.source_updated_at))
+        update = _update(fields, stamp, getattr(profile, "renewed", False), version=True)
+        if isinstance(profile, BillingProfile):
+            _billing_moments(update, profile)
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": {"pk": _s(customer_pk(key)), "sk": _s(PROFILE_SK)},
-                **_update(fields, stamp, getattr(profile, "renewed", False), version=True),
+                **update,
             }
         }
 
@@ -312,6 +325,29 @@ def _group_stamp(fields: dict[str, Any]) -> str:
         (stamp for stamp, names in GROUP_FIELDS.items() if any(n in fields for n in names)),
         "identity_updated_at",
     )
+
+
+def _billing_moments(update: dict[str, Any], profile: BillingProfile) -> None:
+    """The moments revenue outcomes are counted at (docs/outcomes.md), in the same update:
+    ``churned_at`` = the update that moved the status into a churned state (kept while it stays
+    churned, removed when it is active again), ``renewed_at`` = the set of renewal moments,
+    ``billing_since`` = the first billing update stored."""
+    values = update["ExpressionAttributeValues"]
+    values[":moment"] = _s(iso(profile.source_updated_at))
+    sets = ["billing_since = if_not_exists(billing_since, :moment)"]
+    removes = []
+    if profile.status is not None:
+        if profile.status.lower() in CHURNED_STATUSES:
+            sets.append("churned_at = if_not_exists(churned_at, :moment)")
+        else:
+            removes.append("churned_at")
+    expression = update["UpdateExpression"].replace("SET ", "SET " + ", ".join(sets) + ", ", 1)
+    if profile.renewed:
+        values[":renewed"] = {"SS": [values[":moment"]["S"]]}
+        expression += ", renewed_at :renewed"  # the ADD clause ends the expression
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    update["UpdateExpression"] = expression
 
 
 def _update(

@@ -13,6 +13,7 @@ Verification always runs on the raw bytes before anything is parsed.
 
 import base64
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,17 +87,46 @@ def load_json(body: bytes) -> Any:
     except UnicodeDecodeError as error:
         raise MalformedBody("the body is not valid UTF-8") from error
     try:
-        return json.loads(
-            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
         )
     except RecursionError as error:
         raise MalformedBody("the JSON body is nested too deeply") from error
     except ValueError as error:  # JSONDecodeError, and int() past the digit limit
         raise MalformedBody(f"the body is not valid JSON: {_short(error)}") from error
+    _check_depth(value)
+    return value
+
+
+MAX_JSON_DEPTH = 64  # providers nest ~10 deep; json's own limit depends on the stack in use
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse deep nesting here, so that nothing recursive further on (pydantic, the raw
+    payload's json.dumps, the API) ever meets it."""
+    pending = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedBody(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(current, dict):
+            pending.extend((child, depth + 1) for child in current.values())
+        elif isinstance(current, list):
+            pending.extend((child, depth + 1) for child in current)
 
 
 def _refuse_constant(name: str) -> Any:
     raise MalformedBody(f"the JSON body contains {name}, which JSON does not allow")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as infinity
+        raise MalformedBody("the JSON body has a number too large for a float")
+    return value
 
 
 def _short(error: Exception) -> str:

@@ -1,0 +1,1 @@
+"""``make bench``: cold starts, adapter cost, DynamoDB requests per response, the cost model."""

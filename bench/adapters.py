@@ -1,0 +1,138 @@
+"""Warm cost of each webhook adapter: verify + parse (normalize), no I/O.
+
+Every sample body in events/bodies/<kind>/ is signed as its provider signs it and handed to
+its adapter's ``verify`` and ``parse``, in a loop; the baseline is the least any receiver must
+do with the same bytes: ``json.loads`` and one HMAC-SHA256 compared in constant time. Time per
+request is the median of several timed loops; memory is tracemalloc's peak over one request.
+"""
+
+import hashlib
+import hmac
+import importlib
+import json
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = {"survey": "survey_providers", "crm": "crm_providers", "billing": "billing_providers"}
+
+
+def _settings():
+    from nps_sync.config import Settings
+
+    parameters = json.loads((ROOT / "local" / "settings.json").read_text())["parameters"]
+    return Settings.model_validate(
+        {
+            "RECORDS_TABLE": "bench",
+            "NPS_SYNC_SECRETS_FILE": str(ROOT / "local" / "dev-secrets.json"),
+            "NPS_QUESTIONS": parameters["NpsQuestions"],
+            "COMMENT_QUESTIONS": parameters["CommentQuestions"],
+            "CRM_FIELDS": parameters.get("CrmFields", "{}"),
+        }
+    )
+
+
+def _per_call(fn, repeat: int = 5, seconds: float = 0.02) -> float:
+    loops, start = 1, time.perf_counter()
+    fn()
+    while time.perf_counter() - start < seconds:  # size the loop to about `seconds`
+        loops *= 2
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        timings.append((time.perf_counter() - start) / loops)
+    return statistics.median(timings)
+
+
+def _peak(fn) -> int:
+    fn()
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def measure() -> list[dict]:
+    sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+    from local.signer import credentials, signed_headers
+    from nps_sync.webhooks import WebhookRequest
+
+    settings = _settings()
+    rows = []
+    for kind, package in KINDS.items():
+        sys.path.insert(0, str(ROOT / "functions" / f"{kind}_webhook"))
+        adapters = importlib.import_module(package).ADAPTERS
+        for path in sorted((ROOT / "events" / "bodies" / kind).iterdir()):
+            provider = path.stem.split("-")[0].split(".")[0]
+            if provider not in adapters:
+                continue
+            adapter, body = adapters[provider], path.read_bytes()
+            if path.suffix == ".json":
+                body = json.dumps(json.loads(body), separators=(",", ":")).encode()
+            creds = credentials(provider)
+            url = f"https://api.example.com/webhooks/{kind}/{provider}"
+            if provider == "salesforce":
+                url += f"?token={creds['token']}"
+            now = int(time.time())
+            request = WebhookRequest(
+                body=body,
+                headers=signed_headers(provider, body, now=now, url=url),
+                url=url,
+                query={"token": creds.get("token", "")},
+            )
+
+            def work(adapter=adapter, request=request, creds=creds, now=now):
+                adapter.verify(request, creds, now, settings)
+                return adapter.parse(request, settings)
+
+            try:
+                records = len(work().records)
+            except Exception as error:
+                rows.append({"kind": kind, "body": path.name, "error": repr(error)[:120]})
+                continue
+            key = b"bench-secret"
+            expected = hmac.new(key, body, hashlib.sha256).digest()
+            loads = json.loads if path.suffix == ".json" else _xml
+
+            def baseline(body=body, expected=expected, loads=loads, key=key):
+                digest = hmac.new(key, body, hashlib.sha256).digest()
+                hmac.compare_digest(digest, expected)
+                return loads(body)
+
+            us, base_us = _per_call(work) * 1e6, _per_call(baseline) * 1e6
+            peak, base_peak = _peak(work), _peak(baseline)
+            rows.append(
+                {
+                    "kind": kind,
+                    "body": path.name,
+                    "bytes": len(body),
+                    "records": records,
+                    "us": us,
+                    "baseline_us": base_us,
+                    "ratio": us / base_us,
+                    "peak_kb": peak / 1024,
+                    "baseline_peak_kb": base_peak / 1024,
+                    "memory_ratio": peak / max(1, base_peak),
+                }
+            )
+    return rows
+
+
+def _xml(body: bytes):
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(body)  # noqa: S314
+
+
+if __name__ == "__main__":
+    for row in measure():
+        print(row)

@@ -1,0 +1,191 @@
+"""Cold start of every function in template.yaml: import + first invoke in a fresh process.
+
+Each sample is a new Python process that puts the function's CodeUri and the common layer on
+``sys.path``, imports the handler module (Lambda's init phase) and invokes it once (the first,
+cold invocation) against an emulated AWS (moto server, tables and secret from template.yaml),
+with tracing on as ``Tracing: Active`` turns it on in Lambda. The baseline is a bare handler
+that imports boto3, creates its DynamoDB client and writes one item. Samples of all functions
+are interleaved, so machine noise hits them alike; medians are reported.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+code_dir, module_name, attribute, event_json = sys.argv[1:5]
+sys.path[:0] = [code_dir, LAYER]
+if module_name == "-":
+    import boto3
+    client = boto3.client("dynamodb")
+    def handler(event, context):
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "BENCH#1"}, "sk": {"S": "X"}})
+        return {"statusCode": 200}
+else:
+    import importlib
+    handler = getattr(importlib.import_module(module_name), attribute)
+t1 = time.perf_counter()
+class Context:
+    function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "cold"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    function_version = "$LATEST"; log_group_name = "/aws/lambda/bench"; log_stream_name = "x"
+    def get_remaining_time_in_millis(self): return 10000
+try:
+    answer = handler(json.loads(event_json), Context())
+    status = answer.get("statusCode", "ok") if isinstance(answer, dict) else "ok"
+except Exception as error:  # a function that needs more than the emulator offers
+    status = type(error).__name__
+t2 = time.perf_counter()
+print(json.dumps({"init": t1 - t0, "invoke": t2 - t1, "status": status}))
+"""
+
+
+def _events(template, stack) -> dict[str, dict]:
+    """A first event for each function: a signed webhook, a GET /nps, or an empty batch."""
+    from local.gateway import api_event
+    from local.signer import signed_headers
+
+    token = json.loads((ROOT / "local" / "dev-secrets.json").read_text())["api_tokens"][0]
+    events = {}
+    for logical_id in template.functions:
+        routes = [r for r in template.routes if r.function == logical_id]
+        event: dict = {"Records": []}
+        for route in routes:
+            if route.path.startswith("/webhooks/") and route.method == "POST":
+                kind = route.path.split("/")[2]
+                body = json.dumps(
+                    json.loads((ROOT / "events" / "bodies" / kind / "generic.json").read_text()),
+                    separators=(",", ":"),
+                ).encode()
+                event = api_event(
+                    "POST",
+                    f"/webhooks/{kind}/generic",
+                    signed_headers("generic", body),
+                    body,
+                    route,
+                    {"provider": "generic"},
+                    "api.example.com",
+                    "203.0.113.7",
+                )
+                break
+            if route.path == "/nps":
+                headers = {"authorization": f"Bearer {token}"}
+                event = api_event(
+                    "GET", "/nps?granularity=month", headers, b"", route, {}, "x", "::1"
+                )
+                break
+        events[logical_id] = event
+    return events
+
+
+def measure(samples: int = 5) -> dict:
+    sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+    from local import template as template_module
+    from local.aws import Emulator, Stack
+
+    os.environ.setdefault("NPS_SYNC_SECRETS_FILE", str(ROOT / "local" / "dev-secrets.json"))
+    parameters = template_module.local_settings().get("parameters", {})
+    template = template_module.load(overrides=parameters)
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    emulator = Emulator()
+    emulator.endpoint = None
+    emulator.start()
+    try:
+        stack = Stack(template, emulator).provision()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS", "NPS_"))}
+        for function in template.functions.values():
+            for name, value in function.environment.items():
+                resolved = stack.resolve(value)
+                if resolved is not None:
+                    env.setdefault(name, str(resolved))
+        env.pop("NPS_SYNC_SECRETS_FILE", None)  # Secrets Manager, as in AWS
+        env.update(
+            AWS_LAMBDA_FUNCTION_NAME="bench",
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
+            _X_AMZN_TRACE_ID="Root=1-65f0c0de-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
+            AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR",
+            POWERTOOLS_LOG_LEVEL="WARNING",
+            PYTHONDONTWRITEBYTECODE="",
+        )
+        child = CHILD.replace("LAYER", repr(str(ROOT / "layers" / "common"))).replace(
+            "TABLE", repr(stack.refs["RecordsTable"])
+        )
+        events = _events(template, stack)
+        targets = {"baseline (boto3 + client)": ("-", "-", "-", {})}
+        for logical_id, spec in template.functions.items():
+            module, _, attribute = spec.handler.rpartition(".")
+            targets[logical_id] = (str(spec.code_dir), module, attribute, events[logical_id])
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        for _ in range(samples + 1):  # the first round warms the OS file cache, not counted
+            for name, (code_dir, module, attribute, event) in targets.items():
+                out = subprocess.run(  # noqa: S603 - our own child script
+                    [sys.executable, "-c", child, code_dir, module, attribute, json.dumps(event)],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                lines = [line for line in out.stdout.splitlines() if line.startswith('{"init"')]
+                if not lines:
+                    raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
+                runs[name].append(json.loads(lines[-1]))
+        result = {}
+        for name, values in runs.items():
+            values = values[1:]
+            init = statistics.median(v["init"] for v in values) * 1000
+            invoke = statistics.median(v["invoke"] for v in values) * 1000
+            total = statistics.median((v["init"] + v["invoke"]) for v in values) * 1000
+            result[name] = {
+                "init_ms": init,
+                "invoke_ms": invoke,
+                "total_ms": total,
+                "status": values[-1]["status"],
+                "samples": len(values),
+            }
+        base = result["baseline (boto3 + client)"]["total_ms"]
+        for value in result.values():
+            value["ratio"] = value["total_ms"] / base
+        return result
+    finally:
+        emulator.stop()
+
+
+def import_profile(function: str = "SurveyWebhookFunction", top: int = 12) -> list[tuple]:
+    """Where the import time goes: ``python -X importtime``, cumulative, top packages."""
+    from local import template as template_module
+
+    spec = template_module.load().functions[function]
+    module, _, _ = spec.handler.rpartition(".")
+    code = (
+        f"import sys; sys.path[:0] = [{str(spec.code_dir)!r}, "
+        f"{str(ROOT / 'layers' / 'common')!r}]; import {module}"
+    )
+    env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    env.setdefault("RECORDS_TABLE", "x")
+    out = subprocess.run(  # noqa: S603 - our own import
+        [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True
+    )
+    rows = []
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = (part.strip() for part in line.split("|"))
+        package = name if name.startswith("nps_sync") else name.split(".")[0]
+        rows.append((package, int(cumulative) / 1000))  # a package: its largest import
+    seen: dict[str, float] = {}
+    for name, ms in rows:
+        seen[name] = max(seen.get(name, 0), ms)
+    return sorted(seen.items(), key=lambda r: -r[1])[:top]
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 3), indent=1))

@@ -1,0 +1,38 @@
+"""DeliveryFunction: delivery queue -> subscriber URLs, signed per Standard Webhooks, with
+back-off and partial batch failures (nps_sync.delivery)."""
+
+from functools import lru_cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nps_sync.delivery import Delivery, Sender
+from nps_sync.fanout_settings import fanout_settings
+from nps_sync.observability import logger, metrics, tracer
+from nps_sync.outbound import DeliveryQueue
+from nps_sync.subscriptions import SubscriptionsStore
+
+
+@lru_cache(maxsize=1)
+def delivery() -> Delivery:
+    settings = fanout_settings()
+    if not (settings.subscriptions_table and settings.delivery_queue_url):
+        raise RuntimeError("SUBSCRIPTIONS_TABLE and DELIVERY_QUEUE_URL must be set")
+    return Delivery(
+        SubscriptionsStore(settings.subscriptions_table),
+        DeliveryQueue(settings.delivery_queue_url),
+        Sender(
+            allow_local=settings.allow_local_subscribers,
+            timeout=settings.delivery_timeout_seconds,
+        ).post,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    answer = delivery().handle(event)
+    failed = len(answer["batchItemFailures"])
+    metrics.add_metric(name="Deliveries", unit="Count", value=len(event.get("Records", [])))
+    metrics.add_metric(name="DeliveriesFailed", unit="Count", value=failed)
+    return answer

@@ -1,0 +1,231 @@
+"""AggregatesTable access for revenue outcomes (docs/outcomes.md): the outcome counters
+(pk ``outcome:<dimension>#<value>``, sk ``<granularity>#<period>`` or ``now#now``, one number
+attribute per counter, ``hwm#<shard>`` marks) and the at-risk index (pk
+``atrisk:<dimension>#<value>``, sk ``mrr#…`` / ``recent#…``). Query/GetItem on the request
+path, Scan only for reconcile.
+"""
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .aggregates import MarkConflict
+from .errors import BadRequest, StorageUnavailable
+from .outcomes import AT_RISK_PREFIX, PK_PREFIX, OutcomeKey, Tally
+
+MARK_PREFIX = "hwm#"
+META = {"pk", "sk", "dimension", "value", "granularity", "period"}
+
+
+def tally_of(item: dict[str, Any]) -> Tally:
+    return {
+        name: int(float(value["N"]))
+        for name, value in item.items()
+        if "N" in value and name not in META and not name.startswith(MARK_PREFIX)
+    }
+
+
+class OutcomesStore:
+    def __init__(self, table_name: str, client: Any = None):
+        self.table_name = table_name
+        self.client = client or boto3.client("dynamodb")
+        self.writes = 0
+
+    # --- the aggregator's writes -----------------------------------------------------------
+
+    def add(
+        self,
+        key: OutcomeKey,
+        lane: str,
+        tally: Tally,
+        mark: str,
+        *,
+        below: str | None = None,
+        expected: str | None = None,
+        forget: tuple[str, ...] = (),
+    ) -> None:
+        """ADD the counters and SET this lane's mark in one conditional update (the same
+        protocol as AggregatesStore.add); MarkConflict carries the stored mark."""
+        names = {"#m": MARK_PREFIX + lane, "#d": "dimension", "#v": "value"}
+        values: dict[str, Any] = {
+            ":mark": {"S": mark},
+            ":d": {"S": key.dimension},
+            ":v": {"S": key.value},
+            ":g": {"S": key.granularity},
+            ":p": {"S": key.period},
+        }
+        adds = []
+        for i, (name, amount) in enumerate(sorted(tally.items())):
+            names[f"#c{i}"] = name
+            values[f":c{i}"] = {"N": str(amount)}
+            adds.append(f"#c{i} :c{i}")
+        if below is not None:
+            condition = "attribute_not_exists(#m) OR #m < :below"
+            values[":below"] = {"S": below}
+        elif expected is not None:
+            condition = "#m = :expected"
+            values[":expected"] = {"S": expected}
+        else:
+            condition = "attribute_not_exists(#m)"
+        expression = "SET #m = :mark, #d = :d, #v = :v, granularity = :g, period = :p"
+        if adds:
+            expression += " ADD " + ", ".join(adds)
+        names.update({f"#f{i}": MARK_PREFIX + shard for i, shard in enumerate(forget)})
+        if forget:
+            expression += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(forget)))
+        self.writes += 1
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise StorageUnavailable("DynamoDB update_item failed") from error
+            item = error.response.get("Item")
+            if item is None:
+                item = self._call(
+                    "get_item",
+                    TableName=self.table_name,
+                    Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+                    ConsistentRead=True,
+                ).get("Item")
+            raise MarkConflict((item or {}).get(MARK_PREFIX + lane, {}).get("S")) from error
+        except BotoCoreError as error:
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+
+    def index(self, puts: list[dict[str, Any]], deletes: list[tuple[str, str]]) -> None:
+        """At-risk index items: idempotent puts and deletes, in the stream's order."""
+        for pk, sk in deletes:
+            self._call(
+                "delete_item",
+                TableName=self.table_name,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            )
+        for item in puts:
+            self._call("put_item", TableName=self.table_name, Item=item)
+
+    # --- reads for the API (Query only) ----------------------------------------------------
+
+    def series(
+        self, dimension: str, value: str, granularity: str, first: str | None, last: str | None
+    ) -> dict[str, Tally]:
+        """period -> counters for one dimension value, periods first..last (inclusive) or all."""
+        pk = OutcomeKey(dimension, value, granularity, "").pk
+        low = f"{granularity}#{first}" if first is not None else f"{granularity}#"
+        high = f"{granularity}#{last}" if last is not None else f"{granularity}#\U0010ffff"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": pk},
+                ":low": {"S": low},
+                ":high": {"S": high},
+            },
+        }
+        return {item["sk"]["S"].split("#", 1)[1]: tally_of(item) for item in self._pages(kwargs)}
+
+    def at_risk(
+        self, dimension: str, value: str, order: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the at-risk listing, and the cursor of the next page (or None)."""
+        pk = f"{AT_RISK_PREFIX}{dimension}#{value}"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :order)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":order": {"S": f"{order}#"}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, pk, order)
+        page = self._call("query", **kwargs)
+        last = page.get("LastEvaluatedKey")
+        return page.get("Items", []), _encode_cursor(last) if last else None
+
+    # --- reconcile -------------------------------------------------------------------------
+
+    def scan(self) -> Iterator[dict[str, Any]]:
+        """Every outcome counter and at-risk index item."""
+        yield from self._pages(
+            {
+                "TableName": self.table_name,
+                "FilterExpression": "begins_with(pk, :o) OR begins_with(pk, :a)",
+                "ExpressionAttributeValues": {
+                    ":o": {"S": PK_PREFIX},
+                    ":a": {"S": AT_RISK_PREFIX},
+                },
+                "ConsistentRead": True,
+            },
+            "scan",
+        )
+
+    def replace(self, key: OutcomeKey, stored: Tally | None, expected: Tally) -> bool:
+        """Set the counters to ``expected`` if they still are ``stored``; marks stay."""
+        stored = stored or {}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":zero": {"N": "0"}}
+        sets, checks = [], []
+        for i, name in enumerate(sorted({*stored, *expected})):
+            names[f"#c{i}"] = name
+            values[f":e{i}"] = {"N": str(expected.get(name, 0))}
+            values[f":s{i}"] = {"N": str(stored.get(name, 0))}
+            sets.append(f"#c{i} = :e{i}")
+            checks.append(f"(#c{i} = :s{i} OR (attribute_not_exists(#c{i}) AND :s{i} = :zero))")
+        if not sets:
+            return True
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=" AND ".join(checks),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        return True
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _pages(self, kwargs: dict[str, Any], operation: str = "query") -> Iterator[dict[str, Any]]:
+        while True:
+            page = self._call(operation, **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailable(f"DynamoDB {operation} failed") from error
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    raw = json.dumps({"pk": key["pk"]["S"], "sk": key["sk"]["S"]}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, pk: str, order: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key = {"pk": {"S": str(raw["pk"])}, "sk": {"S": str(raw["sk"])}}
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadRequest("cursor is not one this API gave out") from error
+    if raw["pk"] != pk or not str(raw["sk"]).startswith(f"{order}#"):
+        raise BadRequest("cursor belongs to another listing")
+    return key

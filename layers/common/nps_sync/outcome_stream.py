@@ -1,0 +1,140 @@
+"""The aggregator's revenue-outcome step for one stream batch (docs/outcomes.md):
+
+1. outcome counters: deltas of the batch's PROFILE images, folded per key and applied with
+   this shard's marks, exactly once (the protocol of docs/aggregation.md);
+2. the at-risk index: the old image's entries deleted, the new image's put, in record order;
+3. outcome state: for every customer whose responses or billing inputs changed, ``outcome``
+   is derived again from the records and written onto the PROFILE when it differs. That write
+   comes back as a PROFILE MODIFY, which moves the counters in step 1 of a later batch.
+
+Work that fails is reported from the first record it belongs to, like the NPS aggregates.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from .aggregates import is_response
+from .customer_records import CustomerRecords
+from .errors import StorageUnavailable
+from .observability import logger
+from .outcome_store import OutcomesStore
+from .outcomes import (
+    BILLING_STAMP,
+    apply_key,
+    at_risk_entries,
+    customer_of,
+    derive,
+    fold,
+    is_billing_profile,
+    stored_state,
+    to_attribute,
+)
+from .stream import Change, Lane
+
+# PROFILE attributes the outcome state is derived from (besides the responses).
+INPUTS = (BILLING_STAMP, "status", "churned_at", "renewed_at")
+
+
+class Failures(Protocol):
+    writes: int
+
+    def fail(self, index: int) -> None: ...
+
+
+def _customer(image: Mapping[str, Any] | None) -> str | None:
+    value = (image or {}).get("customer_key", {})
+    return value.get("S")
+
+
+def _updated(image: Mapping[str, Any] | None) -> str:
+    return ((image or {}).get("updated_at") or {}).get("S", "")
+
+
+def affected(batch: Iterable[Change]) -> dict[str, int]:
+    """Customers whose outcome state may have changed -> index of their first record."""
+    found: dict[str, int] = {}
+    for change in batch:
+        if is_response(change.old) or is_response(change.new):
+            customers = {_customer(change.old), _customer(change.new)} - {None}
+        elif is_billing_profile(change.new):
+            old = change.old or {}
+            changed = any(old.get(n) != change.new.get(n) for n in INPUTS)
+            customers = {customer_of(change.new)} if changed else set()
+        else:
+            customers = set()
+        for customer in customers:
+            found.setdefault(customer, change.index)
+    return found
+
+
+def merge(customer: str, queried: list[Mapping[str, Any]], batch: list[Change]) -> list[Any]:
+    """The customer's responses: the index's answer (eventually consistent), corrected by the
+    batch's own images where those are newer than what the index returned."""
+    by_pk = {item["pk"]["S"]: item for item in queried}
+    last: dict[str, Change] = {}
+    for change in batch:
+        if is_response(change.old) or is_response(change.new):
+            last[change.pk] = change
+    for pk, change in last.items():
+        seen = by_pk.get(pk)
+        if _customer(change.new) == customer:
+            if seen is None or _updated(seen) < _updated(change.new):
+                by_pk[pk] = change.new
+        elif seen is not None and _updated(seen) <= _updated(change.old):
+            del by_pk[pk]  # erased, or moved to another customer, after the index answered
+    return list(by_pk.values())
+
+
+class OutcomeStep:
+    def __init__(self, store: OutcomesStore, records: CustomerRecords, dimensions: Iterable[str]):
+        self.store = store
+        self.records = records
+        self.dimensions = tuple(dimensions)
+
+    def run(self, batch: list[Change], lane: Lane, result: Failures) -> None:
+        self._count(batch, lane, result)
+        self._index(batch, result)
+        self._derive(batch, result)
+
+    def _count(self, batch: list[Change], lane: Lane, result: Failures) -> None:
+        pending = fold(((c.index, c.sequence, c.old, c.new) for c in batch), self.dimensions)
+        for key_pending in pending.values():
+            try:
+                result.writes += apply_key(self.store, key_pending, lane.shard_id, lane.ancestors)
+            except StorageUnavailable:
+                logger.warning("outcome write failed", extra={"index": key_pending.first_index})
+                result.fail(key_pending.first_index)
+
+    def _index(self, batch: list[Change], result: Failures) -> None:
+        for change in batch:
+            if not (is_billing_profile(change.old) or is_billing_profile(change.new)):
+                continue
+            before = at_risk_entries(change.old, self.dimensions)
+            after = at_risk_entries(change.new, self.dimensions)
+            puts = [item for key, item in after.items() if before.get(key) != item]
+            deletes = [key for key in before if key not in after]
+            if puts or deletes:
+                try:
+                    self.store.index(puts, deletes)
+                except StorageUnavailable:
+                    result.fail(change.index)
+
+    def _derive(self, batch: list[Change], result: Failures) -> None:
+        customers = affected(batch)
+        if not customers:
+            return
+        try:
+            profiles = self.records.profiles(customers)
+        except StorageUnavailable:
+            result.fail(min(customers.values()))
+            return
+        for customer, profile in profiles.items():
+            if not is_billing_profile(profile):
+                continue
+            try:
+                queried = self.records.by_customer(customer, "RESP#")
+                state = derive(profile, merge(customer, queried, batch))
+                if state != stored_state(profile):
+                    self.records.set_outcome(customer, to_attribute(state), profile[BILLING_STAMP])
+            except StorageUnavailable:
+                result.fail(customers[customer])

@@ -1,0 +1,96 @@
+"""The bench's counting hook prices DynamoDB calls as DynamoDB bills them."""
+
+import contextlib
+
+import boto3
+from moto import mock_aws
+
+from bench.meter import Meter, item_size, number_size
+
+
+def _table(client, name="t", index=False):
+    extra = {}
+    attributes = [{"AttributeName": "pk", "AttributeType": "S"}]
+    if index:
+        attributes.append({"AttributeName": "g", "AttributeType": "S"})
+        extra["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": "by_g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ]
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=attributes,
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+
+
+def _metered(index=False):
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    _table(client, index=index)
+    plain = boto3.session.Session().client("dynamodb", region_name="us-east-1")
+
+    def peek(table, item):
+        return plain.get_item(TableName=table, Key={"pk": item["pk"]}).get("Item")
+
+    meter = Meter(peek=peek, indexes={"t": [("g",)]} if index else {})
+    return client, meter.attach(client.meta.events)
+
+
+def test_item_sizes_follow_dynamodb_rules():
+    assert item_size({"pk": {"S": "abc"}}) == 2 + 3
+    assert number_size("12345") == 4  # 5 significant digits: 3 bytes + 1
+    assert number_size("1000") == 2
+    assert item_size({"m": {"M": {"a": {"BOOL": True}}}}) == 1 + 3 + (1 + 1 + 1)
+
+
+@mock_aws
+def test_a_put_of_a_one_and_a_half_kilobyte_item_costs_two_write_units():
+    client, meter = _metered()
+    client.put_item(TableName="t", Item={"pk": {"S": "a"}, "data": {"S": "x" * 1530}})
+    assert meter.calls[("all", "dynamodb", "PutItem")] == 1
+    assert meter.wcu[("all", "t")] == 2
+
+
+@mock_aws
+def test_an_update_costs_the_larger_image_and_a_failed_condition_still_costs():
+    client, meter = _metered()
+    client.put_item(TableName="t", Item={"pk": {"S": "a"}, "data": {"S": "x" * 3000}})
+    client.update_item(
+        TableName="t",
+        Key={"pk": {"S": "a"}},
+        UpdateExpression="REMOVE #d",
+        ExpressionAttributeNames={"#d": "data"},
+    )
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(
+            TableName="t", Item={"pk": {"S": "a"}}, ConditionExpression="attribute_not_exists(pk)"
+        )
+    assert meter.wcu[("all", "t")] == 3 + 3 + 1
+    assert meter.calls[("all", "dynamodb", "UpdateItem")] == 1
+
+
+@mock_aws
+def test_transactions_cost_double_and_index_entries_cost_their_own_writes():
+    client, meter = _metered(index=True)
+    client.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "g": {"S": "1"}}}},
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}}}},
+        ]
+    )
+    assert meter.wcu[("all", "t")] == 4
+    assert meter.gsi_wcu[("all", "t")] == 1  # only "a" has the index key
+
+
+@mock_aws
+def test_reads_cost_per_four_kilobytes_halved_when_eventually_consistent():
+    client, meter = _metered()
+    client.put_item(TableName="t", Item={"pk": {"S": "a"}, "data": {"S": "x" * 5000}})
+    client.get_item(TableName="t", Key={"pk": {"S": "a"}}, ConsistentRead=True)
+    client.get_item(TableName="t", Key={"pk": {"S": "a"}})
+    assert meter.rcu[("all", "t")] == 2 + 1

@@ -1,0 +1,308 @@
+"""Outgoing events end to end in-process: stream -> aggregator -> bus + delivery queue ->
+DeliveryFunction's logic -> a real HTTP receiver on 127.0.0.1 (moto underneath)."""
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from standardwebhooks.webhooks import Webhook
+
+from local.aws import Stack
+from local.pollers import SqsPoller
+from local.template import EventSource
+from nps_sync.delivery import MAX_ATTEMPTS, Delivery, Sender
+from nps_sync.fanout import Fanout
+from nps_sync.outbound import DeliveryQueue, EventBus
+from nps_sync.redrive import redrive
+from nps_sync.subscriptions import SubscriptionsStore
+from tests.fakes.receiver import Receiver
+
+from .conftest import World, _MotoAccount
+
+
+@dataclass
+class Fan:
+    world: World
+    stack: Stack
+    account: Any
+    subscriptions: SubscriptionsStore
+
+    @property
+    def sqs(self):
+        return self.account.client("sqs")
+
+    def queue(self, logical_id="DeliveryQueue") -> str:
+        return self.stack.refs[logical_id]
+
+    def fanout(self) -> Fanout:
+        return Fanout(
+            EventBus(self.stack.refs["EventBus"], self.account.client("events")),
+            DeliveryQueue(self.queue(), self.sqs),
+            self.subscriptions,
+        )
+
+    def aggregate(self) -> None:
+        aggregator = self.world.aggregator()
+        aggregator.fanout = self.fanout()
+        aggregator.event_granularities = frozenset({"all"})
+        self.world.run(aggregator)
+
+    def delivery(self, **kwargs) -> Delivery:
+        kwargs.setdefault("post", Sender(allow_local=True, timeout=2).post)
+        kwargs.setdefault("delay", lambda attempt: 0)  # no real back-off in tests
+        return Delivery(self.subscriptions, DeliveryQueue(self.queue(), self.sqs), **kwargs)
+
+    def deliver(self, delivery: Delivery | None = None, rounds: int = 1) -> None:
+        """Lambda's SQS event source mapping (local.pollers), polled ``rounds`` times."""
+        delivery = delivery or self.delivery()
+
+        class Function:
+            name = "DeliveryFunction"
+
+            def invoke(self, event):
+                return delivery.handle(event)
+
+        arn = self.stack.attributes[("DeliveryQueue", "Arn")]
+        mapping = EventSource("DeliveryFunction", arn, 10, True, None, False)
+        poller = SqsPoller(Function(), mapping, arn, self.account, threading.Event())
+        for _ in range(rounds):
+            poller.poll_once()
+
+    def depth(self, logical_id: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue(logical_id),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(v) for v in attributes.values())
+
+
+@pytest.fixture
+def fan(template, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        account = _MotoAccount()
+        stack = Stack(template, account).provision()
+        world = World(
+            records_table=stack.refs["RecordsTable"],
+            aggregates_table=stack.refs["AggregatesTable"],
+            stream_arn=stack.attributes[("RecordsTable", "StreamArn")],
+            ddb=account.client("dynamodb"),
+            streams=account.client("dynamodbstreams"),
+        )
+        yield Fan(world, stack, account, SubscriptionsStore(stack.refs["SubscriptionsTable"]))
+
+
+@pytest.fixture
+def receiver():
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+def verify(subscription, received) -> dict:
+    """The receiver's side, with the standardwebhooks library."""
+    return Webhook(subscription.secret).verify(received.body, received.headers)
+
+
+def test_each_event_type_reaches_its_subscriber_signed(fan, receiver):
+    everything = fan.subscriptions.create(
+        receiver.url,
+        ["response.received", "detractor.alert", "customer.nps_changed", "aggregate.updated"],
+        {},
+    )
+    fan.world.profile("ana@example.com", 1, plan="enterprise", mrr_amount=99000, mrr_currency="EUR")
+    fan.world.respond("r1", "ana@example.com", 3, comment="too slow", survey="q1")
+    fan.aggregate()
+    fan.deliver(rounds=3)
+
+    types = receiver.types()
+    assert sorted(set(types)) == [
+        "aggregate.updated",
+        "customer.nps_changed",
+        "detractor.alert",
+        "response.received",
+    ]
+    for received in receiver.received:
+        assert verify(everything, received)["id"] == received.headers["webhook-id"]
+    alert = next(r.event for r in receiver.received if r.event["type"] == "detractor.alert")
+    assert alert["id"].startswith("evt_") and alert["version"] == 1
+    assert alert["data"]["comment"] == "too slow"
+    assert alert["data"]["plan"] == "enterprise"
+    assert alert["data"]["mrr_at_risk"] == {"amount": 99000, "currency": "EUR"}
+    assert alert["data"]["customer_key"] == "ana@example.com"
+    changed = next(r.event for r in receiver.received if r.event["type"] == "customer.nps_changed")
+    assert changed["data"]["old"] is None and changed["data"]["new"]["score"] == 3
+    log = fan.subscriptions.deliveries(everything.id)
+    assert {entry["status"] for entry in log} == {"delivered"}
+    assert len(log) == len(receiver.received)
+
+
+def test_subscribers_get_only_their_types_and_filters(fan, receiver):
+    other = Receiver().start()
+    try:
+        alerts = fan.subscriptions.create(receiver.url, ["detractor.alert"], {"plan": "enterprise"})
+        aggregates = fan.subscriptions.create(other.url, ["aggregate.updated"], {"plan": "pro"})
+        fan.world.profile("ana@example.com", 1, plan="enterprise")
+        fan.world.profile("bo@example.com", 1, plan="pro")
+        fan.world.respond("r1", "ana@example.com", 2)
+        fan.world.respond("r2", "bo@example.com", 1)  # a detractor, but on the pro plan
+        fan.world.respond("r3", "cy@example.com", 10)
+        fan.aggregate()
+        fan.deliver(rounds=3)
+    finally:
+        other.stop()
+
+    assert receiver.types() == ["detractor.alert"]
+    assert receiver.received[0].event["data"]["response_id"] == "r1"
+    assert verify(alerts, receiver.received[0])
+    assert set(other.types()) == {"aggregate.updated"}
+    assert {(r.event["data"]["dimension"], r.event["data"]["value"]) for r in other.received} == {
+        ("plan", "pro")
+    }
+    assert verify(aggregates, other.received[0])
+
+
+def test_reprocessing_the_same_stream_records_yields_the_same_event_ids(fan, receiver):
+    fan.subscriptions.create(receiver.url, ["response.received", "aggregate.updated"], {})
+    fan.world.respond("r1", "ana@example.com", 9)
+    aggregator = fan.world.aggregator()
+    aggregator.fanout, aggregator.event_granularities = fan.fanout(), frozenset({"all"})
+    batches = fan.world.run(aggregator)
+    aggregator.handle({"Records": batches[0]})  # Lambda delivers the batch again
+    fan.deliver(rounds=3)
+
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == 2 * len(set(ids))  # every event twice, with the same id
+    assert fan.world.differences() == []  # and the counters once
+
+
+def test_a_receiver_failing_three_times_gets_the_event_with_the_same_id(fan, receiver):
+    subscription = fan.subscriptions.create(receiver.url, ["response.received"], {})
+    receiver.fail_times = 3
+    fan.world.respond("r1", "ana@example.com", 9)
+    fan.aggregate()
+    fan.deliver(rounds=4)
+
+    assert receiver.attempts == 4
+    assert len(receiver.received) == 1
+    assert verify(subscription, receiver.received[0])
+    [entry] = fan.subscriptions.deliveries(subscription.id)
+    assert (entry["status"], entry["attempts"], entry["response_code"]) == ("delivered", 4, 204)
+    assert entry["event_id"] == receiver.received[0].headers["webhook-id"]
+
+
+def test_a_receiver_that_always_fails_ends_in_the_dead_letter_queue_and_redrive_delivers(
+    fan, receiver
+):
+    subscription = fan.subscriptions.create(receiver.url, ["response.received"], {})
+    receiver.always_fail = True
+    fan.world.respond("r1", "ana@example.com", 9)
+    fan.aggregate()
+    fan.deliver(rounds=MAX_ATTEMPTS + 1)
+
+    assert receiver.attempts == MAX_ATTEMPTS
+    assert fan.depth("DeliveryQueue") == 0
+    assert fan.depth("DeliveryDeadLetterQueue") == 1
+    [entry] = fan.subscriptions.deliveries(subscription.id)
+    assert (entry["status"], entry["attempts"], entry["response_code"]) == (
+        "dead_lettered",
+        MAX_ATTEMPTS,
+        503,
+    )
+
+    receiver.always_fail = False  # the subscriber is back
+    moved = redrive(fan.sqs, fan.queue("DeliveryDeadLetterQueue"), fan.queue("DeliveryQueue"))
+    fan.deliver()
+
+    assert moved == 1 and fan.depth("DeliveryDeadLetterQueue") == 0
+    assert len(receiver.received) == 1 and verify(subscription, receiver.received[0])
+    assert fan.subscriptions.deliveries(subscription.id)[0]["status"] == "delivered"
+
+
+def test_a_slow_subscriber_does_not_hold_up_or_resend_the_others(fan, receiver):
+    fast = fan.subscriptions.create(receiver.url, ["response.received"], {})
+    failing = fan.subscriptions.create(
+        "http://127.0.0.1:9/nothing-listens", ["response.received"], {}
+    )
+    slow_calls = []
+
+    def post(url, body, headers):
+        if "nothing-listens" in url:
+            slow_calls.append(time.monotonic())
+        return Sender(allow_local=True, timeout=1).post(url, body, headers)
+
+    fan.world.respond("r1", "ana@example.com", 9)
+    fan.aggregate()
+    fan.deliver(fan.delivery(post=post), rounds=3)
+
+    assert len(receiver.received) == 1  # delivered once, not again with the failing one
+    assert len(slow_calls) == 3
+    assert fan.subscriptions.deliveries(fast.id)[0]["attempts"] == 1
+    assert fan.subscriptions.deliveries(failing.id)[0]["status"] == "retrying"
+
+
+def test_a_deleted_subscription_gets_nothing_more(fan, receiver):
+    subscription = fan.subscriptions.create(receiver.url, ["response.received"], {})
+    fan.world.respond("r1", "ana@example.com", 9)
+    fan.aggregate()
+    fan.subscriptions.delete(subscription.id)
+    fan.deliver()
+
+    assert receiver.received == [] and fan.depth("DeliveryQueue") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.1/hook", "https://169.254.169.254/latest", "http://[::1]:9/hook"],
+)
+def test_blocked_addresses_are_refused_at_delivery(fan, url):
+    subscription = fan.subscriptions.create(url, ["response.received"], {})  # bypassing the API
+    fan.world.respond("r1", "ana@example.com", 9)
+    fan.aggregate()
+    fan.deliver(fan.delivery(post=Sender(allow_local=False).post))
+
+    [entry] = fan.subscriptions.deliveries(subscription.id)
+    assert entry["status"] == "blocked" and "response_code" not in entry
+
+
+def test_a_name_rebound_to_loopback_after_registration_is_refused(fan, receiver):
+    answers = {"hooks.example.com": ["93.184.215.14"]}
+    subscription = fan.subscriptions.create(
+        "https://hooks.example.com/nps", ["response.received"], {}
+    )
+    answers["hooks.example.com"] = ["127.0.0.1"]  # DNS rebinding
+    sender = Sender(allow_local=False, resolver=lambda host, port: answers[host])
+    fan.world.respond("r1", "ana@example.com", 9)
+    fan.aggregate()
+    fan.deliver(fan.delivery(post=sender.post))
+
+    [entry] = fan.subscriptions.deliveries(subscription.id)
+    assert entry["status"] == "blocked" and "loopback" in entry["error"]
+
+
+def test_every_event_is_put_on_the_bus(fan):
+    events = fan.account.client("events")
+    sqs = fan.sqs
+    tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+    tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    bus = fan.stack.refs["EventBus"]
+    events.put_rule(
+        Name="detractors", EventBusName=bus, EventPattern=json.dumps({"source": ["nps-sync"]})
+    )
+    events.put_targets(Rule="detractors", EventBusName=bus, Targets=[{"Id": "tap", "Arn": tap_arn}])
+    fan.world.respond("r1", "ana@example.com", 4)
+    fan.aggregate()
+
+    messages = sqs.receive_message(QueueUrl=tap, MaxNumberOfMessages=10)["Messages"]
+    seen = [json.loads(m["Body"]) for m in messages]
+    assert {m["detail-type"] for m in seen} >= {"response.received", "detractor.alert"}
+    assert all(m["source"] == "nps-sync" and m["detail"]["id"].startswith("evt_") for m in seen)

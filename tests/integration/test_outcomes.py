@@ -1,0 +1,308 @@
+"""Revenue outcomes by NPS category (docs/outcomes.md): a generated history of customers,
+answers, plan changes, churn and renewals goes through storage and the aggregator (with
+duplicate and failed deliveries); GET /outcomes must show what the test computes on its own
+from the generated events, and reconcile must find nothing to repair."""
+
+import json
+import random
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from local.lambdas import Context
+from nps_sync import api as api_module
+from nps_sync.aggregate_store import AggregatesStore
+from nps_sync.customer_records import CustomerRecords
+from nps_sync.customers import erase
+from nps_sync.models import BillingProfile, Money, Response
+from nps_sync.outcome_reconcile import check_outcomes
+from nps_sync.outcome_store import OutcomesStore
+from nps_sync.reconcile import reconcile
+
+from .conftest import Flaky
+
+TOKEN = "test-token"
+TODAY = date(2026, 12, 31)
+START = datetime(2026, 1, 1, tzinfo=UTC)
+CHURNED = ("canceled", "cancelled", "deleted")
+
+
+def category(score):
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+# --- the generated history, and what it should show (computed here, not by nps_sync) --------
+
+
+def generate(seed, customers=14):
+    rng = random.Random(seed)
+    billing, answers = [], []
+    for i in range(customers):
+        key = f"c{i:02d}@example.com"
+        t = START + timedelta(days=rng.randint(0, 20), hours=rng.randint(0, 23))
+        plan, mrr, status = rng.choice(["basic", "pro"]), rng.choice([900, 4900, 19900]), "active"
+        billing.append(
+            {"key": key, "at": t, "plan": plan, "status": status, "mrr": mrr, "renewed": False}
+        )
+        for _ in range(rng.randint(1, 5)):
+            t += timedelta(days=rng.randint(5, 60), hours=rng.randint(0, 23))
+            move = rng.choice(["renew", "renew", "plan", "churn", "reactivate"])
+            if status in CHURNED and move != "reactivate":
+                continue
+            renewed = False
+            if move == "renew" and status == "active":
+                renewed = True
+            elif move == "plan":
+                plan, mrr = rng.choice(["basic", "pro"]), rng.choice([900, 4900, 19900])
+            elif move == "churn":
+                status, mrr = rng.choice(CHURNED), 0
+            elif move == "reactivate":
+                status, mrr = "active", rng.choice([900, 4900])
+            billing.append(
+                {
+                    "key": key,
+                    "at": t,
+                    "plan": plan,
+                    "status": status,
+                    "mrr": mrr,
+                    "renewed": renewed,
+                }
+            )
+        for n in range(rng.randint(0, 4)):
+            submitted = START + timedelta(days=rng.randint(0, 300), minutes=rng.randint(0, 1440))
+            answers.append(
+                {"key": key, "id": f"{i}-{n}", "score": rng.randint(0, 10), "at": submitted}
+            )
+    return billing, answers
+
+
+def expected_outcomes(billing, answers):
+    """Per (plan or overall, month, category): churned and renewals; current customers and MRR."""
+
+    def category_at(key, moment):
+        before = [a for a in answers if a["key"] == key and a["at"] <= moment]
+        return category(max(before, key=lambda a: a["at"])["score"]) if before else "no_response"
+
+    churned, renewals = Counter(), Counter()
+    customers, mrr = Counter(), Counter()
+    by_customer = defaultdict(list)
+    for event in billing:
+        by_customer[event["key"]].append(event)
+    for key, events in by_customer.items():
+        events.sort(key=lambda e: e["at"])
+        churned_at, status = None, "active"
+        for event in events:
+            if event["status"] in CHURNED and status not in CHURNED:
+                churned_at = event["at"]
+            status = event["status"]
+            if event["renewed"]:
+                moment = event["at"]
+                for segment in ("all", events[-1]["plan"]):
+                    renewals[(segment, moment.strftime("%Y-%m"), category_at(key, moment))] += 1
+        final = events[-1]
+        for segment in ("all", final["plan"]):
+            if status in CHURNED:
+                month = churned_at.strftime("%Y-%m")
+                churned[(segment, month, category_at(key, churned_at))] += 1
+            else:
+                latest = category_at(key, datetime.max.replace(tzinfo=UTC))
+                customers[(segment, latest)] += 1
+                mrr[(segment, latest)] += final["mrr"]
+    return churned, renewals, customers, mrr
+
+
+# --- driving the pipeline --------------------------------------------------------------------
+
+
+def bill(world, event, n):
+    profile = BillingProfile(
+        provider="generic",
+        source_id=event["key"],
+        customer_key=event["key"],
+        event_id=f"evt-{n}",
+        source_updated_at=event["at"],
+        email=event["key"],
+        plan=event["plan"],
+        status=event["status"],
+        mrr=Money(amount=event["mrr"], currency="EUR"),
+        renewed=event["renewed"],
+    )
+    return world.store.put_profile(profile, {"id": n}, 400)
+
+
+def answer(world, item):
+    response = Response(
+        provider="generic",
+        response_id=item["id"],
+        customer_key=item["key"],
+        score=item["score"],
+        submitted_at=item["at"],
+        updated_at=item["at"],
+        comment="why" if item["score"] <= 6 else None,
+    )
+    return world.store.put_response(response, {"id": item["id"]}, 400)
+
+
+@pytest.fixture
+def call(world):
+    app = api_module.resolver(
+        lambda: api_module.Services(
+            AggregatesStore(world.aggregates_table, world.ddb),
+            CustomerRecords(world.records_table, world.ddb),
+            world.dimensions,
+            lambda: [TOKEN],
+            today=lambda: TODAY,
+        )
+    )
+
+    def call(path, query):
+        event = {
+            "version": "2.0",
+            "routeKey": f"GET {path}",
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {"authorization": f"Bearer {TOKEN}"},
+            "queryStringParameters": query,
+            "requestContext": {
+                "http": {"method": "GET", "path": path, "sourceIp": "127.0.0.1"},
+                "stage": "$default",
+                "domainName": "localhost",
+                "requestId": "r",
+            },
+            "isBase64Encoded": False,
+        }
+        context = Context("ApiFunction", 512, 10, "req-1", "arn:aws:lambda:::function:ApiFunction")
+        answer = app.resolve(event, context)
+        return answer["statusCode"], json.loads(answer["body"])
+
+    return call
+
+
+def outcome_differences(world):
+    records = CustomerRecords(world.records_table, world.ddb)
+    return check_outcomes(
+        records,
+        OutcomesStore(world.aggregates_table, world.ddb),
+        world.dimensions,
+        list(records.responses()),
+    ).differences
+
+
+def test_generated_history_shows_churn_and_renewals_by_category(world, call):
+    world.dimensions = ("overall", "plan")  # fewer counters to write: the test stays quick
+    billing, answers = generate(seed=7)
+    rng = random.Random(11)
+    writes = [("bill", e) for e in sorted(billing, key=lambda e: e["at"])]
+    for item in answers:  # answers arrive at any point, out of order
+        writes.insert(rng.randint(0, len(writes)), ("answer", item))
+    for n, (kind, item) in enumerate(writes):
+        assert bill(world, item, n) if kind == "bill" else answer(world, item)
+        if n % 23 == 22:  # a delivery now and then: twice, or with failed writes
+            batches = world.run(batch_size=7)
+            for batch in batches[::2]:
+                world.run(pending=batch, batch_size=7)
+        if n % 29 == 28:
+            world.run(world.aggregator(client=Flaky(world.ddb, fail_calls={3, 9})), batch_size=5)
+    world.run()
+    world.run(pending=world.seen, batch_size=100)  # the whole stream delivered once more
+
+    churned, renewals, customers, mrr = expected_outcomes(billing, answers)
+    assert sum(churned.values()) > 4 and sum(renewals.values()) > 4  # the history has some
+    for segment, query in (("all", {}), ("pro", {"dimension": "plan", "value": "pro"})):
+        status, body = call(
+            "/outcomes", {**query, "granularity": "month", "from": "2026-01-01", "to": "2026-12-31"}
+        )
+        assert status == 200, body
+        for bucket in body["buckets"]:
+            for name, shown in bucket["categories"].items():
+                key = (segment, bucket["period"], name)
+                assert (shown["churned"], shown["renewals"]) == (churned[key], renewals[key]), key
+        for name, shown in body["categories"].items():
+            assert shown["customers"] == customers[(segment, name)], (segment, name)
+            amount = sum(m["amount"] for m in shown["mrr"])
+            assert amount == mrr[(segment, name)], (segment, name)
+        assert body["mrr_at_risk"]["customers"] == customers[(segment, "detractor")]
+    assert world.differences() == []
+    assert outcome_differences(world) == []
+
+
+def test_churn_rate_and_gap_follow_the_definition(world, call):
+    # given four promoters (one churns) and three detractors (two churn), all in March
+    for i in range(7):
+        key = f"k{i}@example.com"
+        score = 10 if i < 4 else 2
+        answer(world, {"key": key, "id": f"a{i}", "score": score, "at": START + timedelta(days=10)})
+        base = {"key": key, "plan": "pro", "mrr": 4900, "renewed": False}
+        bill(world, {**base, "at": START, "status": "active"}, f"{i}-0")
+        if i in (0, 4, 5):
+            churn = START + timedelta(days=65)
+            bill(world, {**base, "at": churn, "status": "canceled", "mrr": 0}, f"{i}-1")
+    world.run()
+    # when
+    _status, body = call(
+        "/outcomes", {"granularity": "month", "from": "2026-03-01", "to": "2026-03-31"}
+    )
+    # then: at risk in March = active now + churned from March on
+    march = body["buckets"][0]
+    assert march["categories"]["promoter"] == {
+        "churned": 1,
+        "at_risk": 4,
+        "churn_rate": 25.0,
+        "renewals": 0,
+    }
+    assert march["categories"]["detractor"]["churn_rate"] == pytest.approx(66.67)
+    gap = march["churn_gap"]
+    assert gap["difference"] == pytest.approx(41.67)
+    assert gap["low"] < gap["difference"] < gap["high"] and gap["significant"] is False
+    assert body["categories"]["detractor"]["customers"] == 1
+    assert body["mrr_at_risk"]["mrr"] == [{"amount": 4900, "currency": "EUR"}]
+    lifetime = body["categories"]["promoter"]["avg_lifetime_revenue"][0]
+    assert lifetime["customers"] == 3 and lifetime["amount"] == round(4900 * 364 / 30.4375)
+    assert outcome_differences(world) == []
+
+
+def test_at_risk_listing_is_largest_first_paginated_and_follows_changes(world, call):
+    for i, amount in enumerate([900, 19900, 4900, 4900]):
+        key = f"r{i}@example.com"
+        at = START + timedelta(days=i)
+        bill(
+            world,
+            {
+                "key": key,
+                "at": START,
+                "plan": "pro",
+                "status": "active",
+                "mrr": amount,
+                "renewed": False,
+            },
+            i,
+        )
+        answer(world, {"key": key, "id": f"r{i}", "score": 3, "at": at})
+    world.run()
+    status, first = call("/outcomes/at-risk", {"limit": "2"})
+    assert status == 200
+    assert [a["customer_key"] for a in first["accounts"]] == ["r1@example.com", "r3@example.com"]
+    status, second = call("/outcomes/at-risk", {"limit": "2", "cursor": first["next_cursor"]})
+    assert [a["customer_key"] for a in second["accounts"]] == ["r2@example.com", "r0@example.com"]
+    _, recent = call("/outcomes/at-risk", {"order": "recent", "limit": "1"})
+    assert recent["accounts"][0]["customer_key"] == "r3@example.com"
+    assert recent["accounts"][0]["mrr"] == {"amount": 4900, "currency": "EUR"}
+    # when r1 answers again as a promoter and r3 is erased
+    answer(
+        world, {"key": "r1@example.com", "id": "r1-b", "score": 10, "at": START + timedelta(days=9)}
+    )
+    erase(CustomerRecords(world.records_table, world.ddb), "r3@example.com")
+    world.run()
+    # then
+    _, page = call("/outcomes/at-risk", {"limit": "10"})
+    assert [a["customer_key"] for a in page["accounts"]] == ["r2@example.com", "r0@example.com"]
+    assert page["next_cursor"] is None
+    status, _bad = call("/outcomes/at-risk", {"cursor": "bm9wZQ"})
+    assert status == 400
+    report = reconcile(
+        CustomerRecords(world.records_table, world.ddb),
+        AggregatesStore(world.aggregates_table, world.ddb),
+        world.dimensions,
+    )
+    assert report.differences == [] and report.outcomes.differences == []
