@@ -6,6 +6,7 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 import stripe as stripe_sdk
@@ -20,6 +21,8 @@ from nps_sync.webhooks import Batch, WebhookRequest
 from tests.conftest import body_of, signed
 
 NOW = int(time.time())
+# Verified against NOW, so signed at NOW: the suite may reach this module minutes after import.
+signed = partial(signed, now=NOW)
 REFUSED = (InvalidPayload, ValidationError, MalformedBody)
 STRIPE_SECRET = "whsec_dev_stripe_secret"  # local/dev-secrets.json
 CHARGEBEE_USER, CHARGEBEE_PASSWORD = "dev-chargebee", "dev-chargebee-password"
@@ -120,19 +123,20 @@ def test_stripe_any_v1_may_match_during_secret_rotation(test_settings):
 
 
 def test_stripe_library_accepts_our_signature_and_we_accept_the_librarys(test_settings):
+    now = int(time.time())  # construct_event checks the window against the real clock
     secret = provider_credentials(test_settings, "stripe")["secret"]
     body = body_of("billing", "stripe-customer.subscription.updated.json")
 
-    event = stripe_sdk.Webhook.construct_event(body, stripe_adapter.sign(secret, body, NOW), secret)
+    event = stripe_sdk.Webhook.construct_event(body, stripe_adapter.sign(secret, body, now), secret)
     assert event.id == "evt_1OqA2bLkdIwHu7ixKp3Wm9Rz"
 
-    signed_payload = f"{NOW}.{body.decode()}"
+    signed_payload = f"{now}.{body.decode()}"
     their_v1 = stripe_sdk.WebhookSignature._compute_signature(signed_payload, secret)
     stripe_verify(
-        WebhookRequest(body, {"stripe-signature": f"t={NOW},v1={their_v1}"}), test_settings
+        WebhookRequest(body, {"stripe-signature": f"t={now},v1={their_v1}"}), test_settings, now
     )
-    their_header = stripe_sdk.WebhookSignature.generate_signature_header(body.decode(), secret, NOW)
-    stripe_verify(WebhookRequest(body, {"stripe-signature": their_header}), test_settings)
+    their_header = stripe_sdk.WebhookSignature.generate_signature_header(body.decode(), secret, now)
+    stripe_verify(WebhookRequest(body, {"stripe-signature": their_header}), test_settings, now)
 
 
 # --- Stripe: events ----------------------------------------------------------------------
