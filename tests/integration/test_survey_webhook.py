@@ -134,3 +134,51 @@ def _provider(event: dict, provider: str) -> dict:
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/webhooks/survey/{provider}"
     event["pathParameters"] = {"provider": provider}
     return event
+
+
+OUT_OF_RANGE = {
+    "typeform": (("form_response", "submitted_at"), "9999-12-31T23:00:00-05:00"),
+    "formbricks": (("data", "createdAt"), "0001-01-01T00:00:00+14:00"),
+    "generic": ((0, "submitted_at"), "2999-12-31T23:59:59Z"),
+    "delighted": (("event_data", "created_at"), 10**11 - 1),
+}
+
+
+@pytest.mark.parametrize("provider", OUT_OF_RANGE)
+def test_a_time_out_of_range_is_422_naming_the_field_not_the_value(invoke, store, provider):
+    path, value = OUT_OF_RANGE[provider]
+    payload = json.loads(body_of("survey", f"{provider}.json"))
+    parent = payload
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = value
+
+    status, answer = invoke(event_for(provider, json.dumps(payload).encode()))
+
+    assert (status, answer["error"]) == (422, "invalid_payload")
+    assert path[-1] in answer["message"]
+    assert str(value) not in answer["message"] and str(value)[:4] not in answer["message"]
+    assert not boto3.client("dynamodb").scan(TableName=store.table_name)["Items"]
+
+
+@pytest.mark.parametrize("provider", ["typeform", "delighted"])
+@pytest.mark.parametrize("credentials", [{}, {"secret": 7}, {"api_key": "dev"}])
+def test_a_misconfigured_secret_is_refused_with_401(
+    invoke, tmp_path, monkeypatch, provider, credentials
+):
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"providers": {provider: {"x": 1, **credentials}}}))
+    monkeypatch.setenv("NPS_SYNC_SECRETS_FILE", str(secrets_file))
+
+    status, answer = invoke(event_for(provider, body_of("survey", f"{provider}.json")))
+    assert (status, answer["error"]) == (401, "provider_not_configured")
+
+
+def test_a_non_string_email_answer_is_422_not_a_crash(invoke):
+    payload = json.loads(body_of("survey", "typeform.json"))
+    payload["form_response"]["hidden"] = {}
+    payload["form_response"]["answers"].append({"type": "email", "email": {"a": 1}})
+
+    status, answer = invoke(event_for("typeform", json.dumps(payload).encode()))
+    assert (status, answer["error"]) == (422, "invalid_payload")
+    assert "email" in answer["message"]

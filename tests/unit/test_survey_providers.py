@@ -7,7 +7,7 @@ from functools import partial
 import pytest
 from pydantic import ValidationError
 
-from nps_sync.errors import InvalidPayload, MalformedBody, SignatureError
+from nps_sync.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
 from nps_sync.models import Category
 from nps_sync.secrets import provider_credentials
 from nps_sync.webhooks import WebhookRequest
@@ -258,3 +258,141 @@ def test_generic_invalid_items_fail_validation_on_that_field(test_settings, chan
 def test_generic_unreadable_bodies_are_malformed(test_settings, body):
     with pytest.raises(MalformedBody):
         generic.parse(signed("generic", body), test_settings)
+
+
+# --- times, identity fields and credentials that are not what providers send ----------------
+
+DAY = 86_400
+# Each cannot be shown in UTC, predates 2000, or is over a day ahead of the clock.
+OUT_OF_RANGE_TIMES = {
+    "year 10000 in UTC": "9999-12-31T23:00:00-05:00",
+    "year 0 in UTC": "0001-01-01T00:00:00+14:00",
+    "far past": "1970-01-01T00:00:00Z",
+    "just before 2000": "1999-12-31T23:59:59Z",
+    "far future": "2999-12-31T23:59:59Z",
+    "two days ahead": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 2 * DAY)),
+}
+OUT_OF_RANGE_SECONDS = {
+    "far past": 0,
+    "just before 2000": 946_684_799,
+    "two days ahead": NOW + 2 * DAY,
+    "year 5138": 10**11 - 1,
+}
+
+
+def _typeform_with(change) -> bytes:
+    payload = json.loads(body_of("survey", "typeform.json"))
+    change(payload["form_response"])
+    return json.dumps(payload).encode()
+
+
+def _formbricks_with(**fields) -> bytes:
+    payload = json.loads(body_of("survey", "formbricks.json"))
+    payload["data"].update(fields)
+    return json.dumps(payload).encode()
+
+
+def _delighted_with(**fields) -> bytes:
+    payload = json.loads(body_of("survey", "delighted.json"))
+    payload["event_data"].update(fields)
+    return json.dumps(payload).encode()
+
+
+def _generic_with(**fields) -> bytes:
+    item = {"id": "r", "customer": {"id": "c"}, "score": 5, "submitted_at": "2026-01-01T00:00Z"}
+    return json.dumps({**item, **fields}).encode()
+
+
+def _refused_on(adapter, provider, body, settings) -> set[str]:
+    """The fields the validation error names; it must never quote the value."""
+    with pytest.raises(ValidationError) as error:
+        check(adapter, provider, signed(provider, body), settings)
+    return {str(e["loc"][-1]) for e in error.value.errors(include_input=False)}
+
+
+@pytest.mark.parametrize("when", OUT_OF_RANGE_TIMES.values(), ids=OUT_OF_RANGE_TIMES.keys())
+def test_typeform_submitted_at_out_of_range_is_invalid(test_settings, when):
+    body = _typeform_with(lambda form: form.update(submitted_at=when))
+    assert _refused_on(typeform, "typeform", body, test_settings) == {"submitted_at"}
+
+
+@pytest.mark.parametrize("when", OUT_OF_RANGE_TIMES.values(), ids=OUT_OF_RANGE_TIMES.keys())
+@pytest.mark.parametrize("field", ["createdAt", "updatedAt"])
+def test_formbricks_times_out_of_range_are_invalid(test_settings, when, field):
+    body = _formbricks_with(**{field: when})
+    assert _refused_on(formbricks, "formbricks", body, test_settings) == {field}
+
+
+@pytest.mark.parametrize("when", OUT_OF_RANGE_TIMES.values(), ids=OUT_OF_RANGE_TIMES.keys())
+@pytest.mark.parametrize("field", ["submitted_at", "updated_at"])
+def test_generic_times_out_of_range_are_invalid(test_settings, when, field):
+    body = _generic_with(**{field: when})
+    assert _refused_on(generic, "generic", body, test_settings) == {field}
+
+
+@pytest.mark.parametrize("seconds", OUT_OF_RANGE_SECONDS.values(), ids=OUT_OF_RANGE_SECONDS.keys())
+@pytest.mark.parametrize("field", ["created_at", "updated_at"])
+def test_delighted_times_out_of_range_are_invalid(test_settings, seconds, field):
+    body = _delighted_with(**{field: seconds})
+    assert _refused_on(delighted, "delighted", body, test_settings) == {field}
+
+
+@pytest.mark.parametrize("seconds", [1_772_446_200_000, "1772446200", 1772446200.5, True])
+def test_delighted_times_are_whole_unix_seconds_only(test_settings, seconds):
+    """Milliseconds would otherwise be read as a plausible date by pydantic's own rules."""
+    body = _delighted_with(created_at=seconds)
+    assert _refused_on(delighted, "delighted", body, test_settings) == {"created_at"}
+
+
+def test_times_within_range_keep_their_instant_in_utc(test_settings):
+    """The bounds refuse only the absurd: an offset far east and a small clock skew pass."""
+    soon = time.strftime("%Y-%m-%dT%H:%M:%S+14:00", time.gmtime(NOW + 3600 + 14 * 3600))
+    batch = check(
+        generic, "generic", signed("generic", _generic_with(submitted_at=soon)), test_settings
+    )
+    assert batch.records[0].record.submitted_at.timestamp() == NOW + 3600
+    body = _delighted_with(created_at=946_684_800, updated_at=None)  # 2000-01-01T00:00:00Z
+    (item,) = check(delighted, "delighted", signed("delighted", body), test_settings).records
+    assert item.record.submitted_at.isoformat() == "2000-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize("email", [12345, ["a@example.com"], {"address": "a@example.com"}, True])
+def test_typeform_email_answer_that_is_not_a_string_is_invalid(test_settings, email):
+    def change(form):
+        form["hidden"] = {}
+        form["answers"].append({"type": "email", "email": email, "field": {"type": "email"}})
+
+    assert _refused_on(typeform, "typeform", _typeform_with(change), test_settings) == {"email"}
+
+
+@pytest.mark.parametrize("hidden", [12345, ["a@example.com"], {"a": 1}, True, None, ""])
+def test_typeform_hidden_email_that_is_not_a_string_falls_back_to_the_token(test_settings, hidden):
+    body = _typeform_with(lambda form: form.update(hidden={"email": hidden}))
+    (item,) = check(typeform, "typeform", signed("typeform", body), test_settings).records
+    assert item.record.customer_key == "typeform:a3a12ec67a1365927098a606107fac15"
+
+
+@pytest.mark.parametrize("value", [12345, 1.5, ["a@example.com"], {"a": "b@example.com"}, True])
+def test_normalize_email_refuses_what_is_not_a_string(value):
+    from nps_sync.identity import customer_key, normalize_email
+
+    assert normalize_email(value) is None
+    assert customer_key(email=value, customer_id="cust-1") == "cust-1"
+
+
+@pytest.mark.parametrize("credentials", [{}, {"secret": ""}, {"secret": 7}, {"token": "x"}])
+@pytest.mark.parametrize("adapter", [typeform, delighted], ids=["typeform", "delighted"])
+def test_a_misconfigured_secret_is_not_configured_not_a_crash(test_settings, adapter, credentials):
+    provider = adapter.__name__.rsplit(".", 1)[-1]
+    request = signed(provider, body_of("survey", f"{provider}.json"))
+    with pytest.raises(NotConfigured):
+        adapter.verify(request, credentials, NOW, test_settings)
+
+
+def test_delighted_without_a_survey_type_is_ignored_not_counted_as_nps(test_settings):
+    payload = json.loads(body_of("survey", "delighted.json"))
+    del payload["event_data"]["survey_type"]
+    batch = check(
+        delighted, "delighted", signed("delighted", json.dumps(payload).encode()), test_settings
+    )
+    assert (batch.records, batch.ignored) == ([], 1)

@@ -2,19 +2,20 @@
 
 The key is the project's private API key; there is no timestamp. A response arrives as
 ``survey_response.created`` (score) and again as ``.updated`` (comment, changed score), so it
-is upserted by ``event_data.id`` with ``updated_at`` as its version. Only NPS surveys count.
+is upserted by ``event_data.id`` with ``updated_at`` as its version. Only responses that say
+``survey_type: "nps"`` count: Delighted also runs CSAT, CES, … surveys with other scales.
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from nps_sync.errors import SignatureError
 from nps_sync.identity import customer_key
-from nps_sync.models import Response, Score
+from nps_sync.models import EventTime, Response, Score
 from nps_sync.signing import equal, hmac_sha256
-from nps_sync.webhooks import Batch, Record, load_json
+from nps_sync.webhooks import Batch, Record, load_json, signing_secret
 
 RESPONSE_EVENTS = {"survey_response.created", "survey_response.updated"}
 ID_PROPERTIES = ("customer id", "customer_id", "customerid", "user id", "user_id", "account id")
@@ -28,10 +29,21 @@ def verify(request, credentials, now, settings) -> None:
     given = request.headers.get("x-delighted-webhook-signature")
     if not given:
         raise SignatureError("missing X-Delighted-Webhook-Signature header")
-    expected = signature(credentials["secret"], request.body)
+    expected = signature(signing_secret(credentials), request.body)
     # Accept the bare hex too: the prefix is documented by receivers' code, not Delighted's page.
     if not (equal(expected, given) or equal(expected.removeprefix("sha256="), given)):
         raise SignatureError("X-Delighted-Webhook-Signature does not match")
+
+
+def _unix_seconds(value: Any) -> Any:
+    """Delighted sends whole Unix seconds; pydantic alone would take a large number for
+    milliseconds."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**11:
+        return datetime.fromtimestamp(value, UTC)
+    raise ValueError("is not a Unix time in whole seconds")
+
+
+UnixTime = Annotated[EventTime, BeforeValidator(_unix_seconds)]
 
 
 class Person(BaseModel):
@@ -44,8 +56,8 @@ class SurveyResponse(BaseModel):
     survey_type: str | None = None
     score: Score | None = None
     comment: str | None = None
-    created_at: int = Field(ge=0, lt=10**11)
-    updated_at: int | None = Field(default=None, ge=0, lt=10**11)
+    created_at: UnixTime
+    updated_at: UnixTime | None = None
     person: Person = Field(default_factory=Person)
     person_properties: dict[str, Any] | None = None
     channel: str | None = None
@@ -63,8 +75,8 @@ def parse(request, settings) -> Batch:
     if payload.event_type not in RESPONSE_EVENTS or payload.event_data is None:
         return Batch(ignored=1)  # e.g. unsubscribe.created
     data = SurveyResponse.model_validate(payload.event_data)
-    if (data.survey_type or "nps") != "nps" or data.score is None:
-        return Batch(ignored=1)
+    if data.survey_type != "nps" or data.score is None:
+        return Batch(ignored=1)  # another survey type, or none said: not an NPS answer
     props = {str(k).strip().lower(): v for k, v in (data.person_properties or {}).items()}
     own_id = next((str(props[k]) for k in ID_PROPERTIES if props.get(k) not in (None, "")), None)
     person_id = None if data.person.id is None else str(data.person.id)
@@ -73,8 +85,8 @@ def parse(request, settings) -> Batch:
         response_id=str(data.id),
         customer_key=customer_key(data.person.email, own_id, "delighted", person_id),
         score=data.score,
-        submitted_at=_time(data.created_at),
-        updated_at=_time(data.updated_at or data.created_at),
+        submitted_at=data.created_at,
+        updated_at=data.updated_at or data.created_at,
         survey="delighted-nps",
         channel=data.channel or _str(props.get("channel")),
         comment=data.comment if data.comment and data.comment.strip() else None,
@@ -82,10 +94,6 @@ def parse(request, settings) -> Batch:
         customer_id=own_id,
     )
     return Batch(records=[Record(response, raw)])
-
-
-def _time(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _str(value: Any) -> str | None:

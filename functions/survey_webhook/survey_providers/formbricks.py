@@ -8,11 +8,11 @@ The NPS question's id comes from NPS_QUESTIONS["formbricks"]. Hidden fields shar
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from nps_sync.errors import InvalidPayload
 from nps_sync.identity import customer_key
-from nps_sync.models import Response
+from nps_sync.models import EventTime, Response
 from nps_sync.webhooks import Batch, Record, load_json, verify_standard
 
 RESPONSE_EVENTS = {"responseCreated", "responseUpdated", "responseFinished"}
@@ -29,8 +29,8 @@ class Contact(BaseModel):
 class FormbricksResponse(BaseModel):
     id: str = Field(min_length=1, max_length=512)
     surveyId: str | None = None  # noqa: N815
-    createdAt: AwareDatetime  # noqa: N815
-    updatedAt: AwareDatetime | None = None  # noqa: N815
+    createdAt: EventTime  # noqa: N815
+    updatedAt: EventTime | None = None  # noqa: N815
     contact: Contact | None = None
     contactAttributes: dict[str, Any] | None = None  # noqa: N815
     data: dict[str, Any] = Field(default_factory=dict)

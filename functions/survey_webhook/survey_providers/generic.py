@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from nps_sync.models import CustomerRef, Key, Response, Score, UtcDatetime
+from nps_sync.models import CustomerRef, EventTime, Key, Response, Score
 from nps_sync.webhooks import Batch, Record, generic_items, generic_key, verify_standard
 
 verify = verify_standard
@@ -14,8 +14,8 @@ class GenericResponse(BaseModel):
     id: Key
     customer: CustomerRef
     score: Score
-    submitted_at: UtcDatetime
-    updated_at: UtcDatetime | None = None
+    submitted_at: EventTime
+    updated_at: EventTime | None = None
     survey: Key | None = None
     channel: Key | None = None
     comment: Annotated[str, Field(max_length=20_000)] | None = None

@@ -8,13 +8,13 @@ and stores nothing new. The NPS question is the answer whose field type is ``nps
 import base64
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from nps_sync.errors import InvalidPayload, SignatureError
 from nps_sync.identity import customer_key
-from nps_sync.models import Response
+from nps_sync.models import EventTime, Response
 from nps_sync.signing import equal, hmac_sha256
-from nps_sync.webhooks import Batch, Record, load_json
+from nps_sync.webhooks import Batch, Record, load_json, signing_secret
 
 EMAIL_FIELDS = ("email", "e_mail", "customer_email", "user_email")
 ID_FIELDS = ("customer_id", "user_id", "account_id", "id")
@@ -28,7 +28,7 @@ def verify(request, credentials, now, settings) -> None:
     given = request.headers.get("typeform-signature")
     if not given:
         raise SignatureError("missing Typeform-Signature header")
-    if not equal(signature(credentials["secret"], request.body), given):
+    if not equal(signature(signing_secret(credentials), request.body), given):
         raise SignatureError("Typeform-Signature does not match")
 
 
@@ -42,12 +42,13 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
     field: AnswerField = Field(default_factory=AnswerField)
+    email: str | None = None  # on answers of type "email"; anything else is not Typeform's
 
 
 class FormResponse(BaseModel):
     form_id: str = Field(min_length=1)
     token: str = Field(min_length=1, max_length=512)
-    submitted_at: AwareDatetime
+    submitted_at: EventTime
     hidden: dict[str, Any] | None = None
     answers: list[Answer] = Field(default_factory=list)
 
@@ -72,7 +73,7 @@ def parse(request, settings) -> Batch:
         raise InvalidPayload("the NPS answer is not a whole number from 0 to 10")
     hidden = {str(k).lower(): v for k, v in (form.hidden or {}).items()}
     email = _first(hidden, EMAIL_FIELDS) or next(
-        (getattr(a, "email", None) for a in form.answers if a.type == "email"), None
+        (a.email for a in form.answers if a.type == "email" and a.email), None
     )
     own_id = _first(hidden, ID_FIELDS)
     key = customer_key(email=email, customer_id=own_id, provider="typeform", provider_id=form.token)

@@ -5,8 +5,10 @@ The key is the normalized e-mail, else an explicit customer id, else the provide
 """
 
 
-def normalize_email(email: str | None) -> str | None:
-    if not email:
+def normalize_email(email: object) -> str | None:
+    """The e-mail as a key (trimmed, lower-cased), or None for anything that is not one:
+    payloads put numbers, lists and objects where an e-mail should be."""
+    if not isinstance(email, str) or not email:
         return None
     email = email.strip().lower()
     return email if "@" in email[1:-1] else None

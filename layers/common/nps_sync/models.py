@@ -1,6 +1,6 @@
 """Canonical records that every provider adapter normalizes into."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -18,11 +18,31 @@ Score = Annotated[int, Field(ge=0, le=10, strict=True)]
 Key = Annotated[str, Field(min_length=1, max_length=512)]
 
 
+# What a provider may say happened: nothing we store predates 2000, and a clock more than a
+# day ahead of ours is a sender's mistake, not an answer from the future.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SKEW = timedelta(days=1)
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise ValueError("is outside the range of dates") from error
+
+
+def _happened(value: datetime) -> datetime:
+    """Refuse times no real event has (the message names the bound, never the value)."""
+    if value < EARLIEST:
+        raise ValueError(f"is before {EARLIEST:%Y-%m-%d}")
+    if value > datetime.now(UTC) + FUTURE_SKEW:
+        raise ValueError("is more than a day in the future")
+    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+# When something happened (an answer, an update at the source): bounded, see EARLIEST.
+EventTime = Annotated[AwareDatetime, AfterValidator(_to_utc), AfterValidator(_happened)]
 
 
 class Category(StrEnum):
@@ -61,8 +81,8 @@ class Response(BaseModel):
     response_id: Key
     customer_key: Key
     score: Score
-    submitted_at: UtcDatetime
-    updated_at: UtcDatetime
+    submitted_at: EventTime
+    updated_at: EventTime
     survey: Key | None = None
     channel: Key | None = None
     comment: Annotated[str, Field(max_length=20_000)] | None = None
@@ -100,7 +120,7 @@ class CrmProfile(BaseModel):
     object_type: Key = "contact"  # contact | company | account
     customer_key: Key
     event_id: Key  # the provider's event/notification id: a re-delivery is a no-op
-    source_updated_at: UtcDatetime
+    source_updated_at: EventTime
     email: Key | None = None
     customer_id: Key | None = None
     account: Key | None = None
@@ -121,7 +141,7 @@ class BillingProfile(BaseModel):
     source_id: Key  # the provider's customer id (Stripe cus_…, Chargebee customer id)
     customer_key: Key
     event_id: Key
-    source_updated_at: UtcDatetime
+    source_updated_at: EventTime
     email: Key | None = None
     customer_id: Key | None = None
     plan: Key | None = None

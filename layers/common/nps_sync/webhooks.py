@@ -142,16 +142,25 @@ def validation_message(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def signing_secret(credentials: Mapping[str, Any]) -> str:
+    """The provider's ``secret``; a misconfigured one is refused (401), never a KeyError."""
+    secret = credentials.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise NotConfigured("the credentials have no signing secret")
+    return secret
+
+
 def verify_standard(
     request: WebhookRequest, credentials: Mapping[str, Any], now: float, settings: Settings
 ) -> None:
     """Standard Webhooks keyed with the provider's ``secret``: Formbricks and our generic
     receivers."""
-    secret = credentials.get("secret")
-    if not isinstance(secret, str) or not secret:
-        raise NotConfigured("the credentials have no signing secret")
     standard_verify(
-        [secret], request.headers, request.body, now, settings.signature_tolerance_seconds
+        [signing_secret(credentials)],
+        request.headers,
+        request.body,
+        now,
+        settings.signature_tolerance_seconds,
     )
 
 
