@@ -3,8 +3,15 @@
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
+from .errors import BadRequest
+from .models import EARLIEST
+
 GRANULARITIES = ("day", "week", "month", "quarter", "year", "all")
 ALL = "all"
+# The days a range of periods may span: no answer is older than FIRST_DAY (models.EARLIEST),
+# and after LAST_DAY the period following a year would not fit in a date.
+FIRST_DAY = EARLIEST.date()
+LAST_DAY = date(9998, 12, 31)
 
 
 def label(granularity: str, day: date) -> str:
@@ -58,6 +65,8 @@ def _next(granularity: str, start: date) -> date:
 
 def between(granularity: str, first: date, last: date) -> Iterator[str]:
     """Labels of every period that overlaps first..last (inclusive), in order."""
+    if not (FIRST_DAY <= first <= LAST_DAY and FIRST_DAY <= last <= LAST_DAY):
+        raise BadRequest(f"from and to must be dates from {FIRST_DAY} to {LAST_DAY}")
     if granularity == ALL:
         yield ALL
         return
