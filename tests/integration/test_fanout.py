@@ -7,7 +7,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
@@ -15,6 +18,7 @@ from local.aws import Stack
 from local.pollers import SqsPoller
 from local.template import EventSource
 from nps_sync.delivery import MAX_ATTEMPTS, Delivery, Sender
+from nps_sync.events import EVENT_TYPES
 from nps_sync.fanout import Fanout
 from nps_sync.outbound import DeliveryQueue, EventBus
 from nps_sync.redrive import redrive
@@ -71,6 +75,35 @@ class Fan:
         poller = SqsPoller(Function(), mapping, arn, self.account, threading.Event())
         for _ in range(rounds):
             poller.poll_once()
+
+    def bus_tap(self) -> str:
+        """A queue that a rule on the bus fills with every nps-sync event (what AWS-native
+        subscribers see)."""
+        events, sqs, bus = self.account.client("events"), self.sqs, self.stack.refs["EventBus"]
+        tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]
+        events.put_rule(
+            Name="tap", EventBusName=bus, EventPattern=json.dumps({"source": ["nps-sync"]})
+        )
+        events.put_targets(
+            Rule="tap", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn["QueueArn"]}]
+        )
+        return tap
+
+    def tapped(self, tap: str) -> list[dict]:
+        seen = []
+        while messages := self.sqs.receive_message(QueueUrl=tap, MaxNumberOfMessages=10).get(
+            "Messages"
+        ):
+            seen.extend(json.loads(m["Body"]) for m in messages)
+            self.sqs.delete_message_batch(
+                QueueUrl=tap,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+        return seen
 
     def depth(self, logical_id: str) -> int:
         attributes = self.sqs.get_queue_attributes(
@@ -288,21 +321,60 @@ def test_a_name_rebound_to_loopback_after_registration_is_refused(fan, receiver)
 
 
 def test_every_event_is_put_on_the_bus(fan):
-    events = fan.account.client("events")
-    sqs = fan.sqs
-    tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
-    tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    bus = fan.stack.refs["EventBus"]
-    events.put_rule(
-        Name="detractors", EventBusName=bus, EventPattern=json.dumps({"source": ["nps-sync"]})
-    )
-    events.put_targets(Rule="detractors", EventBusName=bus, Targets=[{"Id": "tap", "Arn": tap_arn}])
+    tap = fan.bus_tap()
     fan.world.respond("r1", "ana@example.com", 4)
     fan.aggregate()
 
-    messages = sqs.receive_message(QueueUrl=tap, MaxNumberOfMessages=10)["Messages"]
-    seen = [json.loads(m["Body"]) for m in messages]
+    seen = fan.tapped(tap)
     assert {m["detail-type"] for m in seen} >= {"response.received", "detractor.alert"}
     assert all(m["source"] == "nps-sync" and m["detail"]["id"].startswith("evt_") for m in seen)
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+
+@pytest.mark.parametrize(
+    ("service", "operation"), [("events", "PutEvents"), ("sqs", "SendMessageBatch")]
+)
+def test_a_failed_publish_loses_no_event_on_the_bus_or_for_the_subscribers(
+    fan, receiver, service, operation
+):
+    """EventBridge or SQS fails its second call once (a 500 injected under botocore, its
+    retries off): what went out before it, and everything after, still reaches both."""
+    fan.subscriptions.create(receiver.url, list(EVENT_TYPES), {})
+    tap = fan.bus_tap()
+    faulty = boto3.client(service, config=Config(retries={"total_max_attempts": 1}))
+    calls = []
+
+    def refuse_the_second_call(request, **kwargs):
+        calls.append(request.url)
+        if len(calls) != 2:
+            return None
+        body = json.dumps({"__type": "InternalFailure", "message": "injected"}).encode()
+        headers = {"content-type": "application/x-amz-json-1.0"}
+        return AWSResponse(request.url, 500, headers, raw=_Raw(body))
+
+    faulty.meta.events.register_first(f"before-send.{service}.{operation}", refuse_the_second_call)
+    clients = {"events": fan.account.client("events"), "sqs": fan.sqs, service: faulty}
+    for n in range(4):  # 3 record events each, and the aggregates': more than one call
+        fan.world.respond(f"r{n}", f"c{n}@example.com", 3)
+    aggregator = fan.world.aggregator()
+    aggregator.event_granularities = frozenset({"all"})
+    aggregator.fanout = Fanout(
+        EventBus(fan.stack.refs["EventBus"], clients["events"]),
+        DeliveryQueue(fan.queue(), clients["sqs"]),
+        fan.subscriptions,
+    )
+    batches = fan.world.run(aggregator)
+    fan.deliver(rounds=6)
+
+    assert len(calls) > 2 and len(batches) == 2  # delivered again after the failure
+    on_the_bus = {m["detail"]["id"] for m in fan.tapped(tap)}
+    delivered = {r.headers["webhook-id"] for r in receiver.received}
+    assert len(on_the_bus) > 10
+    assert delivered == on_the_bus
