@@ -177,7 +177,10 @@ def segment(image: Image, state: Mapping[str, Any], dimension: str) -> str:
     """Profile attributes (plan, region, account, …); channel/survey from the latest answer."""
     if dimension == OVERALL:
         return "all"
-    return _text(image, dimension) or str(state.get("latest", {}).get(dimension) or UNKNOWN)
+    if (value := _text(image, dimension)) is not None:
+        return value
+    answered = (state.get("latest") or {}).get(dimension)  # score 0 is a value, not a gap
+    return UNKNOWN if answered is None or answered == "" else str(answered)
 
 
 def _days(timestamp: str) -> int:
