@@ -2,16 +2,25 @@
 at registration (422 with the reason), rotation, the delivery log."""
 
 import json
+import time
 from datetime import date
 
+import boto3
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from local.lambdas import Context
 from nps_sync import api as api_module
 from nps_sync.aggregate_store import AggregatesStore
 from nps_sync.customer_records import CustomerRecords
+from nps_sync.delivery import signature_header
 from nps_sync.ssrf import vet
-from nps_sync.subscriptions import DeliveryRecord, SubscriptionsStore
+from nps_sync.subscriptions import (
+    MAX_PREVIOUS_SECRETS,
+    ROTATION_GRACE_SECONDS,
+    DeliveryRecord,
+    SubscriptionsStore,
+)
 
 TOKEN = "dev-token-change-me"
 PUBLIC = {"hooks.example.com": ["93.184.215.14"], "internal.example.com": ["127.0.0.1"]}
@@ -118,6 +127,105 @@ def test_rotation_returns_a_new_secret_and_keeps_the_old_one_for_a_day(call, sto
     stored = store.get(created["id"])
     assert stored.signing_secrets(store.clock()) == [rotated["secret"], created["secret"]]
     assert stored.signing_secrets(store.clock() + 24 * 3600 + 1) == [rotated["secret"]]
+
+
+def _verifies(secret: str, subscription, at: float) -> bool:
+    """A subscriber verifying, with its secret, a delivery made at ``at`` (stamped now, the
+    library checks the timestamp against its own clock)."""
+    body, now = b'{"id":"evt_1"}', int(time.time())
+    header = signature_header(subscription.signing_secrets(at), "evt_1", now, body)
+    headers = {"webhook-id": "evt_1", "webhook-timestamp": str(now), "webhook-signature": header}
+    try:
+        Webhook(secret).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def test_a_second_rotation_keeps_the_first_old_secret_until_it_expires(call, store):
+    clock = [time.time()]
+    store.clock = lambda: clock[0]
+    _, created = call(
+        "POST",
+        "/subscriptions",
+        {"url": "https://hooks.example.com/", "events": ["response.received"]},
+    )
+    _, first = call("POST", f"/subscriptions/{created['id']}/rotate")
+    clock[0] += 3600  # an hour later, before the subscriber switched
+    status, second = call("POST", f"/subscriptions/{created['id']}/rotate")
+    assert status == 200
+
+    stored = store.get(created["id"])
+    now = clock[0]
+    assert stored.signing_secrets(now) == [second["secret"], first["secret"], created["secret"]]
+    for secret in (created["secret"], first["secret"], second["secret"]):
+        assert _verifies(secret, stored, now)
+    # each replaced secret signs for a day from its own replacement
+    assert _verifies(created["secret"], stored, now + ROTATION_GRACE_SECONDS - 3601)
+    assert not _verifies(created["secret"], stored, now + ROTATION_GRACE_SECONDS - 3599)
+    assert _verifies(first["secret"], stored, now + ROTATION_GRACE_SECONDS - 1)
+    assert stored.signing_secrets(now + ROTATION_GRACE_SECONDS) == [second["secret"]]
+    assert second["previous_secret_expires_at"] > first["previous_secret_expires_at"]
+
+
+def test_rotating_too_often_is_refused_without_dropping_a_secret(call, store):
+    _, created = call(
+        "POST",
+        "/subscriptions",
+        {"url": "https://hooks.example.com/", "events": ["response.received"]},
+    )
+    for _ in range(MAX_PREVIOUS_SECRETS):
+        assert call("POST", f"/subscriptions/{created['id']}/rotate")[0] == 200
+    status, answer = call("POST", f"/subscriptions/{created['id']}/rotate")
+
+    assert status == 409 and answer["error"] == "conflict"
+    assert _verifies(created["secret"], store.get(created["id"]), store.clock())
+
+
+def test_a_rotation_that_loses_a_race_answers_409(call, store, world):
+    _, created = call(
+        "POST",
+        "/subscriptions",
+        {"url": "https://hooks.example.com/", "events": ["response.received"]},
+    )
+    rival = SubscriptionsStore(store.table_name, boto3.client("dynamodb"))
+    raced = []
+
+    def rotate_first(**kwargs):  # another request rotates between our read and our write
+        if not raced:
+            raced.append(rival.rotate(created["id"]))
+
+    world.ddb.meta.events.register("before-call.dynamodb.UpdateItem", rotate_first)
+    try:
+        status, answer = call("POST", f"/subscriptions/{created['id']}/rotate")
+    finally:
+        world.ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", rotate_first)
+
+    assert status == 409 and answer["error"] == "conflict"
+    assert store.get(created["id"]).secret == raced[0].secret  # the winner's secret stands
+    assert call("POST", "/subscriptions/sub_nope/rotate")[0] == 404
+
+
+def test_a_rotation_stored_before_several_were_kept_still_signs(store, world):
+    created = store.create("https://hooks.example.com/", ["response.received"], {})
+    until = int(store.clock()) + 3600
+    world.ddb.update_item(  # the attributes a rotation wrote before previous_secrets
+        TableName=store.table_name,
+        Key={"pk": {"S": "SUB"}, "sk": {"S": created.id}},
+        UpdateExpression="SET previous_secret = :s, previous_until = :u",
+        ExpressionAttributeValues={":s": {"S": "whsec_b2xk"}, ":u": {"N": str(until)}},
+    )
+    rotated = store.rotate(created.id)
+
+    assert store.get(created.id).signing_secrets(until - 1) == [
+        rotated.secret,
+        created.secret,
+        "whsec_b2xk",
+    ]
+    item = world.ddb.get_item(
+        TableName=store.table_name, Key={"pk": {"S": "SUB"}, "sk": {"S": created.id}}
+    )["Item"]
+    assert "previous_secret" not in item and len(item["previous_secrets"]["L"]) == 2
 
 
 def test_deliveries_and_deletion(call, store):

@@ -61,6 +61,12 @@ class NotFound(NpsSyncError):
     code = "not_found"
 
 
+class Conflict(NpsSyncError):
+    """The resource changed under the request (or is in a state that refuses it): retry."""
+
+    code = "conflict"
+
+
 class BlockedUrl(NpsSyncError):
     """A subscriber URL nps-sync refuses to call: not https, or not a public address."""
 

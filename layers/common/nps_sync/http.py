@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from .errors import (
     BadRequest,
     BlockedUrl,
+    Conflict,
     InvalidPayload,
     MalformedBody,
     NotConfigured,
@@ -33,6 +34,7 @@ STATUS = {
     StorageUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
     BadRequest: HTTPStatus.BAD_REQUEST,
     NotFound: HTTPStatus.NOT_FOUND,
+    Conflict: HTTPStatus.CONFLICT,
 }
 
 

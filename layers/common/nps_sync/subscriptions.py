@@ -1,8 +1,9 @@
 """Webhook subscriptions and their delivery log: SubscriptionsTable, the only module that talks
 DynamoDB for them (docs/events.md "Storage").
 
-- subscription: pk ``SUB``, sk ``<id>``: url, events, filters, secret, and during a rotation's
-  grace period the previous secret and when it stops signing;
+- subscription: pk ``SUB``, sk ``<id>``: url, events, filters, secret, and the secrets it
+  replaced that are still in their grace period, each with when it stops signing
+  (``previous_secrets``, newest first);
 - delivery: pk ``DLV#<id>``, sk ``<event created_at>#<event id>``: status, attempts, last
   response code or error, timestamps; ``expires_at`` (TTL) after DELIVERY_LOG_DAYS.
 """
@@ -19,12 +20,16 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import NotFound, StorageUnavailable
+from .errors import Conflict, NotFound, StorageUnavailable
 from .signing import STANDARD_PREFIX
 
 SUBSCRIPTIONS_PK = "SUB"
 DELIVERIES_PREFIX = "DLV#"
 ROTATION_GRACE_SECONDS = 24 * 3600
+# Secrets still signing besides the current one: every delivery carries a signature per secret,
+# so rotating more often than this within a grace period is refused rather than dropping a
+# secret a subscriber may still verify with.
+MAX_PREVIOUS_SECRETS = 4
 DELIVERY_LOG_DAYS = 30
 DELIVERY_LOG_LIMIT = 100
 
@@ -50,15 +55,12 @@ class Subscription:
     filters: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     secret: str = ""
-    previous_secret: str | None = None
-    previous_until: float | None = None  # epoch seconds: the previous secret signs until then
+    # the secrets it replaced, newest first, each with when it stops signing (epoch seconds)
+    previous: tuple[tuple[str, float], ...] = ()
 
     def signing_secrets(self, now: float) -> list[str]:
-        """The current secret, and the previous one during its grace period."""
-        found = [self.secret]
-        if self.previous_secret and self.previous_until and now < self.previous_until:
-            found.append(self.previous_secret)
-        return found
+        """The current secret, and every previous one still in its grace period."""
+        return [self.secret, *(secret for secret, until in self.previous if now < until)]
 
     def public(self) -> dict[str, Any]:
         """What the API shows: never a secret."""
@@ -69,13 +71,23 @@ class Subscription:
             "filter": self.filters,
             "created_at": self.created_at,
         }
-        if self.previous_until:
-            shown["previous_secret_expires_at"] = iso(self.previous_until)
+        if self.previous:  # from then on, only the current secret signs
+            shown["previous_secret_expires_at"] = iso(max(until for _, until in self.previous))
         return shown
 
 
+def _previous(item: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    found = [
+        (entry["M"]["secret"]["S"], float(entry["M"]["until"]["N"]))
+        for entry in item.get("previous_secrets", {}).get("L", [])
+    ]
+    legacy, until = item.get("previous_secret", {}).get("S"), item.get("previous_until", {})
+    if legacy and "N" in until:  # written before rotations kept more than one
+        found.append((legacy, float(until["N"])))
+    return tuple(found)
+
+
 def _subscription(item: dict[str, Any]) -> Subscription:
-    until = item.get("previous_until", {}).get("N")
     return Subscription(
         id=item["sk"]["S"],
         url=item.get("url", {}).get("S", ""),
@@ -83,8 +95,7 @@ def _subscription(item: dict[str, Any]) -> Subscription:
         filters=json.loads(item.get("filters", {}).get("S", "{}")),
         created_at=item.get("created_at", {}).get("S", ""),
         secret=item.get("secret", {}).get("S", ""),
-        previous_secret=item.get("previous_secret", {}).get("S"),
-        previous_until=float(until) if until else None,
+        previous=_previous(item),
     )
 
 
@@ -174,36 +185,47 @@ class SubscriptionsStore:
             raise StorageUnavailable("DynamoDB delete_item failed") from error
 
     def rotate(self, subscription_id: str) -> Subscription:
-        """A new secret; the old one keeps signing for ROTATION_GRACE_SECONDS."""
+        """A new secret. The one it replaces keeps signing for ROTATION_GRACE_SECONDS, and so do
+        the earlier ones still in their own grace period (as Svix does): a subscriber that has
+        not switched yet keeps verifying whatever the number of rotations."""
         current = self.get(subscription_id)
-        until = self.clock() + ROTATION_GRACE_SECONDS
+        now = self.clock()
+        kept = [(secret, until) for secret, until in current.previous if until > now]
+        if len(kept) >= MAX_PREVIOUS_SECRETS:
+            raise Conflict(
+                f"{len(kept)} replaced secrets still sign; rotate again after "
+                f"{iso(min(until for _, until in kept))}"
+            )
+        previous = ((current.secret, float(int(now + ROTATION_GRACE_SECONDS))), *kept)
         secret = new_secret()
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=self._key(subscription_id),
-                UpdateExpression="SET secret = :new, previous_secret = :old, previous_until = :u",
+                UpdateExpression="SET secret = :new, previous_secrets = :previous"
+                " REMOVE previous_secret, previous_until",
                 ConditionExpression="secret = :old",
                 ExpressionAttributeValues={
                     ":new": {"S": secret},
                     ":old": {"S": current.secret},
-                    ":u": {"N": str(int(until))},
+                    ":previous": {
+                        "L": [
+                            {"M": {"secret": {"S": old}, "until": {"N": str(int(until))}}}
+                            for old, until in previous
+                        ]
+                    },
                 },
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise NotFound(f"subscription {subscription_id!r} changed; try again") from error
-            raise StorageUnavailable("DynamoDB update_item failed") from error
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise StorageUnavailable("DynamoDB update_item failed") from error
+            self.get(subscription_id)  # NotFound if it was deleted meanwhile
+            raise Conflict(
+                f"subscription {subscription_id!r} was rotated meanwhile; try again"
+            ) from error
         except BotoCoreError as error:
             raise StorageUnavailable("DynamoDB update_item failed") from error
-        return Subscription(
-            **{
-                **current.__dict__,
-                "secret": secret,
-                "previous_secret": current.secret,
-                "previous_until": float(int(until)),
-            }
-        )
+        return Subscription(**{**current.__dict__, "secret": secret, "previous": previous})
 
     # --- the delivery log -----------------------------------------------------------------
 
