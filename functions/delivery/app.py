@@ -31,7 +31,7 @@ def delivery() -> Delivery:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    answer = delivery().handle(event)
+    answer = delivery().handle(event, context.get_remaining_time_in_millis)
     failed = len(answer["batchItemFailures"])
     metrics.add_metric(name="Deliveries", unit="Count", value=len(event.get("Records", [])))
     metrics.add_metric(name="DeliveriesFailed", unit="Count", value=failed)

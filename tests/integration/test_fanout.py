@@ -2,6 +2,7 @@
 DeliveryFunction's logic -> a real HTTP receiver on 127.0.0.1 (moto underneath)."""
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -60,15 +61,16 @@ class Fan:
         kwargs.setdefault("delay", lambda attempt: 0)  # no real back-off in tests
         return Delivery(self.subscriptions, DeliveryQueue(self.queue(), self.sqs), **kwargs)
 
-    def deliver(self, delivery: Delivery | None = None, rounds: int = 1) -> None:
-        """Lambda's SQS event source mapping (local.pollers), polled ``rounds`` times."""
+    def deliver(self, delivery: Delivery | None = None, rounds: int = 1, remaining_ms=None):
+        """Lambda's SQS event source mapping (local.pollers), polled ``rounds`` times;
+        ``remaining_ms`` stands for the context's get_remaining_time_in_millis."""
         delivery = delivery or self.delivery()
 
         class Function:
             name = "DeliveryFunction"
 
             def invoke(self, event):
-                return delivery.handle(event)
+                return delivery.handle(event, remaining_ms)
 
         arn = self.stack.attributes[("DeliveryQueue", "Arn")]
         mapping = EventSource("DeliveryFunction", arn, 10, True, None, False)
@@ -266,10 +268,10 @@ def test_a_slow_subscriber_does_not_hold_up_or_resend_the_others(fan, receiver):
     )
     slow_calls = []
 
-    def post(url, body, headers):
+    def post(url, body, headers, budget):
         if "nothing-listens" in url:
             slow_calls.append(time.monotonic())
-        return Sender(allow_local=True, timeout=1).post(url, body, headers)
+        return Sender(allow_local=True, timeout=1).post(url, body, headers, budget)
 
     fan.world.respond("r1", "ana@example.com", 9)
     fan.aggregate()
@@ -279,6 +281,76 @@ def test_a_slow_subscriber_does_not_hold_up_or_resend_the_others(fan, receiver):
     assert len(slow_calls) == 3
     assert fan.subscriptions.deliveries(fast.id)[0]["attempts"] == 1
     assert fan.subscriptions.deliveries(failing.id)[0]["status"] == "retrying"
+
+
+def test_a_subscriber_trickling_its_answer_is_cut_off_and_retried_alone(fan, receiver):
+    slow = Receiver(trickle_seconds=4).start()  # a byte every 0.08 s: no read ever times out
+    try:
+        fast = fan.subscriptions.create(receiver.url, ["response.received"], {})
+        trickling = fan.subscriptions.create(slow.url, ["response.received"], {})
+        fan.world.respond("r1", "ana@example.com", 9)
+        fan.aggregate()
+        delivery = fan.delivery(post=Sender(allow_local=True, timeout=1).post)
+        began = time.monotonic()
+        fan.deliver(delivery)
+        took = time.monotonic() - began
+        fan.deliver(delivery)  # the trickling one comes back (no back-off in tests)
+    finally:
+        slow.stop()
+
+    assert took < 2.5  # one deadline of 1 s, not the 4 s of the trickle
+    assert (receiver.attempts, len(receiver.received)) == (1, 1)  # not sent again
+    assert fan.subscriptions.deliveries(fast.id)[0]["attempts"] == 1
+    assert slow.attempts == 2
+    [entry] = fan.subscriptions.deliveries(trickling.id)
+    assert (entry["status"], entry["attempts"]) == ("retrying", 2)
+    assert entry["error"] == "no answer within 1 s"
+
+
+def _blackholes(addresses: list[str]) -> tuple[int, list[socket.socket]]:
+    """Listeners on one port whose accept queues are full: connecting to them hangs, as if
+    the packets were dropped. Returns the port and every socket to close."""
+    sockets, port = [], 0
+    for address in addresses:
+        listener = socket.socket()
+        listener.bind((address, port))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        sockets.append(listener)
+        for _ in range(3):
+            filling = socket.socket()
+            filling.setblocking(False)
+            filling.connect_ex((address, port))
+            sockets.append(filling)
+    return port, sockets
+
+
+def test_a_name_with_dead_addresses_is_given_up_on_at_the_deadline():
+    addresses = [f"127.0.0.{n}" for n in (2, 3, 4, 5, 6)]
+    port, sockets = _blackholes(addresses)
+    sender = Sender(allow_local=True, timeout=1, resolver=lambda host, p: addresses)
+    try:
+        began = time.monotonic()
+        answer = sender.post(f"http://localhost:{port}/hook", b"{}", {})
+        took = time.monotonic() - began
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    assert took < 1.5  # five dead addresses share one deadline (and at most 3 are tried)
+    assert answer.status is None and "1 s" in answer.error
+
+
+def test_a_message_the_invocation_has_no_time_left_for_is_not_attempted(fan, receiver):
+    subscription = fan.subscriptions.create(receiver.url, ["response.received"], {})
+    fan.world.respond("r1", "ana@example.com", 9)
+    fan.aggregate()
+    fan.deliver(remaining_ms=lambda: 2500)  # less than a delivery and its bookkeeping need
+
+    assert receiver.attempts == 0
+    assert fan.subscriptions.deliveries(subscription.id) == []  # no attempt logged
+    visible = fan.sqs.receive_message(QueueUrl=fan.queue()).get("Messages", [])
+    assert visible == [] and fan.depth("DeliveryQueue") == 1  # hidden as received: no back-off
 
 
 def test_a_deleted_subscription_gets_nothing_more(fan, receiver):

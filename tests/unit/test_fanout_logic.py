@@ -6,7 +6,18 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from nps_sync.delivery import MAX_ATTEMPTS, backoff, minimum_span, signature_header
+from nps_sync.delivery import (
+    MAX_ATTEMPTS,
+    QUEUE_VISIBILITY_SECONDS,
+    VISIBILITY_LIMIT_SECONDS,
+    Answer,
+    Delivery,
+    backoff,
+    maximum_span,
+    minimum_span,
+    signature_header,
+    visibility_allowance,
+)
 from nps_sync.errors import BlockedUrl
 from nps_sync.events import (
     EVENT_TYPES,
@@ -151,13 +162,67 @@ def test_backoff_doubles_from_30_seconds_up_to_12_hours_with_jitter():
 
 
 def test_the_retries_span_at_least_a_day_before_the_dead_letter_queue(template):
+    # minimum_span counts every wait at the bottom of its jitter and, where SQS allows less,
+    # at the least it allows (visibility_allowance)
     assert minimum_span(MAX_ATTEMPTS) >= 24 * 3600
     assert minimum_span(MAX_ATTEMPTS - 1) < 24 * 3600  # and not needlessly longer
     queue = template.resources["DeliveryQueue"]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_ATTEMPTS
+    assert queue["VisibilityTimeout"] == QUEUE_VISIBILITY_SECONDS
+    assert template.functions["DeliveryFunction"].timeout <= 30  # as visibility_allowance assumes
     assert queue["SqsManagedSseEnabled"] is True
-    retention = queue["MessageRetentionPeriod"]
-    assert retention > sum(backoff(n, lambda: 1.0) for n in range(1, MAX_ATTEMPTS))
+    assert queue["MessageRetentionPeriod"] > maximum_span(MAX_ATTEMPTS)
+
+
+def test_the_hiding_asked_for_stays_inside_the_12_hours_of_the_receive():
+    now = 1_770_000_000.0
+    # first attempt: ApproximateFirstReceiveTimestamp is this receive
+    assert visibility_allowance(now - 5, now - 2, now) == VISIBILITY_LIMIT_SECONDS - 5 - 30
+    # a later one: this receive was at most the queue's visibility timeout before the start
+    later = visibility_allowance(now - 86_400, now - 10, now)
+    assert later == VISIBILITY_LIMIT_SECONDS - 10 - QUEUE_VISIBILITY_SECONDS - 30
+    assert visibility_allowance(None, now - 10, now) == later
+
+
+class _Queue:
+    def __init__(self):
+        self.hidden: list[int] = []
+
+    def retry_later(self, receipt_handle, seconds):
+        self.hidden.append(seconds)
+
+
+class _Subscriptions:
+    def get(self, subscription_id):
+        return Subscription(subscription_id, "https://hooks.example.com/", ("response.received",))
+
+    def record(self, delivery):
+        pass
+
+
+def test_a_failed_late_attempt_is_hidden_no_longer_than_sqs_accepts():
+    queue, now = _Queue(), 1_770_000_000.0
+    delivery = Delivery(
+        _Subscriptions(),
+        queue,
+        post=lambda url, body, headers, budget: Answer(503),
+        clock=lambda: now,
+        delay=lambda attempt: backoff(attempt, lambda: 1.0),  # the top of the jitter: 12 h
+    )
+    record = {
+        "messageId": "m1",
+        "receiptHandle": "h1",
+        "body": '{"subscription_id": "sub_1", "event": {"id": "evt_1", "type": "x"}}',
+        "attributes": {
+            "ApproximateReceiveCount": "14",
+            "ApproximateFirstReceiveTimestamp": str(int((now - 30 * 3600) * 1000)),
+        },
+    }
+    assert delivery.handle({"Records": [record]}) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}]
+    }
+    [hidden] = queue.hidden
+    assert 0 < hidden <= VISIBILITY_LIMIT_SECONDS - QUEUE_VISIBILITY_SECONDS
 
 
 # --- signatures --------------------------------------------------------------------------
@@ -171,8 +236,7 @@ def test_during_a_rotation_both_secrets_sign_and_either_verifies():
         "https://x",
         ("response.received",),
         secret=new,
-        previous_secret=old,
-        previous_until=now + 3600,
+        previous=((old, now + 3600),),
     )
     body = b'{"id":"evt_1"}'
     header = signature_header(subscription.signing_secrets(now), "evt_1", now, body)

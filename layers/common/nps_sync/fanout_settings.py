@@ -19,8 +19,9 @@ class FanoutSettings(Settings):
     )
     # Local mode: subscribers on loopback (http://127.0.0.1, localhost) are allowed.
     allow_local_subscribers: bool = Field(default=False, alias="ALLOW_LOCAL_SUBSCRIBERS")
+    # One delivery's deadline: connecting, sending and the answer together.
     delivery_timeout_seconds: float = Field(
-        default=5.0, alias="DELIVERY_TIMEOUT_SECONDS", gt=0, le=30
+        default=10.0, alias="DELIVERY_TIMEOUT_SECONDS", gt=0, le=20
     )
 
     @field_validator("event_granularities", mode="before")
