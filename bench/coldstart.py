@@ -1,13 +1,17 @@
 """Cold start of every function in template.yaml: import + first invoke in a fresh process.
 
-Each sample is a new Python process that puts the function's CodeUri and the common layer on
-``sys.path``, imports the handler module (Lambda's init phase) and invokes it once (the first,
-cold invocation) against an emulated AWS (moto server, tables and secret from template.yaml),
-with tracing on as ``Tracing: Active`` turns it on in Lambda. The baseline is a bare handler
-that imports boto3, creates its DynamoDB client and writes one item. Samples of all functions
-are interleaved, so machine noise hits them alike; medians are reported.
+Each sample is a new Python process laid out as Lambda lays it out: ``-I -S`` (no site-packages
+of this machine), then on ``sys.path`` the function's CodeUri, the common layer and a directory
+holding only what is deployed (the layer's and functions' requirements, plus the runtime's
+boto3), built once by pip under .bench/. It imports the handler module (Lambda's init phase)
+and invokes it once (the first, cold invocation) against an emulated AWS (moto server, tables
+and secret from template.yaml), with each function's environment from the template
+(``Tracing: Active`` as Lambda sets it up). The baseline is a bare handler that imports boto3,
+creates its DynamoDB client and writes one item. Samples of all functions are interleaved, so
+machine noise hits them alike; medians are reported.
 """
 
+import hashlib
 import json
 import os
 import statistics
@@ -16,12 +20,37 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = [
+    ROOT / "layers" / "common" / "requirements.txt",
+    *ROOT.glob("functions/*/requirements.txt"),
+]
+
+
+def deployed_packages() -> Path:
+    """What a deployed function can import: its requirements and the runtime's boto3 only."""
+    boto3_pin = next(
+        line.split("#")[0].strip()
+        for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+        if line.startswith("boto3==")
+    )
+    digest = hashlib.sha256(
+        "".join(p.read_text() for p in sorted(REQUIREMENTS)).encode() + boto3_pin.encode()
+    ).hexdigest()[:12]
+    target = ROOT / ".bench" / f"python-{digest}"
+    if not (target / ".complete").exists():
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
+        for path in REQUIREMENTS:
+            command += ["-r", str(path)]
+        subprocess.run([*command, boto3_pin], check=True)  # noqa: S603 - pinned requirements
+        (target / ".complete").touch()
+    return target
+
 
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 code_dir, module_name, attribute, event_json = sys.argv[1:5]
-sys.path[:0] = [code_dir, LAYER]
+sys.path[:0] = [code_dir, LAYER, PACKAGES]
 if module_name == "-":
     import boto3
     client = boto3.client("dynamodb")
@@ -101,34 +130,55 @@ def measure(samples: int = 5) -> dict:
     emulator.start()
     try:
         stack = Stack(template, emulator).provision()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS", "NPS_"))}
-        for function in template.functions.values():
-            for name, value in function.environment.items():
-                resolved = stack.resolve(value)
-                if resolved is not None:
-                    env.setdefault(name, str(resolved))
-        env.pop("NPS_SYNC_SECRETS_FILE", None)  # Secrets Manager, as in AWS
-        env.update(
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS", "NPS_"))}
+        base_env.update(
             AWS_LAMBDA_FUNCTION_NAME="bench",
             AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
             _X_AMZN_TRACE_ID="Root=1-65f0c0de-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
             AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR",
-            POWERTOOLS_LOG_LEVEL="WARNING",
             PYTHONDONTWRITEBYTECODE="",
         )
-        child = CHILD.replace("LAYER", repr(str(ROOT / "layers" / "common"))).replace(
-            "TABLE", repr(stack.refs["RecordsTable"])
+        envs = {"-": base_env}
+        for logical_id, function in template.functions.items():
+            env = dict(base_env)
+            for name, value in function.environment.items():  # Globals + its own, as deployed
+                resolved = stack.resolve(value)
+                if resolved is not None:
+                    env[name] = str(resolved)
+            env.pop("NPS_SYNC_SECRETS_FILE", None)  # Secrets Manager, as in AWS
+            env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+            envs[logical_id] = env
+        child = (
+            CHILD.replace("LAYER", repr(str(ROOT / "layers" / "common")))
+            .replace("PACKAGES", repr(str(deployed_packages())))
+            .replace("TABLE", repr(stack.refs["RecordsTable"]))
         )
         events = _events(template, stack)
-        targets = {"baseline (boto3 + client)": ("-", "-", "-", {})}
+        targets = {"baseline (boto3 + client)": ("-", "-", "-", {}, envs["-"])}
         for logical_id, spec in template.functions.items():
             module, _, attribute = spec.handler.rpartition(".")
-            targets[logical_id] = (str(spec.code_dir), module, attribute, events[logical_id])
+            targets[logical_id] = (
+                str(spec.code_dir),
+                module,
+                attribute,
+                events[logical_id],
+                envs[logical_id],
+            )
         runs: dict[str, list[dict]] = {name: [] for name in targets}
         for _ in range(samples + 1):  # the first round warms the OS file cache, not counted
-            for name, (code_dir, module, attribute, event) in targets.items():
+            for name, (code_dir, module, attribute, event, env) in targets.items():
                 out = subprocess.run(  # noqa: S603 - our own child script
-                    [sys.executable, "-c", child, code_dir, module, attribute, json.dumps(event)],
+                    [
+                        sys.executable,
+                        "-I",
+                        "-S",
+                        "-c",
+                        child,
+                        code_dir,
+                        module,
+                        attribute,
+                        json.dumps(event),
+                    ],
                     env=env,
                     capture_output=True,
                     text=True,

@@ -18,6 +18,7 @@ from nps_sync.aggregator import Aggregator
 from nps_sync.customer_records import CustomerRecords
 from nps_sync.models import Response
 from nps_sync.reconcile import reconcile
+from nps_sync.response_index import ResponseIndex
 from nps_sync.storage import RecordsStore
 from nps_sync.stream import ShardLocator
 
@@ -166,6 +167,11 @@ class World:
     def series(self, dimension, value, granularity="all"):
         return AggregatesStore(self.aggregates_table, self.ddb).series(
             dimension, value, granularity, None, None
+        )
+
+    def index_series(self, dimension, value, granularity="all", first=None, last=None):
+        return ResponseIndex(self.records_table, self.ddb).series(
+            dimension, value, granularity, first, last
         )
 
 

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from .models import category_of
 from .periods import labels, utc_date
 
-DEFAULT_DIMENSIONS = ("overall", "plan", "account", "region", "channel", "survey")
+# Counted on write; account is answered on read by default (response_index.py).
+DEFAULT_DIMENSIONS = ("overall", "plan", "region", "channel", "survey", "score")
 OVERALL = "overall"
 UNKNOWN = "unknown"
 RESPONSE_SK = "RESP"

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .config import Settings
-from .errors import NotConfigured
+from .errors import NotConfigured, StorageUnavailable
 
 CACHE_SECONDS = 300
 
@@ -33,14 +33,25 @@ def load(settings: Settings, now: float | None = None) -> SecretsDocument:
         with open(settings.secrets_file, encoding="utf-8") as handle:
             text = handle.read()
     elif settings.secret_id:
-        from aws_lambda_powertools.utilities import parameters
-
-        text = parameters.get_secret(settings.secret_id, max_age=CACHE_SECONDS)
+        text = _read_secret(settings.secret_id)
     else:
         text = "{}"
     document = SecretsDocument.model_validate(json.loads(text))
     _cache = (now, document)
     return document
+
+
+def _read_secret(secret_id: str) -> str:
+    """One GetSecretValue per container and CACHE_SECONDS, with the default session's client:
+    this module caches already, and a second session (powertools' parameters) would load
+    botocore's endpoint data again on the cold start of every webhook function."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    except (ClientError, BotoCoreError) as error:
+        raise StorageUnavailable("reading the secrets failed") from error  # 503: retried
 
 
 def provider_credentials(settings: Settings, provider: str) -> dict[str, Any]:
