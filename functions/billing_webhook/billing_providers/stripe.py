@@ -234,6 +234,9 @@ def _subscription(event: Event, sub: Subscription, at: datetime) -> BillingProfi
 
 
 def _invoice(event: Event, invoice: Invoice, at: datetime) -> BillingProfile | None:
+    """A paid invoice says money came in, not what the subscription is: a $0 trial invoice
+    is paid while it is trialing, a final one after it was canceled. The status comes from
+    the subscription's own events; a cycle's invoice is a renewal (docs/outcomes.md)."""
     details = invoice.parent.subscription_details if invoice.parent else None
     subscription = invoice.subscription or (details.subscription if details else None)
     subscription_id = _id(subscription)
@@ -248,7 +251,6 @@ def _invoice(event: Event, invoice: Invoice, at: datetime) -> BillingProfile | N
         customer_id,
         invoice.customer_email,
         invoice.metadata,
-        status="active",
         subscription_id=subscription_id,
         renewed=invoice.billing_reason == "subscription_cycle",
     )

@@ -92,6 +92,7 @@ def parse(request, settings) -> Batch:
         comment=data.comment if data.comment and data.comment.strip() else None,
         email=data.person.email,
         customer_id=own_id,
+        person_id=(person_id or "").strip() or None,
     )
     return Batch(records=[Record(response, raw)])
 

@@ -77,6 +77,7 @@ def parse(request, settings) -> Batch:
         comment=next((_text(data.data, q) for q in comment_ids if _text(data.data, q)), None),
         email=email,
         customer_id=own_id,
+        person_id=(contact_id or "").strip() or None,
     )
     return Batch(records=[Record(response, raw)])
 

@@ -174,12 +174,15 @@ class CustomerRecords:
 
     def stamp(self, response_key: dict[str, Any], profile: Item) -> bool:
         """Copy the profile's segment attributes onto a response, unless it already has this
-        or a newer profile_version, or was deleted meanwhile. True when it changed."""
+        or a newer profile_version of that customer, or was deleted or moved to another
+        customer meanwhile (versions of two customers' profiles do not compare: a move drops
+        the stamp, links.py). True when it changed."""
         version = profile.get(VERSION)
         if version is None:
             return False
         names = {"#ver": VERSION}
-        values: dict[str, Any] = {":ver": version}
+        owner = {"S": profile["pk"]["S"].removeprefix("CUST#")}
+        values: dict[str, Any] = {":ver": version, ":owner": owner}
         sets, removes = ["#ver = :ver"], []
         for i, name in enumerate(SEGMENT_ATTRIBUTES):
             names[f"#a{i}"] = name
@@ -194,7 +197,7 @@ class CustomerRecords:
                 TableName=self.table_name,
                 Key={"pk": response_key["pk"], "sk": {"S": RESPONSE_SK}},
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk) AND "
+                ConditionExpression="attribute_exists(pk) AND customer_key = :owner AND "
                 "(attribute_not_exists(#ver) OR #ver < :ver)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

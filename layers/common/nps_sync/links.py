@@ -7,34 +7,27 @@ under the alias; when the link arrives, they are moved (``rekey``). Both orders 
 - link first: a record written later resolves its alias through the link before it is stored;
 - record first: writing the link moves every record indexed under the alias, and a record
   written under an alias re-checks the link right after its write, so a link written between
-  its lookup and its write is not missed.
+  its lookup and its write is not missed. That record is moved by its primary key: the index
+  is eventually consistent and may not list it yet.
+
+Moving is idempotent and resumable: every record naming an alias that is linked runs it again
+(a duplicate too), so a provider's retry after a failed move completes it.
 """
 
-from botocore.exceptions import ClientError
+from collections.abc import Iterable
+from typing import Any
 
-from .customer_records import PROFILE_SK, CustomerRecords, customer_pk
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import lww
+from .customer_records import PROFILE_SK, RESPONSE_SK, VERSION, CustomerRecords, customer_pk
 from .errors import StorageUnavailable
 from .observability import logger
 
 LINK_SK = "ID"
-# The merged PROFILE's fields, in groups that are each last-writer-wins on their own stamp
-# (a billing customer and its subscription are ordered separately by their providers).
-GROUP_FIELDS = {
-    "crm_updated_at": ("account", "region", "country", "owner", "lifecycle_stage"),
-    "billing_updated_at": (
-        "plan",
-        "status",
-        "mrr_amount",
-        "mrr_currency",
-        "renews_at",
-        "subscription_id",
-        "churned_at",  # the revenue-outcome moments ride with the billing group
-        "billing_since",
-        "renewed_at",
-        "renewals",
-    ),
-    "identity_updated_at": ("email", "customer_id"),
-}
+MAX_ATTEMPTS = 5
+
+Key = dict[str, Any]
 
 
 def link_pk(alias: str) -> str:
@@ -71,95 +64,134 @@ class Links:
         return item["customer_key"]["S"] if item else None
 
     def link(self, alias: str, key: str) -> bool:
-        """Record ``alias -> key``; move what is stored under the alias. True if it was new."""
+        """Record ``alias -> key`` and move what is stored under the alias, also when the link
+        was already there (a move an earlier request left undone). True if the link is new."""
         current = self.linked(alias)
-        if current == key or (current and self.resolve(current, []) == key):
-            return False
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": link_pk(alias)},
-                    "sk": {"S": LINK_SK},
-                    "type": {"S": "link"},
-                    "customer_key": {"S": key},
-                    "gsi1pk": {"S": customer_pk(key)},
-                    "gsi1sk": {"S": f"ID#{alias}"},
-                },
+        created = False
+        if current is None:
+            created = self._update(
+                {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
+                UpdateExpression="SET #t = :t, customer_key = :k, gsi1pk = :g, gsi1sk = :s",
                 ConditionExpression="attribute_not_exists(pk)",
+                ExpressionAttributeNames={"#t": "type"},
+                ExpressionAttributeValues={
+                    ":t": {"S": "link"},
+                    ":k": {"S": key},
+                    ":g": {"S": customer_pk(key)},
+                    ":s": {"S": f"ID#{alias}"},
+                },
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                # Already linked to another key: a merge of two customers is an operator's call.
-                logger.warning("identity alias already linked elsewhere; not moved")
-                return False
-            raise StorageUnavailable("DynamoDB put_item failed") from error
+            current = key if created else self.linked(alias)
+        if current != key and (current is None or self.resolve(current, []) != key):
+            # Linked to another key: a merge of two customers is an operator's call.
+            logger.warning("identity alias already linked elsewhere; not moved")
+            return False
         self.rekey(alias, key)
-        return True
+        return created
 
-    def settle(self, key: str) -> str:
-        """After writing under ``key``: if a link for it appeared meanwhile, move to it."""
-        linked = self.linked(key)
-        if linked and linked != key:
-            self.rekey(key, linked)
-            return linked
-        return key
+    def settle(self, key: str, written: Iterable[Key] = ()) -> str:
+        """After writing under ``key``: if a link for it appeared meanwhile, move to it what was
+        just written (named by its primary key) and what the index lists."""
+        linked = self.resolve(key, [])
+        if linked != key:
+            self.rekey(key, linked, written)
+        return linked
 
-    def rekey(self, old: str, new: str) -> int:
-        """Move every record indexed under ``old`` to ``new``, and merge the profile."""
-        moved = 0
+    def rekey(self, old: str, new: str, written: Iterable[Key] = ()) -> int:
+        """Move the records under ``old`` to ``new`` (the ``written`` ones by key, older ones
+        as the index lists them) and merge the profile. A moved response drops its segment
+        stamp, which belonged to the old customer's profile: the new customer's profile
+        version is then always newer, and it is stamped again right here (and by the
+        aggregator from the stream)."""
+        keys = {(k["pk"]["S"], k["sk"]["S"]): k for k in written}
         for item in self.records.by_customer(old):  # responses, profiles and links alike
-            try:
-                self.client.update_item(
-                    TableName=self.table,
-                    Key={"pk": item["pk"], "sk": item["sk"]},
-                    UpdateExpression="SET customer_key = :new, gsi1pk = :g",
-                    ConditionExpression="customer_key = :old",
-                    ExpressionAttributeValues={
-                        ":new": {"S": new},
-                        ":old": {"S": old},
-                        ":g": {"S": customer_pk(new)},
-                    },
-                )
-                moved += 1
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise StorageUnavailable("DynamoDB update_item failed") from error
+            keys.setdefault((item["pk"]["S"], item["sk"]["S"]), item)
+        moved = [key for key in keys.values() if self._move(key, old, new)]
         self._merge_profile(old, new)
-        profile = self.records.profile(new)
+        responses = [key for key in moved if key["sk"]["S"] == RESPONSE_SK]
+        profile = self.records.profile(new) if responses else None
         if profile is not None:
-            for response in self.records.by_customer(new, "RESP#"):
+            for response in responses:
                 self.records.stamp(response, profile)
-        logger.info("identity linked", extra={"records_moved": moved})
-        return moved
+        if moved:
+            logger.info("identity linked", extra={"records_moved": len(moved)})
+        return len(moved)
+
+    def _move(self, key: Key, old: str, new: str) -> bool:
+        return self._update(
+            {"pk": key["pk"], "sk": key["sk"]},
+            UpdateExpression=f"SET customer_key = :new, gsi1pk = :g REMOVE {VERSION}",
+            ConditionExpression="customer_key = :old",
+            ExpressionAttributeValues={
+                ":new": {"S": new},
+                ":old": {"S": old},
+                ":g": {"S": customer_pk(new)},
+            },
+        )
 
     def _merge_profile(self, old: str, new: str) -> None:
-        """Fold the alias's PROFILE into the customer's, group by group, newest group wins."""
+        """Fold the alias's PROFILE into the customer's, field by field the newer value wins
+        (nps_sync.lww); then delete it. Idempotent, so a retry after a failure repeats it."""
         source = self.records.profile(old)
         if source is None:
             return
-        for stamp, fields in GROUP_FIELDS.items():
-            if stamp not in source:
-                continue
-            names = {"#ts": stamp}
-            values = {":ts": source[stamp], ":one": {"N": "1"}}
-            sets = ["#ts = :ts"]
-            if stamp == "crm_updated_at":  # custom CRM properties ride with the CRM group
-                fields = (*fields, *(n for n in source if n.startswith("prop:")))
-            for i, name in enumerate(fields):
-                if name in source:
-                    names[f"#f{i}"], values[f":f{i}"] = name, source[name]
-                    sets.append(f"#f{i} = :f{i}")
-            try:
-                self.client.update_item(
-                    TableName=self.table,
-                    Key={"pk": {"S": customer_pk(new)}, "sk": {"S": PROFILE_SK}},
-                    UpdateExpression="SET " + ", ".join(sets) + " ADD profile_version :one",
-                    ConditionExpression="attribute_not_exists(#ts) OR #ts < :ts",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise StorageUnavailable("DynamoDB update_item failed") from error
+        for _ in range(MAX_ATTEMPTS):
+            update = _merged(source, self.records.profile(new))
+            if update is None or self._update(
+                {"pk": {"S": customer_pk(new)}, "sk": {"S": PROFILE_SK}}, **update.render()
+            ):
+                break
+        else:
+            raise StorageUnavailable("the customer profile kept changing while it was merged")
         self.records.delete([{"pk": {"S": customer_pk(old)}, "sk": {"S": PROFILE_SK}}])
+
+    def _update(self, key: Key, **kwargs: Any) -> bool:
+        """A conditional UpdateItem: False when the condition does not hold."""
+        try:
+            self.client.update_item(TableName=self.table, Key=key, **kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        return True
+
+
+def _merged(source: dict[str, Any], target: dict[str, Any] | None) -> lww.Update | None:
+    """The update that folds ``source`` into ``target`` as read: each field the source holds a
+    newer value of, each clock that is newer, the earlier ``billing_since``, the union of the
+    renewal moments (``renewals`` counts them), ``churned_at`` with the status it belongs to.
+    Conditional on the target's profile_version (every profile write adds one to it)."""
+    target = target or {}
+    update = lww.Update()
+    for clock, names in lww.profile_clocks(source).items():
+        for name in names:
+            theirs = lww.field_time(source, name, clock)
+            ours = lww.field_time(target, name, clock)
+            if theirs is not None and (ours is None or theirs > ours):
+                update.set(name, source[name])
+                update.set(lww.stamp(name), {"S": theirs})
+                if name == "status":
+                    if "churned_at" in source:
+                        update.set("churned_at", source["churned_at"])
+                    else:
+                        update.remove("churned_at")
+        theirs, ours = source.get(clock, {}).get("S"), target.get(clock, {}).get("S")
+        if theirs is not None and (ours is None or theirs > ours):
+            update.set(clock, {"S": theirs})
+    since = source.get("billing_since", {}).get("S")
+    if since is not None and since < target.get("billing_since", {}).get("S", "~"):
+        update.set("billing_since", {"S": since})
+    renewals = set(source.get("renewed_at", {}).get("SS", []))
+    known = set(target.get("renewed_at", {}).get("SS", []))
+    if renewals - known:
+        update.add("renewed_at", {"SS": sorted(renewals - known)})
+        update.set("renewals", {"N": str(len(renewals | known))})
+    if update.empty:
+        return None
+    update.add(VERSION, {"N": "1"})
+    update.require_unchanged(VERSION, target.get(VERSION) if target else None)
+    if not target:
+        update.require("attribute_not_exists(pk)")
+    return update

@@ -88,6 +88,7 @@ class Response(BaseModel):
     comment: Annotated[str, Field(max_length=20_000)] | None = None
     email: Key | None = None
     customer_id: Key | None = None
+    person_id: Key | None = None  # the provider's id of the respondent (Delighted, Formbricks)
 
     @computed_field
     @property
@@ -130,6 +131,7 @@ class CrmProfile(BaseModel):
     lifecycle_stage: Key | None = None
     properties: dict[str, str] | None = None
     deleted: bool = False
+    organization_id: Key | None = None  # a contact's Salesforce Account, by its Id
 
 
 class BillingProfile(BaseModel):

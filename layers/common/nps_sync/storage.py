@@ -17,13 +17,14 @@ import json
 import time
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import identity
+from . import identity, lww
 from .customer_records import (
     DETRACTORS_PK,
     PROFILE_SK,
@@ -32,7 +33,8 @@ from .customer_records import (
     CustomerRecords,
 )
 from .errors import StorageUnavailable
-from .links import GROUP_FIELDS, Links
+from .links import LINK_SK, Links, link_pk
+from .lww import stamp
 from .models import BillingProfile, CrmProfile, Response, iso
 from .outcomes import CHURNED_STATUSES
 
@@ -42,6 +44,12 @@ CRM_FIELDS = ("email", "customer_id", "account", "region", "country", "owner", "
 BILLING_FIELDS = ("email", "customer_id", "plan", "status", "subscription_id")
 
 RESPONSE_SK = "RESP"
+MEMBERS_SK = "MEMBERS"  # on an organization's pk: its contacts, so they follow it
+ORGANIZATIONS = ("company", "account")  # CRM objects that are not customers
+PROVIDER_CLOCK = "source_updated_at"  # a provider record's clock (nps_sync.lww)
+REVISION = "revision"  # a provider record's write counter (the PROFILE's is profile_version)
+MAX_ATTEMPTS = 5
+APPLIED, DUPLICATE, STALE = "applied", "duplicate", "stale"
 
 
 def response_pk(provider: str, response_id: str) -> str:
@@ -77,7 +85,7 @@ def response_item(response: Response) -> dict[str, Any]:
         "submitted_at": _s(iso(response.submitted_at)),
         "updated_at": _s(iso(response.updated_at)),
     }
-    for name in ("survey", "channel", "comment", "email", "customer_id"):
+    for name in ("survey", "channel", "comment", "email", "customer_id", "person_id"):
         value = getattr(response, name)
         if value is not None:
             item[name] = _s(value)
@@ -118,7 +126,9 @@ class RecordsStore:
 
     def put_response(self, response: Response, raw: Any, retention_days: int) -> bool:
         """Store or replace; False when this version (or a newer one) is already stored."""
-        aliases = identity.aliases(response.customer_key, response.customer_id)
+        aliases = identity.aliases(
+            response.customer_key, response.customer_id, response.provider, response.person_id
+        )
         key = self._resolve(response.customer_key, aliases)
         if key != response.customer_key:
             response = response.model_copy(update={"customer_key": key})
@@ -137,36 +147,43 @@ class RecordsStore:
                 ConditionExpression="attribute_not_exists(pk) OR updated_at < :u",
                 ExpressionAttributeValues={":u": _s(iso(response.updated_at))},
             )
+            stored = True
         except ClientError:  # only the condition failure gets through _call as ClientError
-            return False
-        self._settle_identity(key, aliases)
-        return True
+            stored = False
+        # Also for a duplicate: the provider's retry completes a link an earlier try left undone.
+        self._settle_identity(key, aliases, [{"pk": _s(pk), "sk": _s(RESPONSE_SK)}])
+        return stored
 
     def put_profile(
         self, profile: CrmProfile | BillingProfile, raw: Any, retention_days: int
     ) -> bool:
         """Apply a CRM/billing update: False for a re-delivered or stale event.
 
-        One transaction remembers the event id, updates the provider's profile (last writer
-        by source timestamp wins) and folds the fields into the customer's merged PROFILE.
+        One transaction remembers the event id and writes, field by field where this event is
+        the newest source (nps_sync.lww), the provider's record of the resource and the
+        customer's merged PROFILE. An organization (HubSpot company, Salesforce Account) is
+        not a customer: only its record is kept, and its contacts follow it (``_follow``).
         """
+        pk = profile_pk(profile.provider, profile.source_id)
+        sk = _profile_sk(profile)
+        self._put_raw(pk, f"RAW#{profile.event_id}", raw, retention_days)
+        if _is_organization(profile):
+            outcome = self._apply(self._event_marker(profile), [self._provider_write(profile)])
+            if outcome != STALE:
+                self._follow(profile.provider, profile.source_id)
+            return outcome == APPLIED
         aliases = identity.aliases(
             profile.customer_key, profile.customer_id, profile.provider, profile.source_id
         )
         key = self._resolve(profile.customer_key, aliases)
-        pk = profile_pk(profile.provider, profile.source_id)
-        self._put_raw(pk, f"RAW#{profile.event_id}", raw, retention_days)
-        writes = [
-            self._event_marker(profile),
-            self._profile_update(profile, key, pk),
-            self._customer_update(profile, key),
-        ]
-        stored = self._transact(writes)
-        if stored is None:  # only the merged view was newer: keep the provider's record
-            stored = self._transact(writes[:2])
-        if stored:
-            self._settle_identity(key, aliases)
-        return bool(stored)
+        writes = [self._provider_write(profile, key), self._customer_write(profile, key)]
+        organization = getattr(profile, "organization_id", None)
+        if organization:
+            writes[1].derived.update(self._from_organization(profile, organization))
+            writes.append(self._membership(profile, organization))
+        outcome = self._apply(self._event_marker(profile), writes)
+        self._settle_identity(key, aliases, [{"pk": _s(pk), "sk": _s(sk)}])
+        return outcome == APPLIED
 
     # --- profile writes ---------------------------------------------------------------------
 
@@ -184,66 +201,148 @@ class RecordsStore:
             }
         }
 
-    def _profile_update(
-        self, profile: CrmProfile | BillingProfile, key: str, pk: str
-    ) -> dict[str, Any]:
-        """The provider's record of one resource (a contact, a customer, a subscription):
-        each resource has its own order, so each keeps its own last-writer-wins timestamp."""
+    def _provider_write(self, profile: CrmProfile | BillingProfile, key: str | None = None):
+        """The provider's record of one resource (a contact, a customer, a subscription): each
+        resource has its own order, so each keeps its own clock. Organizations are not indexed
+        under a customer."""
         is_crm = isinstance(profile, CrmProfile)
         fields = _fields(profile)
-        fields.update(
-            type=_s("crm" if is_crm else "billing"),
-            provider=_s(profile.provider),
-            source_id=_s(profile.source_id),
-            customer_key=_s(key),
-            gsi1pk=_s(customer_pk(key)),
-            gsi1sk=_s(f"PROF#{profile.provider}#{profile.source_id}"),
-            source_updated_at=_s(iso(profile.source_updated_at)),
-        )
         if is_crm:
-            fields.update(object_type=_s(profile.object_type), deleted={"BOOL": profile.deleted})
-            sk = "CRM"
-        else:
-            sk = f"BILLING#{profile.subscription_id}" if profile.subscription_id else "BILLING"
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": {"pk": _s(pk), "sk": _s(sk)},
-                **_update(fields, "source_updated_at", getattr(profile, "renewed", False)),
-            }
+            fields["deleted"] = {"BOOL": profile.deleted}
+            if getattr(profile, "organization_id", None):
+                fields["organization_id"] = _s(profile.organization_id)
+        always = {
+            "type": _s("crm" if is_crm else "billing"),
+            "provider": _s(profile.provider),
+            "source_id": _s(profile.source_id),
+            "customer_key": _s(key or profile.customer_key),
         }
+        if key is not None:
+            always["gsi1pk"] = _s(customer_pk(key))
+            always["gsi1sk"] = _s(f"PROF#{profile.provider}#{profile.source_id}")
+        if is_crm:
+            always["object_type"] = _s(profile.object_type)
+        key_ = {
+            "pk": _s(profile_pk(profile.provider, profile.source_id)),
+            "sk": _s(_profile_sk(profile)),
+        }
+        return _Write(
+            key_,
+            fields,
+            iso(profile.source_updated_at),
+            {PROVIDER_CLOCK: list(fields)},
+            REVISION,
+            always=always,
+            renewed=getattr(profile, "renewed", False),
+        )
 
-    def _customer_update(self, profile: CrmProfile | BillingProfile, key: str) -> dict[str, Any]:
-        """Fold into the merged PROFILE: each group of fields is last-writer-wins on its own."""
+    def _customer_write(self, profile: CrmProfile | BillingProfile, key: str) -> "_Write":
+        """Into the merged PROFILE, each group of fields on its own clock."""
         fields = _fields(profile)
-        stamp = _group_stamp(fields)
-        fields[stamp] = _s(iso(profile.source_updated_at))
-        update = _update(fields, stamp, getattr(profile, "renewed", False), version=True)
+        write = _Write(
+            {"pk": _s(customer_pk(key)), "sk": _s(PROFILE_SK)},
+            fields,
+            iso(profile.source_updated_at),
+            None,
+            VERSION,
+            renewed=getattr(profile, "renewed", False),
+        )
         if isinstance(profile, BillingProfile):
-            _billing_moments(update, profile)
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": {"pk": _s(customer_pk(key)), "sk": _s(PROFILE_SK)},
-                **update,
-            }
-        }
+            write.billing = profile
+        return write
 
-    def _transact(self, writes: list[dict[str, Any]]) -> bool | None:
-        """True if applied, False if the event was seen or is stale, None if only the
-        merged view refused it."""
-        try:
-            self._call("transact_write_items", TransactItems=writes)
-        except ClientError as error:
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if reasons[:1] == ["ConditionalCheckFailed"] or reasons[1:2] == [
-                "ConditionalCheckFailed"
-            ]:
-                return False
-            if reasons[2:3] == ["ConditionalCheckFailed"]:
-                return None
-            raise StorageUnavailable("DynamoDB transact_write_items failed") from error
-        return True
+    def _membership(self, profile: CrmProfile, organization: str) -> "_Write":
+        """The organization's list of its contacts, so they follow it when it changes."""
+        write = _Write(
+            {"pk": _s(profile_pk(profile.provider, organization)), "sk": _s(MEMBERS_SK)},
+            {},
+            iso(profile.source_updated_at),
+            {},
+            REVISION,
+        )
+        write.members = profile.source_id
+        return write
+
+    def _from_organization(self, contact: CrmProfile, organization: str) -> dict[str, Any]:
+        stored = self._get(profile_pk(contact.provider, organization), "CRM")
+        return _inherited(stored, contact.source_updated_at, contact.account, contact.region)
+
+    def _follow(self, provider: str, organization: str) -> int:
+        """Give the organization's contacts its name (and its region where they have none):
+        idempotent, so a re-delivered organization event completes what a failed one began."""
+        members = self._get(profile_pk(provider, organization), MEMBERS_SK)
+        stored = self._get(profile_pk(provider, organization), "CRM")
+        followed = 0
+        for contact_id in sorted((members or {}).get("contacts", {}).get("SS", [])):
+            contact = self._get(profile_pk(provider, contact_id), "CRM")
+            if contact is None or contact.get("organization_id", {}).get("S") != organization:
+                self._call(  # erased, or moved to another organization since
+                    "update_item",
+                    TableName=self.table_name,
+                    Key={"pk": _s(profile_pk(provider, organization)), "sk": _s(MEMBERS_SK)},
+                    UpdateExpression="DELETE contacts :c",
+                    ExpressionAttributeValues={":c": {"SS": [contact_id]}},
+                )
+                continue
+            since = contact.get(stamp("organization_id"), contact.get(PROVIDER_CLOCK, _s("")))
+            derived = _inherited(
+                stored, since["S"], None, contact["region"]["S"] if "region" in contact else None
+            )
+            if not derived:
+                continue
+            key = self._resolve(contact["customer_key"]["S"], [f"{provider}:{contact_id}"])
+            write = _Write(
+                {"pk": _s(customer_pk(key)), "sk": _s(PROFILE_SK)}, {}, "", None, VERSION
+            )
+            write.derived.update(derived)
+            followed += self._apply(None, [write]) == APPLIED
+        return followed
+
+    def _apply(self, marker: dict[str, Any] | None, writes: list["_Write"]) -> str:
+        """Write what is newer than what is stored, in one transaction with the event marker:
+        APPLIED, DUPLICATE (the event was seen) or STALE (everything it carries is older)."""
+        current: dict[int, Any] = {}
+        for _ in range(MAX_ATTEMPTS):
+            updates = [(w, w.update(current.get(i), i in current)) for i, w in enumerate(writes)]
+            updates = [(w, u) for w, u in updates if not u.empty]
+            if not any(w.key["sk"]["S"] != MEMBERS_SK for w, _ in updates):
+                return STALE  # (a membership alone is not news)
+            items = ([marker] if marker else []) + [
+                {"Update": {"TableName": self.table_name, "Key": w.key, **u.render()}}
+                for w, u in updates
+            ]
+            try:
+                if len(items) == 1:
+                    self._call("update_item", TableName=self.table_name, **items[0]["Update"])
+                else:
+                    self._call("transact_write_items", TransactItems=items)
+                return APPLIED
+            except ClientError as error:
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    reasons = ["ConditionalCheckFailed"]
+                if marker and reasons[:1] == ["ConditionalCheckFailed"]:
+                    return DUPLICATE
+                refused = [
+                    w
+                    for (w, _), code in zip(updates, reasons[1 if marker else 0 :], strict=False)
+                    if code == "ConditionalCheckFailed"
+                ]
+                if not refused:
+                    raise StorageUnavailable("DynamoDB transact_write_items failed") from error
+                for write in refused:  # a late event: read, and keep only what is newer
+                    current[writes.index(write)] = self._get(
+                        write.key["pk"]["S"], write.key["sk"]["S"]
+                    )
+        raise StorageUnavailable("the profile kept changing while it was written")
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        return self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key={"pk": _s(pk), "sk": _s(sk)},
+            ConsistentRead=True,
+        ).get("Item")
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -251,12 +350,15 @@ class RecordsStore:
         """An e-mail key is final; any other key may have been linked to one since."""
         return key if identity.is_email_key(key) else self.links.resolve(key, aliases)
 
-    def _settle_identity(self, key: str, aliases: list[str]) -> None:
-        if identity.is_email_key(key) or not any(self.links.linked(a) for a in aliases):
-            for alias in aliases:
-                self.links.link(alias, key)
+    def _settle_identity(self, key: str, aliases: list[str], written: list[dict[str, Any]]):
+        """Link the record's weaker ids to its key and move what is stored under them; then, if
+        its own key was linked onward meanwhile, move the record itself (by its primary key:
+        the index may not list it yet) and whatever else is under that key."""
+        for alias in aliases:
+            self.links.link(alias, key)
         if not identity.is_email_key(key):
-            self.links.settle(key)
+            links = [{"pk": _s(link_pk(a)), "sk": _s(LINK_SK)} for a in aliases]
+            self.links.settle(key, [*written, *links])
 
     def _put_raw(self, pk: str, sk: str, raw: Any, retention_days: int) -> None:
         self._call(
@@ -319,53 +421,86 @@ def _fields(profile: CrmProfile | BillingProfile) -> dict[str, Any]:
     return fields
 
 
-def _group_stamp(fields: dict[str, Any]) -> str:
-    """The first group the event touches: its identity fields ride along with it."""
-    return next(
-        (stamp for stamp, names in GROUP_FIELDS.items() if any(n in fields for n in names)),
-        "identity_updated_at",
-    )
+def _profile_sk(profile: CrmProfile | BillingProfile) -> str:
+    if isinstance(profile, CrmProfile):
+        return "CRM"
+    return f"BILLING#{profile.subscription_id}" if profile.subscription_id else "BILLING"
 
 
-def _billing_moments(update: dict[str, Any], profile: BillingProfile) -> None:
+def _is_organization(profile: CrmProfile | BillingProfile) -> bool:
+    return isinstance(profile, CrmProfile) and profile.object_type in ORGANIZATIONS
+
+
+def _inherited(
+    organization: Mapping[str, Any] | None,
+    since: datetime | str,
+    account: str | None,
+    region: str | None,
+) -> dict[str, tuple[Any, str]]:
+    """What a contact takes from its stored organization: the name as its account, the region
+    where it has none of its own; each at the later of the contact's and the organization's
+    time, so that a change of either is newer than what the other wrote before."""
+    if organization is None:
+        return {}
+    since = since if isinstance(since, str) else iso(since)
+    derived = {}
+    for name, own in (("account", account), ("region", region)):
+        if own is None and name in organization:
+            at = lww.field_time(organization, name, PROVIDER_CLOCK) or ""
+            derived[name] = (organization[name], max(since, at))
+    return derived
+
+
+@dataclass
+class _Write:
+    """One item of a profile write: the fields an event carries, at the event's source time,
+    and the fields taken from an organization (``derived``), each at its own."""
+
+    key: dict[str, Any]
+    fields: dict[str, Any]
+    at: str
+    clocks: dict[str, list[str]] | None  # None: the merged PROFILE's groups
+    revision: str
+    always: dict[str, Any] = field(default_factory=dict)  # set with any change (the item's shape)
+    renewed: bool = False
+    billing: BillingProfile | None = None
+    derived: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    members: str | None = None  # a contact to add to an organization's members
+
+    def update(self, current: Mapping[str, Any] | None, read: bool) -> lww.Update:
+        update = lww.Update()
+        if self.members is not None:
+            update.add("contacts", {"SS": [self.members]})
+            return update
+        fields = {**self.fields, **{name: value for name, (value, _) in self.derived.items()}}
+        times = dict.fromkeys(self.fields, self.at)
+        times.update({name: at for name, (_, at) in self.derived.items()})
+        clocks = self.clocks if self.clocks is not None else lww.profile_clocks(fields)
+        applied = lww.apply_newer(update, fields, times, clocks, self.revision, current, read)
+        if not applied and not self.renewed:
+            return lww.Update()  # nothing newer: not written at all
+        if not applied:
+            update.add(self.revision, {"N": "1"})  # a renewal alone changes the item too
+        for name, value in self.always.items():
+            update.set(name, value)
+        if self.renewed:  # a renewal counts once per event, however late it arrives
+            update.add("renewals", {"N": "1"})
+        if self.billing is not None:
+            _billing_moments(update, self.billing, applied)
+        return update
+
+
+def _billing_moments(update: lww.Update, profile: BillingProfile, applied: list[str]) -> None:
     """The moments revenue outcomes are counted at (docs/outcomes.md), in the same update:
     ``churned_at`` = the update that moved the status into a churned state (kept while it stays
     churned, removed when it is active again), ``renewed_at`` = the set of renewal moments,
     ``billing_since`` = the first billing update stored."""
-    values = update["ExpressionAttributeValues"]
-    values[":moment"] = _s(iso(profile.source_updated_at))
-    sets = ["billing_since = if_not_exists(billing_since, :moment)"]
-    removes = []
-    if profile.status is not None:
+    moment = _s(iso(profile.source_updated_at))
+    update.set_if_absent("billing_since", moment)
+    if "status" in applied:
         if profile.status.lower() in CHURNED_STATUSES:
-            sets.append("churned_at = if_not_exists(churned_at, :moment)")
+            update.set_if_absent("churned_at", moment)
         else:
-            removes.append("churned_at")
-    expression = update["UpdateExpression"].replace("SET ", "SET " + ", ".join(sets) + ", ", 1)
+            update.remove("churned_at")
     if profile.renewed:
-        values[":renewed"] = {"SS": [values[":moment"]["S"]]}
-        expression += ", renewed_at :renewed"  # the ADD clause ends the expression
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
-    update["UpdateExpression"] = expression
-
-
-def _update(
-    fields: dict[str, Any], stamp: str, renewals: bool = False, version: bool = False
-) -> dict[str, Any]:
-    """SET the given attributes, last-writer-wins on ``stamp`` (one of them); placeholders are
-    numbered because attribute names (CRM property names) may hold any character."""
-    names = {f"#a{i}": name for i, name in enumerate(fields)}
-    values = {f":v{i}": value for i, value in enumerate(fields.values())}
-    expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(fields)))
-    adds = (["renewals :one"] if renewals else []) + ([f"{VERSION} :one"] if version else [])
-    if adds:
-        expression += " ADD " + ", ".join(adds)
-        values[":one"] = {"N": "1"}
-    names["#ts"], values[":ts"] = stamp, fields[stamp]
-    return {
-        "UpdateExpression": expression,
-        "ConditionExpression": "attribute_not_exists(#ts) OR #ts <= :ts",
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-    }
+        update.add("renewed_at", {"SS": [moment["S"]]})
