@@ -90,7 +90,7 @@ class AggregatesStore:
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="ALL_NEW",  # every counter, also those a write left unchanged
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:

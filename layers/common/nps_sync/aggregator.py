@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .aggregate_store import AggregatesStore
-from .aggregates import AggregateKey, Applied, Counts, Entry, apply_key, fold, is_response, total
+from .aggregates import Applied, Counts, Entry, Pending, apply_key, fold, is_response, total
 from .customer_records import (
     PROFILE_SK,
     SEGMENT_ATTRIBUTES,
@@ -115,7 +115,7 @@ class Aggregator:
                     key_pending,
                     lane.shard_id,
                     lane.ancestors,
-                    self._on_applied(key_pending.key, lane.shard_id, created, events),
+                    self._on_applied(key_pending, lane.shard_id, created, events),
                 )
             except StorageUnavailable:
                 logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
@@ -129,24 +129,32 @@ class Aggregator:
     # --- outgoing events (docs/events.md) -------------------------------------------------
 
     def _on_applied(
-        self, key: AggregateKey, lane: str, created: list[float | None], events: list[Event]
+        self, pending: Pending, lane: str, created: list[float | None], events: list[Event]
     ) -> Applied | None:
+        key = pending.key
         if self.fanout is None or key.granularity not in self.event_granularities:
             return None
 
         def applied(entries: list[Entry], after: Counts) -> None:
-            last = entries[-1]
-            event = aggregate_event(
-                key,
-                after - total(entries),
-                after,
-                lane,
-                last.sequence,
-                entries[0].index,
-                created[last.index],
-            )
-            if event is not None:
-                events.append(event)
+            # The entries before ``entries`` were found applied: an earlier write of this shard
+            # (a batch delivered again with more records) whose event is derived again too,
+            # with its own id, from the counters as they were after it.
+            earlier = pending.entries[: len(pending.entries) - len(entries)]
+            for part, counts in ((earlier, after - total(entries)), (entries, after)):
+                if not part:
+                    continue
+                last = part[-1]
+                event = aggregate_event(
+                    key,
+                    counts - total(part),
+                    counts,
+                    lane,
+                    last.sequence,
+                    part[0].index,
+                    created[last.index],
+                )
+                if event is not None:
+                    events.append(event)
 
         return applied
 
