@@ -95,6 +95,7 @@ class Answer:
     status: int | None  # the subscriber's HTTP status; None when there was none
     error: str | None = None
     blocked: bool = False
+    timed_out: bool = False  # the deadline, or connecting to one address took its share
 
     @property
     def ok(self) -> bool:
@@ -206,15 +207,18 @@ class Sender:
             return Answer(None, error.message, blocked=True)
         addresses = target.addresses[:MAX_ADDRESSES]
         last = Answer(None, "no address")
+        late = Answer(None, f"no answer within {seconds:g} s", timed_out=True)
         with _Deadline(seconds) as deadline:
             for n, address in enumerate(addresses):
                 if deadline.left() <= 0:
-                    return Answer(None, f"no answer within {seconds:g} s")
+                    break
                 # each address gets its share of what is left to connect (one may be dead)
                 share = deadline.left() / (len(addresses) - n)
                 last = self._post(target, address, body, headers, deadline, share)
                 if last.status is not None or last.blocked or deadline.expired:
-                    return last
+                    break
+        if last.status is None and not last.blocked and (last.timed_out or deadline.expired):
+            return late
         return last
 
     def _post(
@@ -242,14 +246,12 @@ class Sender:
             connection.request("POST", target.path, body=body, headers=dict(headers))
             answer = connection.getresponse()
             if deadline.expired:  # what was read may be a cut-off status line
-                return Answer(None, f"no answer within {deadline.seconds:g} s")
+                return Answer(None, "timed out", timed_out=True)
         except BlockedUrl as error:
             return Answer(None, error.message, blocked=True)
         except (OSError, http.client.HTTPException) as error:
-            if deadline.expired:
-                return Answer(None, f"no answer within {deadline.seconds:g} s")
-            if isinstance(error, TimeoutError):
-                return Answer(None, f"timed out after {connect_seconds:.3g} s")
+            if deadline.expired or isinstance(error, TimeoutError):
+                return Answer(None, "timed out", timed_out=True)
             return Answer(None, f"{type(error).__name__}: {error}"[:300])
         else:
             # the status is the subscriber's answer; its body is not needed
