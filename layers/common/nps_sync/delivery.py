@@ -86,7 +86,7 @@ def maximum_span(attempts: int = MAX_ATTEMPTS) -> int:
 
 
 def signature_header(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
-    """``v1,<sig>`` per signing secret, space-separated (two during a rotation)."""
+    """``v1,<sig>`` per signing secret, space-separated (more than one after a rotation)."""
     return " ".join(standard_signature(s, msg_id, timestamp, body) for s in secrets)
 
 
