@@ -120,10 +120,11 @@ class Aggregator:
             except StorageUnavailable:
                 logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
-        self._stamp(batch, result)
-        self.outcomes.run(batch, lane, result)
+        responses = BatchResponses(self.records)
+        self._stamp(batch, result, responses)
+        self.outcomes.run(batch, lane, result, responses)
         if self.fanout is not None:
-            self._publish(batch, created, events, result)
+            self._publish(batch, created, events, result, responses)
         return result
 
     # --- outgoing events (docs/events.md) -------------------------------------------------
@@ -164,6 +165,7 @@ class Aggregator:
         created: list[float | None],
         events: list[Event],
         result: BatchResult,
+        responses: "BatchResponses",
     ) -> None:
         """Derive the batch's record events and hand them, with the aggregate events, over."""
         fresh = [c for c in batch if is_new_version(c.old, c.new)]
@@ -172,7 +174,7 @@ class Aggregator:
             customer = change.new["customer_key"]["S"] if "customer_key" in change.new else None
             if customer is not None and customer not in latest:
                 try:
-                    latest[customer] = self.records.by_customer(customer, "RESP#")
+                    latest[customer] = responses(customer)
                 except StorageUnavailable:
                     latest[customer] = None
             events.extend(
@@ -195,13 +197,13 @@ class Aggregator:
             logger.warning("publishing events failed", extra={"events": len(failure.events)})
             result.fail(min((e.index for e in failure.events), default=0))
 
-    def _stamp(self, batch: list[Change], result: BatchResult) -> None:
+    def _stamp(self, batch: list[Change], result: BatchResult, responses: "BatchResponses") -> None:
         """Keep responses' segment attributes equal to their customer's current profile."""
         for change in batch:
             if _profile_changed(change):
                 customer = change.pk.removeprefix("CUST#")
                 try:
-                    for response in self.records.by_customer(customer, "RESP#"):
+                    for response in responses(customer):
                         if version_older(response.get(VERSION), change.new.get(VERSION)):
                             result.stamps += self.records.stamp(response, change.new)
                 except StorageUnavailable:
@@ -221,6 +223,21 @@ class Aggregator:
                     result.stamps += self.records.stamp(change.new, profile)
                 except StorageUnavailable:
                     result.fail(change.index)
+
+
+class BatchResponses:
+    """Each customer's responses, read once per batch: the stamps, the outcome state and the
+    customer events all need them, and every Query is a round trip and read units. The
+    attributes they read (score, times, customer) are not what stamps change."""
+
+    def __init__(self, records: CustomerRecords):
+        self.records = records
+        self.found: dict[str, list[Mapping[str, Any]]] = {}
+
+    def __call__(self, customer: str) -> list[Mapping[str, Any]]:
+        if customer not in self.found:
+            self.found[customer] = self.records.by_customer(customer, "RESP#")
+        return self.found[customer]
 
 
 def _created(record: Mapping[str, Any]) -> float | None:

@@ -10,7 +10,7 @@
 Work that fails is reported from the first record it belongs to, like the NPS aggregates.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from .aggregates import is_response
@@ -91,10 +91,17 @@ class OutcomeStep:
         self.records = records
         self.dimensions = tuple(dimensions)
 
-    def run(self, batch: list[Change], lane: Lane, result: Failures) -> None:
+    def run(
+        self,
+        batch: list[Change],
+        lane: Lane,
+        result: Failures,
+        responses: Callable[[str], list[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        """``responses``: a customer's response items (the aggregator shares one per batch)."""
         self._count(batch, lane, result)
         self._index(batch, result)
-        self._derive(batch, result)
+        self._derive(batch, result, responses or (lambda c: self.records.by_customer(c, "RESP#")))
 
     def _count(self, batch: list[Change], lane: Lane, result: Failures) -> None:
         pending = fold(((c.index, c.sequence, c.old, c.new) for c in batch), self.dimensions)
@@ -119,7 +126,12 @@ class OutcomeStep:
                 except StorageUnavailable:
                     result.fail(change.index)
 
-    def _derive(self, batch: list[Change], result: Failures) -> None:
+    def _derive(
+        self,
+        batch: list[Change],
+        result: Failures,
+        responses: Callable[[str], list[Mapping[str, Any]]],
+    ) -> None:
         customers = affected(batch)
         if not customers:
             return
@@ -132,7 +144,7 @@ class OutcomeStep:
             if not is_billing_profile(profile):
                 continue
             try:
-                queried = self.records.by_customer(customer, "RESP#")
+                queried = responses(customer)
                 state = derive(profile, merge(customer, queried, batch))
                 if state != stored_state(profile):
                     self.records.set_outcome(customer, to_attribute(state), profile[BILLING_STAMP])

@@ -1,0 +1,128 @@
+"""Make moto answer index Queries without reading the whole table (benchmarks only).
+
+moto evaluates a Query on a global secondary index by walking every item of the table, so a
+benchmark with 10^5 stored responses measures moto, not the pipeline. ``install()`` keeps, per
+table, which items carry which value of each index's hash key attribute, and hands moto's own
+Query only those candidates; moto still applies every condition, projection and page limit
+itself, so the answers are the same (tests/integration/test_bench_meter.py checks that). What
+DynamoDB bills does not depend on table size, and neither do the counted requests.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+
+def _key(table, item) -> tuple:
+    range_value = item.range_key.value if item.range_key is not None else None
+    return (item.hash_key.value, range_value)
+
+
+def _index_attributes(table) -> list[str]:
+    names = []
+    for index in table.global_indexes:
+        for part in index.schema:
+            if part["KeyType"] == "HASH" and part["AttributeName"] not in names:
+                names.append(part["AttributeName"])
+    return names
+
+
+def _state(table) -> dict[str, Any]:
+    """The table's index of index hash values, built on first use (it lives on the table, so
+    moto's copy of the tables for a failed transaction copies it in step)."""
+    state = table.__dict__.get("_bench_index")
+    if state is None:
+        state = {"values": defaultdict(dict), "of": {}}  # (attr, value) -> {key: item}
+        table.__dict__["_bench_index"] = state
+        for item in table.all_items():
+            _add(table, state, item)
+    return state
+
+
+def _add(table, state, item) -> None:
+    key = _key(table, item)
+    held = {}
+    for name in _index_attributes(table):
+        value = item.attrs.get(name)
+        if value is not None:
+            state["values"][(name, value.type, value.value)][key] = item
+            held[name] = (name, value.type, value.value)
+    state["of"][key] = held
+
+
+def _remove(state, key) -> None:
+    for entry in state["of"].pop(key, {}).values():
+        state["values"][entry].pop(key, None)
+
+
+def _refresh(table, hash_value, range_value) -> None:
+    state = table.__dict__.get("_bench_index")
+    if state is None:
+        return
+    key = (hash_value.value, range_value.value if range_value is not None else None)
+    _remove(state, key)
+    item = table.get_item(hash_value, range_value)
+    if item is not None:
+        _add(table, state, item)
+
+
+def install() -> Callable[[], None]:
+    """Patch moto in this process; returns the function that takes the patch out again."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original_query = Table.query
+    original_put = Table.put_item
+    original_delete = Table.delete_item
+    original_update = DynamoDBBackend.update_item
+    def query(self, *args, **kwargs):
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        conditions = kwargs.get("hash_key_conditions") or []
+        if not index_name or len(conditions) != 1:
+            return original_query(self, *args, **kwargs)
+        name, value = conditions[0]
+        found = _state(self)["values"].get((name, value.type, value.value), {}).values()
+        candidates = sorted(  # the order of moto's own all_items()
+            found, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key
+        )
+        self.__dict__["all_items"] = lambda: candidates
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            del self.__dict__["all_items"]
+
+    def put_item(self, item_attrs, *args, **kwargs):
+        item = original_put(self, item_attrs, *args, **kwargs)
+        state = self.__dict__.get("_bench_index")
+        if state is not None:
+            _remove(state, _key(self, item))
+            _add(self, state, item)
+        return item
+
+    def delete_item(self, hash_key, range_key=None, *args, **kwargs):
+        item = original_delete(self, hash_key, range_key, *args, **kwargs)
+        _refresh(self, hash_key, range_key)
+        return item
+
+    def update_item(self, table_name, key, *args, **kwargs):
+        try:
+            return original_update(self, table_name, key, *args, **kwargs)
+        finally:
+            table = self.get_table(table_name)
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            _refresh(table, hash_value, range_value)
+
+    Table.query = query
+    Table.put_item = put_item
+    Table.delete_item = delete_item
+    DynamoDBBackend.update_item = update_item
+
+    def uninstall() -> None:
+        Table.query = original_query
+        Table.put_item = original_put
+        Table.delete_item = original_delete
+        DynamoDBBackend.update_item = original_update
+
+    return uninstall
