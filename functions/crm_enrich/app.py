@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nps_sync.config import settings
 from nps_sync.crm_fields import hubspot_property_names
-from nps_sync.enrichment import enrich
+from nps_sync.enrichment import enqueue, enrich
 from nps_sync.hubspot_api import HubSpotClient
 from nps_sync.observability import logger, metrics, tracer
 from nps_sync.secrets import provider_credentials
@@ -25,13 +25,17 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     config = settings()
     token = provider_credentials(config, "hubspot")["access_token"]
     hubspot = HubSpotClient(token, base_url=config.hubspot_api_url)
-    failed = enrich(
+    queue = config.crm_enrichment_queue
+    result = enrich(
         event["Records"],
         hubspot,
         lambda profile: store().put_profile(
             profile, profile.model_dump(mode="json"), config.raw_retention_days
         ),
         hubspot_property_names(config),
+        follow=(lambda targets: enqueue(queue, "hubspot", targets)) if queue else None,
     )
     metrics.add_metric(name="CrmRecordsRead", unit="Count", value=len(event["Records"]))
-    return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+    metrics.add_metric(name="CrmRecordsInvalid", unit="Count", value=result.invalid)
+    metrics.add_metric(name="CrmContactsFollowed", unit="Count", value=result.followed)
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in result.failed]}

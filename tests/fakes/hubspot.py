@@ -1,23 +1,29 @@
-"""A fake HubSpot CRM API on 127.0.0.1: batch reads of contacts and companies, counted.
+"""A fake HubSpot CRM API on 127.0.0.1: batch reads of contacts and companies, and of their
+associations (v4), counted.
 
 Answers like HubSpot does: requested properties come back (null when unset), ids it does not
 have are listed under ``errors`` with HTTP 207, more than 100 inputs is a 400, a wrong bearer
-token a 401. ``fail_next`` queues error answers (429 with Retry-After, 5xx) for the next calls.
+token a 401. Associations come ``page_size`` per object, with ``paging.next.after`` when there
+are more. ``fail_next`` queues error answers (429 with Retry-After, 5xx) for the next calls.
 """
 
 import contextlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATH = "/crm/v3/objects/{kind}/batch/read"
+ASSOCIATIONS = re.compile(r"^/crm/v4/associations/(\w+)/(\w+)/batch/read$")
 
 
 class FakeHubSpot:
     def __init__(self, token: str = "dev-hubspot-token"):  # noqa: S107 - a test fake
         self.token = token
         self.objects: dict[str, dict[str, dict]] = {"contacts": {}, "companies": {}}
+        self.associations: dict[tuple[str, str, str], list[str]] = {}
+        self.page_size = 500
         self.calls: list[tuple[str, list[str]]] = []  # (kind, ids) of each batch read
         self.failures: list[tuple[int, dict[str, str]]] = []
         self.delay = 0.0
@@ -25,6 +31,14 @@ class FakeHubSpot:
 
     def add(self, kind: str, object_id: str, updated_at: str = "2026-03-02T10:20:00Z", **props):
         self.objects[kind][str(object_id)] = {"updatedAt": updated_at, "properties": props}
+
+    def associate(self, kind: str, object_id: str, to_kind: str, to_ids: list[str]) -> None:
+        """Associations both ways, as HubSpot keeps them."""
+        self.associations[(kind, str(object_id), to_kind)] = [str(i) for i in to_ids]
+        for to_id in to_ids:
+            back = self.associations.setdefault((to_kind, str(to_id), kind), [])
+            if str(object_id) not in back:
+                back.append(str(object_id))
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
         self.failures.append((status, headers or {}))
@@ -47,18 +61,21 @@ class FakeHubSpot:
         if self.delay:
             time.sleep(self.delay)
         kind = next((k for k in self.objects if path == PATH.format(kind=k)), None)
-        if kind is None:
+        pair = ASSOCIATIONS.match(path)
+        if kind is None and not (pair and {*pair.groups()} <= set(self.objects)):
             return 404, {}, {"status": "error", "category": "OBJECT_NOT_FOUND"}
         if authorization != f"Bearer {self.token}":
             return 401, {}, {"status": "error", "category": "INVALID_AUTHENTICATION"}
         request = json.loads(body)
         ids = [str(item["id"]) for item in request["inputs"]]
-        self.calls.append((kind, ids))
+        self.calls.append((kind or f"{pair[1]}->{pair[2]}", ids))
         if self.failures:
             status, headers = self.failures.pop(0)
             return status, headers, {"status": "error", "category": "RATE_LIMITS"}
         if len(ids) > 100:
             return 400, {}, {"status": "error", "category": "VALIDATION_ERROR"}
+        if kind is None:
+            return self._associations(pair[1], pair[2], request["inputs"])
         results, missing = [], []
         for object_id in ids:
             stored = self.objects[kind].get(object_id)
@@ -88,6 +105,31 @@ class FakeHubSpot:
             ]
             answer["numErrors"] = 1
         return (207 if missing else 200), {}, answer
+
+    def _associations(self, kind: str, to_kind: str, inputs: list[dict]) -> tuple[int, dict, dict]:
+        results = []
+        for item in inputs:
+            linked = self.associations.get((kind, str(item["id"]), to_kind), [])
+            start = int(item.get("after") or 0)
+            page = linked[start : start + self.page_size]
+            if not page:
+                continue  # HubSpot leaves out objects without associations
+            result = {
+                "from": {"id": str(item["id"])},
+                "to": [
+                    {
+                        "toObjectId": int(to_id),
+                        "associationTypes": [
+                            {"category": "HUBSPOT_DEFINED", "typeId": 280, "label": None}
+                        ],
+                    }
+                    for to_id in page
+                ],
+            }
+            if start + self.page_size < len(linked):
+                result["paging"] = {"next": {"after": str(start + self.page_size), "link": None}}
+            results.append(result)
+        return 200, {}, {"status": "COMPLETE", "results": results}
 
 
 def _handler(fake: FakeHubSpot) -> type[BaseHTTPRequestHandler]:

@@ -1,9 +1,11 @@
 """HubSpot CRM reads against a local fake API: batching, profiles, retryable failures."""
 
+import json
 import socket
 
 import pytest
 
+from nps_sync.enrichment import enrich
 from nps_sync.hubspot_api import (
     HubSpotApiError,
     HubSpotClient,
@@ -152,3 +154,75 @@ def test_a_slow_api_times_out_as_retryable(hubspot):
 def test_plain_http_is_refused_except_for_a_local_fake(base_url):
     with pytest.raises(ValueError, match="https"):
         HubSpotClient(TOKEN, base_url=base_url)
+
+
+def test_associated_reads_every_page_of_a_companys_contacts(hubspot):
+    hubspot.page_size = 2
+    hubspot.associate("companies", "77", "contacts", ["901", "902", "903", "904", "905"])
+
+    found = client_for(hubspot).associated("company", ["77", "78"], "contact")
+
+    assert found == {"77": ["901", "902", "903", "904", "905"]}  # 78 has none
+    assert hubspot.calls[0] == ("companies->contacts", ["77", "78"])
+    assert len(hubspot.calls) == 3  # 2 + 2 + 1
+
+
+def test_a_contact_without_a_region_takes_its_companys_and_the_newer_time(hubspot):
+    hubspot.add("contacts", "901", updated_at="2026-03-02T10:20:00Z", associatedcompanyid="77")
+    hubspot.add("companies", "77", updated_at="2026-03-03T08:00:00Z", name="Acme", region="DACH")
+
+    (ana,) = fetch_profiles(client_for(hubspot), [("contact", "901")])
+
+    profile = CrmProfile.model_validate(ana)
+    assert (profile.account, profile.region) == ("Acme", "DACH")
+    assert profile.source_updated_at.isoformat() == "2026-03-03T08:00:00+00:00"
+    assert profile.event_id == "fetch-contact-901-1772524800000"  # a new version of the read
+
+
+def message(object_type: str, object_id: str, n: int) -> dict:
+    body = {"provider": "hubspot", "object_type": object_type, "object_id": object_id}
+    return {"messageId": f"m{n}", "body": json.dumps(body)}
+
+
+def test_enrich_skips_an_invalid_record_and_stores_the_others(hubspot):
+    hubspot.add("contacts", "901", email="ana@example.com", company="A" * 600)  # > 512
+    hubspot.add("contacts", "902", email="ben@example.org", company="Globex")
+    stored = []
+
+    result = enrich(
+        [message("contact", "901", 1), message("contact", "902", 2)],
+        client_for(hubspot),
+        stored.append,
+    )
+
+    assert [p.customer_key for p in stored] == ["ben@example.org"]
+    assert (result.failed, result.invalid) == ([], 1)
+
+
+def test_enrich_queues_a_changed_companys_contacts(hubspot):
+    hubspot.add("companies", "77", name="Acme Group")
+    hubspot.associate("companies", "77", "contacts", ["901", "902"])
+    stored, queued = [], []
+
+    result = enrich(
+        [message("company", "77", 1), message("contact", "902", 2)],
+        client_for(hubspot),
+        stored.append,
+        follow=queued.extend,
+    )
+
+    assert queued == [("contact", "901")]  # 902 is read in this batch anyway
+    assert [p.source_id for p in stored] == ["company-77"]  # 902 is not in HubSpot
+    assert (result.failed, result.followed) == ([], 1)
+
+
+def test_enrich_without_a_queue_reads_a_changed_companys_contacts_at_once(hubspot):
+    hubspot.add("companies", "77", name="Acme Group")
+    hubspot.add("contacts", "901", email="ana@example.com", associatedcompanyid="77")
+    hubspot.associate("companies", "77", "contacts", ["901"])
+    stored = []
+
+    enrich([message("company", "77", 1)], client_for(hubspot), stored.append)
+
+    ana = next(p for p in stored if p.object_type == "contact")
+    assert (ana.customer_key, ana.account) == ("ana@example.com", "Acme Group")

@@ -351,6 +351,29 @@ def test_hubspot_needs_fetch_lists_created_companies_and_merge_survivors():
     ]
 
 
+def test_hubspot_needs_fetch_reads_a_company_whose_contacts_take_the_changed_property(
+    test_settings,
+):
+    def change(object_id: int, name: str) -> dict:
+        return {
+            "eventId": object_id,
+            "subscriptionId": 3,
+            "occurredAt": 1772446500000,
+            "objectId": object_id,
+            "subscriptionType": "company.propertyChange",
+            "propertyName": name,
+            "propertyValue": "x",
+        }
+
+    events = [change(1, "name"), change(2, "sales_region"), change(3, "hubspot_owner_id")]
+    configured = test_settings.model_copy(
+        update={"crm_fields": {"hubspot": {"region": "sales_region"}}}
+    )
+
+    assert hubspot.needs_fetch(events, configured) == [("company", "1"), ("company", "2")]
+    assert hubspot.needs_fetch(events) == [("company", "1")]  # default region property
+
+
 def test_hubspot_needs_fetch_refuses_hostile_input_like_parse():
     with pytest.raises(ValidationError):
         hubspot.needs_fetch({"not": "a list"})
@@ -452,11 +475,12 @@ def test_salesforce_contact_notifications_become_profiles(test_settings):
         "04l5g00000LBnJqAAL",
     )
     assert (first.account, first.country, first.region, first.owner) == (
-        "0015g00000AbCdEAAV",
+        None,  # not the raw Id: the stored Account's name, once it is known
         "DE",  # MailingCountryCode wins over the country's name
         "EMEA",
         "0055g00000K1mNoAAJ",
     )
+    assert first.organization_id == "0015g00000AbCdEAAV"
     assert first.properties == {"NPS_Segment__c": "mid-market"}  # Region__c is the region
     assert first.source_updated_at == datetime(2026, 3, 2, 10, 15, 2, tzinfo=UTC)
     assert batch.ignored == 0
@@ -506,11 +530,26 @@ def test_salesforce_contact_account_field_is_configurable(test_settings):
     fields = """<sf:Id>0035g00000XyZaBAAV</sf:Id><sf:AccountId>0015g00000AbCdEAAV</sf:AccountId>
      <sf:Account_Name__c>Acme GmbH</sf:Account_Name__c>"""
     configured = test_settings.model_copy(
-        update={"crm_fields": {"salesforce": {"account": ["Account_Name__c", "AccountId"]}}}
+        update={"crm_fields": {"salesforce": {"account": ["Account_Name__c"]}}}
     )
     (item,) = sf_parse(envelope(notification("Contact", fields)), configured).records
     assert item.record.account == "Acme GmbH"
+    assert item.record.organization_id == "0015g00000AbCdEAAV"
     assert item.record.properties is None  # the account field is not also a property
+
+
+def test_salesforce_contact_account_id_field_is_configurable_and_checked(test_settings):
+    fields = """<sf:Id>0035g00000XyZaBAAV</sf:Id><sf:Parent_Account__c>0015g00000AbCdEAAV
+     </sf:Parent_Account__c><sf:AccountId>0015g00000ZzZzZAAV</sf:AccountId>"""
+    configured = test_settings.model_copy(
+        update={"crm_fields": {"salesforce": {"account_id": "Parent_Account__c"}}}
+    )
+    (item,) = sf_parse(envelope(notification("Contact", fields)), configured).records
+    assert (item.record.organization_id, item.record.properties) == ("0015g00000AbCdEAAV", None)
+
+    bad = fields.replace("0015g00000AbCdEAAV", "not-an-id")
+    with pytest.raises(ValidationError):
+        sf_parse(envelope(notification("Contact", bad)), configured)
 
 
 def test_salesforce_other_objects_are_ignored(test_settings):

@@ -3,7 +3,9 @@
 Each event names one object and at most one changed property, so a profile from an event
 carries that one field; ``needs_fetch`` lists the objects whose full record must be read
 (nps_sync.hubspot_api) off the request path. Association changes and merges carry nothing
-storable themselves: they are counted as ignored and only trigger a fetch.
+storable themselves: they are counted as ignored and only trigger a fetch. A company is not a
+customer: it is stored as an organization, and its contacts take its name and region when
+they are read again (nps_sync.enrichment).
 
 The signed URI is the URL HubSpot called. Behind a proxy or a custom domain ours differs, so
 ``credentials["target_url"]`` (the URL registered with HubSpot) wins when set.
@@ -173,17 +175,21 @@ def _profile(event: Event, names: PropertyNames) -> CrmProfile | None:
     )
 
 
-def needs_fetch(events: Any) -> list[tuple[str, str]]:
+def needs_fetch(events: Any, settings=None) -> list[tuple[str, str]]:
     """(object_type, object_id) whose full record should be read, in event order, once each.
 
     Contacts: on creation, restore, merge, association with a company, and any property
     change other than e-mail (the event alone does not say whose e-mail it is). Companies:
-    on creation, restore and merge. Objects deleted in the same batch are left out.
+    on creation, restore and merge, and on a change of what their contacts take from them
+    (the name, the region property): reading a company also reads its contacts again.
+    Objects deleted in the same batch are left out.
     """
+    names = hubspot_property_names(settings) if settings is not None else PropertyNames()
+    inherited = {"name", *([names.region] if names.region else [])}
     wanted: dict[tuple[str, str], None] = {}
     deleted: set[tuple[str, str]] = set()
     for event in _EVENTS.validate_python(events):
-        target = _fetch_target(event)
+        target = _fetch_target(event, inherited)
         if target is not None:
             wanted[target] = None
         if event.object_type and event.action in ("deletion", "privacyDeletion"):
@@ -191,7 +197,7 @@ def needs_fetch(events: Any) -> list[tuple[str, str]]:
     return [target for target in wanted if target not in deleted]
 
 
-def _fetch_target(event: Event) -> tuple[str, str] | None:
+def _fetch_target(event: Event, inherited: set[str]) -> tuple[str, str] | None:
     object_type, action = event.object_type, event.action
     if action == "associationChange":
         contact = _associated_contact(event)
@@ -202,8 +208,11 @@ def _fetch_target(event: Event) -> tuple[str, str] | None:
         return (object_type, str(event.primaryObjectId))
     if event.objectId is None:
         return None
-    needed = action in ("creation", "restore") or (
-        object_type == "contact" and action == "propertyChange" and event.propertyName != "email"
+    changed = event.propertyName if action == "propertyChange" else None
+    needed = (
+        action in ("creation", "restore")
+        or (object_type == "contact" and changed is not None and changed != "email")
+        or (object_type == "company" and changed in inherited)
     )
     return (object_type, str(event.objectId)) if needed else None
 

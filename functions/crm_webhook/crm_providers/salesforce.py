@@ -11,6 +11,9 @@ message is stored, duplicates included: anything else (JSON, an empty 200) count
 delivered and is retried for 24 h. Any non-200 is a NACK; on a storage failure
 ``fault_response()`` (a SOAP fault, HTTP 500) says so in Salesforce's own terms.
 
+An Account is stored as an organization, not a customer; a Contact names its Account by Id
+(``organization_id``) and takes the stored Account's name and region (nps_sync.storage).
+
 ``source_updated_at`` is the later of LastModifiedDate and SystemModstamp when the outbound
 message selects them (select at least one: the record sent is its state at send time, and
 messages arrive out of order); without either it is the time of receipt.
@@ -203,9 +206,12 @@ def _profile(
         raise InvalidPayload("an sObject has no Id")
     source_id = _SF_ID.validate_python(fields["Id"])
     email = fields.get("Email") if object_type == "contact" else None
+    organization = None
     if object_type == "contact":
         account = _first(fields, names.account)
         country = _first(fields, ("MailingCountryCode", "MailingCountry"))
+        if names.account_id and fields.get(names.account_id):
+            organization = _SF_ID.validate_python(fields[names.account_id])
     else:
         account = fields.get("Name")
         country = _first(fields, ("BillingCountryCode", "BillingCountry"))
@@ -214,7 +220,7 @@ def _profile(
         for k in ("LastModifiedDate", "SystemModstamp")
         if k in fields
     ]
-    used = {names.region, names.lifecycle, *names.account}
+    used = {names.region, names.lifecycle, names.account_id, *names.account}
     custom = {k: v for k, v in fields.items() if k.endswith("__c") and k not in used}
     return CrmProfile(
         provider="salesforce",
@@ -230,6 +236,7 @@ def _profile(
         owner=fields.get("OwnerId"),
         lifecycle_stage=fields.get(names.lifecycle) if names.lifecycle else None,
         properties=custom or None,
+        organization_id=organization,
     )
 
 

@@ -2,8 +2,13 @@
 
 Read from ``settings.crm_fields`` (env ``CRM_FIELDS``, JSON keyed by provider), e.g.
 ``{"hubspot": {"region": "sales_region", "properties": ["plan_tier"]},
-"salesforce": {"region": "Region__c", "account": ["Account_Name__c", "AccountId"]}}``.
+"salesforce": {"region": "Region__c", "account": ["Account_Name__c"]}}``.
 A provider left out keeps the defaults below.
+
+A Salesforce Contact names its Account by Id (``account_id``, ``AccountId`` by default): the
+Account's own notifications are stored, and the contact takes the stored Account's name as its
+account (docs/identity.md "Organizations"); ``account`` lists Contact fields that hold the
+name itself (a formula field), which win when present.
 """
 
 from typing import Annotated
@@ -18,13 +23,14 @@ class CrmFieldNames(BaseModel):
 
     region: Name | None = None  # the field or property holding the sales region
     properties: tuple[Name, ...] = ()  # HubSpot: extra properties kept in ``properties``
-    account: tuple[Name, ...] = ()  # Salesforce Contact: first present names the account
+    account: tuple[Name, ...] = ()  # Salesforce Contact: first present holds the account name
+    account_id: Name | None = None  # Salesforce Contact: the field with its Account's Id
     lifecycle: Name | None = None  # Salesforce: the field holding a lifecycle stage
 
 
 DEFAULTS = {
     "hubspot": CrmFieldNames(region="region"),
-    "salesforce": CrmFieldNames(region="Region__c", account=("AccountId",)),
+    "salesforce": CrmFieldNames(region="Region__c", account_id="AccountId"),
 }
 
 

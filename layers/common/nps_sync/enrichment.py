@@ -1,15 +1,18 @@
 """Completing thin CRM events off the request path: the receiver queues which records to read,
 a queue consumer reads them in batches from the CRM's API and stores full profiles.
 
-Only HubSpot needs it today (its events carry one property, or none on creation).
+Only HubSpot needs it today (its events carry one property, or none on creation). A company's
+change reaches its contacts here too: its associated contacts are queued to be read again.
 """
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from .errors import StorageUnavailable
 from .hubspot_api import HubSpotClient, HubSpotRetryable, PropertyNames, fetch_profiles
@@ -39,16 +42,27 @@ def enqueue(queue_url: str, provider: str, targets: Iterable[Target], client: An
     return len(bodies)
 
 
+@dataclass(frozen=True)
+class Enriched:
+    failed: list[str]  # message ids to retry
+    invalid: int = 0  # records HubSpot gave that are no valid profile: skipped
+    followed: int = 0  # contacts queued because their company changed
+
+
 def enrich(
     records: list[dict[str, Any]],
     hubspot: HubSpotClient,
     store_profile: Callable[[CrmProfile], Any],
     names: PropertyNames = PropertyNames(),
-) -> list[str]:
-    """Read every queued record in one batch and store it; the message ids that failed.
+    follow: Callable[[list[Target]], Any] | None = None,
+) -> Enriched:
+    """Read every queued record in one batch and store it.
 
     HubSpot refusing for a while (429, 5xx) fails the whole batch, so the queue retries later;
-    a record HubSpot no longer has is simply done.
+    a record HubSpot no longer has is simply done, and so is one that is no valid profile (a
+    value too long, …): it is skipped and counted, the others are stored. A company's
+    contacts are read again, as they take its name and region: ``follow`` queues them (without
+    it they are read in this batch).
     """
     wanted: dict[Target, list[str]] = {}
     for record in records:
@@ -62,17 +76,41 @@ def enrich(
                 "unreadable enrichment message dropped",
                 extra={"message_id": record.get("messageId")},
             )
+    companies = [object_id for kind, object_id in wanted if kind == "company"]
     try:
+        members = hubspot.associated("company", companies, "contact") if companies else {}
+        contacts = {c for ids in members.values() for c in ids} - {i for _, i in wanted}
+        if follow is None:
+            wanted.update({("contact", c): [] for c in sorted(contacts)})
         profiles = fetch_profiles(hubspot, wanted, names)
     except HubSpotRetryable:
         logger.warning("HubSpot asked us to wait; the batch will be retried")
-        return [m for ids in wanted.values() for m in ids]
+        return Enriched([m for ids in wanted.values() for m in ids])
     failed: list[str] = []
+    invalid = 0
     for fields in profiles:
-        profile = CrmProfile.model_validate(fields)
+        try:
+            profile = CrmProfile.model_validate(fields)
+        except ValidationError as error:
+            invalid += 1
+            logger.warning(  # names the fields only: the values may be personal data
+                "invalid CRM record skipped",
+                extra={
+                    "object_type": fields.get("object_type"),
+                    "fields": sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]}),
+                },
+            )
+            continue
         try:
             store_profile(profile)
         except StorageUnavailable:
             object_id = profile.source_id.removeprefix(f"{profile.object_type}-")
             failed.extend(wanted.get((profile.object_type, object_id), []))
-    return failed
+    followed = 0
+    if follow is not None and contacts:
+        try:
+            follow([("contact", c) for c in sorted(contacts)])
+            followed = len(contacts)
+        except StorageUnavailable:
+            failed.extend(m for c in companies for m in wanted.get(("company", c), []))
+    return Enriched(list(dict.fromkeys(failed)), invalid, followed)

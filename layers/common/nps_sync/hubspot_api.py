@@ -5,8 +5,10 @@ library only, so the layer gains no dependency. The client does not retry by its
 ``HubSpotRetryable`` (429, 5xx, network) and the queue's redelivery does the waiting.
 
 A contact's account comes from its primary company: the read-only ``associatedcompanyid``
-property names it, so one more batch read of companies gives the names, and no associations
-call is needed.
+property names it, so one more batch read of companies gives the names (and the region, for
+a contact without one of its own). A change of a company reaches its contacts the other way
+round: ``associated`` reads the company's contacts (v4 associations, batched), and their
+fresh reads carry the company's new name.
 """
 
 import json
@@ -14,7 +16,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +26,7 @@ from .identity import customer_key
 
 API_URL = "https://api.hubapi.com"
 BATCH_SIZE = 100  # HubSpot's limit for /crm/v3/objects/{type}/batch/read
+MAX_ASSOCIATION_PAGES = 100  # 500 associations a page: 50,000 contacts of one company
 PATHS = {"contact": "contacts", "company": "companies"}
 CONTACT_PROPERTIES = (
     "email",
@@ -118,6 +122,38 @@ class BatchAnswer(BaseModel):
     results: list[ApiObject] = Field(default_factory=list)
 
 
+class AssociatedId(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    toObjectId: int | Annotated[str, Field(pattern=r"^[0-9]{1,30}$")]  # noqa: N815
+
+
+class NextPage(BaseModel):
+    after: str
+
+
+class Paging(BaseModel):
+    next: NextPage | None = None
+
+
+class FromId(BaseModel):
+    id: str
+
+
+class Associations(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    from_: FromId = Field(alias="from")
+    to: list[AssociatedId] = Field(default_factory=list)
+    paging: Paging | None = None
+
+
+class AssociationsAnswer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    results: list[Associations] = Field(default_factory=list)
+
+
 Opener = Callable[..., Any]
 
 
@@ -157,6 +193,30 @@ class HubSpotClient:
                     f"unexpected batch read answer: {error.error_count()} invalid fields"
                 ) from error
         return found
+
+    def associated(
+        self, object_type: str, ids: Iterable[str], to_type: str
+    ) -> dict[str, list[str]]:
+        """The ids of the ``to_type`` objects associated with each object (v4 batch read, 100
+        objects a call, following each object's pages)."""
+        found: dict[str, list[str]] = {}
+        pending = [{"id": i} for i in dict.fromkeys(str(i) for i in ids)]
+        path = f"/crm/v4/associations/{PATHS[object_type]}/{PATHS[to_type]}/batch/read"
+        for _ in range(MAX_ASSOCIATION_PAGES):
+            if not pending:
+                return found
+            chunk, pending = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
+            try:
+                answer = AssociationsAnswer.model_validate(self._post(path, {"inputs": chunk}))
+            except ValidationError as error:
+                raise HubSpotApiError(
+                    f"unexpected associations answer: {error.error_count()} invalid fields"
+                ) from error
+            for result in answer.results:
+                found.setdefault(result.from_.id, []).extend(str(t.toObjectId) for t in result.to)
+                if result.paging and result.paging.next:
+                    pending.append({"id": result.from_.id, "after": result.paging.next.after})
+        raise HubSpotApiError("too many pages of associations")
 
     def _post(self, path: str, body: dict) -> Any:
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
@@ -208,8 +268,9 @@ def fetch_profiles(
 ) -> list[dict[str, Any]]:
     """CrmProfile-ready dicts for the (object_type, id) pairs HubSpot still has.
 
-    ``event_id`` names the object's version (its ``updatedAt``): fetching the same version
-    twice stores nothing new, and a later version wins by ``source_updated_at``.
+    ``event_id`` names the read's version (the object's ``updatedAt``; for a contact the newer
+    of its own and its primary company's): fetching the same version twice stores nothing
+    new, and a later version wins by ``source_updated_at``.
     """
     pairs = list(dict.fromkeys((t, str(i)) for t, i in wanted if t in PATHS))
     extra = tuple(p for p in (names.region, *names.extra) if p)
@@ -223,14 +284,23 @@ def fetch_profiles(
     }
     company_ids = [i for t, i in pairs if t == "company"] + list(primary.values())
     companies = client.batch_read("company", company_ids, COMPANY_PROPERTIES + extra)
-    company_names = {c.id: c.properties.get("name") for c in companies}
+    by_id = {c.id: c for c in companies}
     wanted_companies = {i for t, i in pairs if t == "company"}
     profiles = []
     for contact in contacts:
         properties = dict(contact.properties)
-        if name := company_names.get(primary.get(contact.id, "")):
-            properties["company"] = name  # the primary company's name beats free text
-        profiles.append(_profile("contact", contact, properties, names))
+        company = by_id.get(primary.get(contact.id, ""))
+        updated = contact.updatedAt
+        if company is not None:
+            # The primary company's name beats free text; its region fills a contact's
+            # missing one. The read is as new as the newer of the two objects.
+            if name := company.properties.get("name"):
+                properties["company"] = name
+            region = names.region
+            if region and not (properties.get(region) or "").strip():
+                properties[region] = company.properties.get(region)
+            updated = max(updated, company.updatedAt)
+        profiles.append(_profile("contact", contact, properties, names, updated))
     for company in companies:
         if company.id in wanted_companies:
             profiles.append(_profile("company", company, company.properties, names))
@@ -238,17 +308,22 @@ def fetch_profiles(
 
 
 def _profile(
-    object_type: str, item: ApiObject, properties: Mapping[str, Any], names: PropertyNames
+    object_type: str,
+    item: ApiObject,
+    properties: Mapping[str, Any],
+    names: PropertyNames,
+    updated: datetime | None = None,
 ) -> dict[str, Any]:
     fields = profile_fields(object_type, properties, names)
     email = fields.get("email")
-    version = int(item.updatedAt.timestamp() * 1000)
+    updated = updated or item.updatedAt
+    version = int(updated.timestamp() * 1000)
     return {
         "provider": "hubspot",
         "source_id": provider_id(object_type, item.id),
         "object_type": object_type,
         "customer_key": customer_key(email, None, "hubspot", provider_id(object_type, item.id)),
         "event_id": f"fetch-{object_type}-{item.id}-{version}",
-        "source_updated_at": item.updatedAt.isoformat(),
+        "source_updated_at": updated.isoformat(),
         **fields,
     }

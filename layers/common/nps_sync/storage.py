@@ -3,14 +3,15 @@
 Layout (one table, keys ``pk``/``sk``, index ``by_customer`` on ``gsi1pk``/``gsi1sk``):
 
 - response   pk=``RESP#<provider>#<response id>``  sk=``RESP``
-- profile    pk=``PROF#<provider>#<source id>``    sk=``CRM`` | ``BILLING``
+- profile    pk=``PROF#<provider>#<source id>``    sk=``CRM`` | ``BILLING[#<subscription>]``
+- members    pk=``PROF#<provider>#<organization>`` sk=``MEMBERS`` (its contacts' ids)
 - customer   pk=``CUST#<customer key>``            sk=``PROFILE`` (the merged current view)
 - raw body   pk=same as its record                 sk=``RAW#<record version>``, expires by TTL
 
 A response is written with a condition on its version, so a re-delivery or an older update
 is a no-op and a newer one replaces it (the stream then carries old and new image). Profiles
-are last-writer-wins by the source's timestamp, and provider event ids are remembered.
-Full layout: docs/storage.md.
+are last-writer-wins per field by the source's timestamp (nps_sync.lww), and provider event
+ids are remembered. Full layout: docs/storage.md.
 """
 
 import json
@@ -285,9 +286,8 @@ class RecordsStore:
                 )
                 continue
             since = contact.get(stamp("organization_id"), contact.get(PROVIDER_CLOCK, _s("")))
-            derived = _inherited(
-                stored, since["S"], None, contact["region"]["S"] if "region" in contact else None
-            )
+            own = {n: contact[n]["S"] if n in contact else None for n in ("account", "region")}
+            derived = _inherited(stored, since["S"], own["account"], own["region"])
             if not derived:
                 continue
             key = self._resolve(contact["customer_key"]["S"], [f"{provider}:{contact_id}"])
@@ -301,19 +301,19 @@ class RecordsStore:
     def _apply(self, marker: dict[str, Any] | None, writes: list["_Write"]) -> str:
         """Write what is newer than what is stored, in one transaction with the event marker:
         APPLIED, DUPLICATE (the event was seen) or STALE (everything it carries is older)."""
-        current: dict[int, Any] = {}
+        current: dict[int, Any] = {}  # the items read after a refusal, by index in ``writes``
         for _ in range(MAX_ATTEMPTS):
-            updates = [(w, w.update(current.get(i), i in current)) for i, w in enumerate(writes)]
-            updates = [(w, u) for w, u in updates if not u.empty]
-            if not any(w.key["sk"]["S"] != MEMBERS_SK for w, _ in updates):
+            updates = [(i, w.update(current.get(i), i in current)) for i, w in enumerate(writes)]
+            updates = [(i, u) for i, u in updates if not u.empty]
+            if all(writes[i].members is not None for i, _ in updates):
                 return STALE  # (a membership alone is not news)
             items = ([marker] if marker else []) + [
-                {"Update": {"TableName": self.table_name, "Key": w.key, **u.render()}}
-                for w, u in updates
+                {"Update": {"TableName": self.table_name, "Key": writes[i].key, **u.render()}}
+                for i, u in updates
             ]
             try:
                 if len(items) == 1:
-                    self._call("update_item", TableName=self.table_name, **items[0]["Update"])
+                    self._call("update_item", **items[0]["Update"])
                 else:
                     self._call("transact_write_items", TransactItems=items)
                 return APPLIED
@@ -324,16 +324,14 @@ class RecordsStore:
                 if marker and reasons[:1] == ["ConditionalCheckFailed"]:
                     return DUPLICATE
                 refused = [
-                    w
-                    for (w, _), code in zip(updates, reasons[1 if marker else 0 :], strict=False)
+                    i
+                    for (i, _), code in zip(updates, reasons[1 if marker else 0 :], strict=False)
                     if code == "ConditionalCheckFailed"
                 ]
                 if not refused:
                     raise StorageUnavailable("DynamoDB transact_write_items failed") from error
-                for write in refused:  # a late event: read, and keep only what is newer
-                    current[writes.index(write)] = self._get(
-                        write.key["pk"]["S"], write.key["sk"]["S"]
-                    )
+                for i in refused:  # a late event: read, and keep only what is newer
+                    current[i] = self._get(writes[i].key["pk"]["S"], writes[i].key["sk"]["S"])
         raise StorageUnavailable("the profile kept changing while it was written")
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:

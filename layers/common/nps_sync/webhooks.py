@@ -219,7 +219,7 @@ def follow_up(adapter: ModuleType, request: WebhookRequest, settings: Settings) 
         return
     from .enrichment import enqueue
 
-    targets = needs_fetch(load_json(request.body))
+    targets = needs_fetch(load_json(request.body), settings)
     if targets:
         enqueue(settings.crm_enrichment_queue, adapter.__name__.rsplit(".", 1)[-1], targets)
 
