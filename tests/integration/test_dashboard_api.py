@@ -16,7 +16,8 @@ from nps_sync.aggregates import DEFAULT_DIMENSIONS
 from nps_sync.customer_records import CustomerRecords
 
 TOKEN = "dev-token-change-me"
-DIMENSIONS = (*DEFAULT_DIMENSIONS, "score")
+WITHOUT_SCORE = tuple(d for d in DEFAULT_DIMENSIONS if d != "score")
+DIMENSIONS = (*WITHOUT_SCORE, "score")
 
 
 class Recording:
@@ -56,10 +57,10 @@ def call(world, template, monkeypatch, ddb):
     )
     monkeypatch.setattr(sys.modules["lambda_ApiFunction_app"], "app", app)
 
-    def call(path, query=None, token=TOKEN):
+    def call(path, query=None, token=TOKEN, route=None):
         event = {
             "version": "2.0",
-            "routeKey": f"GET {path}",
+            "routeKey": f"GET {route or path}",
             "rawPath": path,
             "rawQueryString": "",
             "headers": {"authorization": f"Bearer {token}"} if token else {},
@@ -114,6 +115,17 @@ def test_other_files_under_dashboard_are_not_served(call):
     assert call("/dashboard/..%2Fapi.py")["statusCode"] == 404
 
 
+def test_a_trailing_slash_redirects_to_the_page_so_its_relative_assets_resolve(call):
+    """API Gateway routes /dashboard/ to the /dashboard route; served there, the page would
+    ask for dashboard/dashboard/dashboard.js."""
+    answer = call("/dashboard/", token=None, route="/dashboard")
+    assert answer["statusCode"] == 301
+    headers = {k.lower(): v for k, v in answer["headers"].items()}
+    # relative: behind a custom domain with a base path, /base/dashboard/ goes to /base/dashboard
+    assert headers["location"] == "../dashboard"
+    assert call("/dashboard", token=None)["statusCode"] == 200
+
+
 def test_the_data_needs_the_token(call):
     for path in ("/segments", "/distribution", "/detractors"):
         assert call(path, {"dimension": "plan"}, token=None)["statusCode"] == 401
@@ -159,7 +171,7 @@ def test_the_distribution_needs_the_score_dimension(world, template, monkeypatch
         lambda: api_module.Services(
             AggregatesStore(world.aggregates_table, world.ddb),
             CustomerRecords(world.records_table, world.ddb),
-            DEFAULT_DIMENSIONS,
+            WITHOUT_SCORE,
             lambda: [TOKEN],
         )
     )

@@ -322,6 +322,14 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
     def get_dashboard():
         return dashboard_file(dashboard.PAGE)
 
+    @app.get(dashboard.TRAILING_SLASH, include_in_schema=False)
+    def get_dashboard_with_a_slash():
+        return Response(
+            status_code=301,
+            body="",
+            headers={**dashboard.HEADERS, "Location": dashboard.PAGE_FROM_TRAILING_SLASH},
+        )
+
     @app.get("/dashboard/<asset>", include_in_schema=False)
     def get_dashboard_asset(asset: str):
         return dashboard_file(asset)

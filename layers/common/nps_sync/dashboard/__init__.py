@@ -14,6 +14,12 @@ FILES = {
 PAGE = "index.html"
 # The public paths: the page, and its assets (relative to it: dashboard/<file>).
 PATHS = {"/dashboard": PAGE} | {f"/dashboard/{name}": name for name in FILES if name != PAGE}
+# API Gateway sends /dashboard/ to the /dashboard route; the page's relative addresses would
+# point one level too deep from there, so it redirects to the page. Relative, so that a base
+# path in front (a custom domain's mapping) is kept.
+TRAILING_SLASH = "/dashboard/"
+PAGE_FROM_TRAILING_SLASH = "../dashboard"
+PATHS[TRAILING_SLASH] = PAGE
 # No inline script or style, nothing from elsewhere: the data comes from this API only.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -8,7 +8,7 @@
   const TOKEN_KEY = "nps-sync-token";
   const COLOURS = { detractor: "#c8372d", passive: "#d99a00", promoter: "#1f8a4c" };
   const PERIODS = { week: 26, month: 12, quarter: 8 }; // how many periods the trend shows
-  const state = { granularity: "month", data: null };
+  const state = { granularity: "month", data: null, open: {} }; // open: tables shown
 
   // --- small helpers -------------------------------------------------------------------
 
@@ -68,6 +68,40 @@
       from = new Date(Date.UTC(y, m - (PERIODS.month - 1), 1));
     }
     return { from: iso(from), to: iso(today) };
+  }
+
+  // Every chart has a text alternative with all its figures: the SVG's label (what a screen
+  // reader announces for role="img") and a table under it, behind a <summary> that a keyboard
+  // reaches like any button. The table scrolls inside its own box on a narrow screen.
+  function figures(figure, caption, columns, rows) {
+    const details = html("details", { class: "figures" }, figure);
+    details.open = Boolean(state.open[figure.id]);
+    details.addEventListener("toggle", () => { state.open[figure.id] = details.open; });
+    html("summary", {}, details, "The figures as a table");
+    const box = html("div", {
+      class: "table-box", tabindex: "0", role: "region", "aria-label": caption,
+    }, details);
+    const table = html("table", {}, box);
+    html("caption", {}, table, caption);
+    const numeric = columns.map((_, i) =>
+      i > 0 && rows.every((row) => /^[−+\d.–]+$/.test(row[i])));
+    const head = html("tr", {}, html("thead", {}, table));
+    columns.forEach((name, i) =>
+      html("th", { scope: "col", class: numeric[i] ? "num" : "" }, head, name));
+    const body = html("tbody", {}, table);
+    for (const row of rows) {
+      const line = html("tr", {}, body);
+      row.forEach((cell, i) => html(i ? "td" : "th",
+        i ? { class: numeric[i] ? "num" : "" } : { scope: "row" }, line, cell));
+    }
+    return details;
+  }
+
+  function nps(bucket) {
+    // one period or segment in words, for labels and tooltips
+    if (bucket.nps === null) return "no answers";
+    return "NPS " + fmt(bucket.nps) + " ± " + fmt(bucket.margin_of_error) + ", n = " + bucket.n +
+      ", revenue-weighted " + fmt(bucket.revenue_weighted_nps);
   }
 
   function setStatus(text) {
@@ -181,9 +215,10 @@
     const x = (i) => pad.left + step * (i + 0.5);
     const y = (v) => pad.top + ((100 - v) / 200) * (H - pad.top - pad.bottom);
     const clamp = (v) => Math.max(-100, Math.min(100, v));
+    const title = "NPS per " + series.granularity + " from " + series.from + " to " + series.to;
     const svg = el("svg", {
       width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
-      "aria-label": "NPS per " + series.granularity + " from " + series.from + " to " + series.to,
+      "aria-label": title + ": " + buckets.map((b) => b.period + " " + nps(b)).join("; ") + ".",
     }, figure);
     el("title", {}, svg, "NPS per " + series.granularity);
     yAxis(svg, y, pad.left, W - pad.right, [-100, -50, 0, 50, 100], "NPS", pad.top, H - pad.bottom);
@@ -220,11 +255,7 @@
       const group = el("g", { class: "period", "data-period": b.period }, svg);
       group.dataset.nps = b.nps === null ? "" : String(b.nps);
       group.dataset.n = String(b.n);
-      const summary = b.nps === null
-        ? b.period + ": no answers"
-        : b.period + ": NPS " + fmt(b.nps) + " ± " + fmt(b.margin_of_error) + ", n = " + b.n +
-          ", revenue-weighted " + fmt(b.revenue_weighted_nps);
-      el("title", {}, group, summary);
+      el("title", {}, group, b.period + ": " + nps(b));
       // a full-height transparent target so the tooltip shows anywhere in the column
       el("rect", {
         class: "hit", x: x(i) - step / 2, y: pad.top, width: step, height: H - pad.top - pad.bottom,
@@ -236,7 +267,7 @@
             group, fmt(b.nps, 0));
         }
       }
-      if (i % every === 0 || i === buckets.length - 1) {
+      if ((buckets.length - 1 - i) % every === 0) { // from the newest back: it always shows
         el("text", { class: "tick", x: x(i), y: H - pad.bottom + 16, "text-anchor": "middle" },
           group, b.period);
         el("text", { class: "tick n", x: x(i), y: H - pad.bottom + 31, "text-anchor": "middle" },
@@ -246,6 +277,9 @@
     el("text", { class: "axis-label", x: pad.left + inner / 2, y: H - 8, "text-anchor": "middle" },
       svg, series.granularity.charAt(0).toUpperCase() + series.granularity.slice(1) +
       " (UTC), n = answers");
+    figures(figure, title, ["Period", "NPS", "±", "n", "Revenue-weighted NPS"],
+      buckets.map((b) => [b.period, fmt(b.nps), fmt(b.margin_of_error), String(b.n),
+        fmt(b.revenue_weighted_nps)]));
   }
 
   function renderSegments(figure, body) {
@@ -267,9 +301,10 @@
     const H = pad.top + rows.length * rowH + pad.bottom;
     const inner = W - pad.left - pad.right;
     const x = (v) => pad.left + ((v + 100) / 200) * inner;
+    const title = "NPS and revenue-weighted NPS by " + dimension + ", all time";
     const svg = el("svg", {
       width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
-      "aria-label": "NPS and revenue-weighted NPS by " + dimension,
+      "aria-label": title + ": " + rows.map((s) => s.value + " " + nps(s)).join("; ") + ".",
     }, figure);
     el("title", {}, svg, "NPS by " + dimension);
     for (const tick of [-100, -50, 0, 50, 100]) {
@@ -288,8 +323,7 @@
       group.dataset.nps = s.nps === null ? "" : String(s.nps);
       group.dataset.revenueWeightedNps =
         s.revenue_weighted_nps === null ? "" : String(s.revenue_weighted_nps);
-      el("title", {}, group, s.value + ": NPS " + fmt(s.nps) + " ± " + fmt(s.margin_of_error) +
-        ", revenue-weighted " + fmt(s.revenue_weighted_nps) + ", n = " + s.n);
+      el("title", {}, group, s.value + ": " + nps(s));
       el("text", { class: "row-label", x: pad.left, y: top + 13 }, group,
         s.value + " (n=" + s.n + ")");
       const bars = [["plain", s.nps, 18], ["revenue", s.revenue_weighted_nps, 33]];
@@ -311,6 +345,9 @@
         }, group, fmt(value, 0));
       }
     });
+    figures(figure, title, [dimension.charAt(0).toUpperCase() + dimension.slice(1), "NPS", "±",
+      "n", "Revenue-weighted NPS"], rows.map((s) => [s.value, fmt(s.nps),
+      fmt(s.margin_of_error), String(s.n), fmt(s.revenue_weighted_nps)]));
   }
 
   function renderDistribution(body) {
@@ -327,9 +364,11 @@
     const most = Math.max(1, ...body.scores.map((s) => s.count));
     const step = inner / 11;
     const y = (v) => pad.top + (1 - v / most) * (H - pad.top - pad.bottom);
+    const title = "Answers per score, 0 to 10, all time (n = " + body.n + ")";
     const svg = el("svg", {
       width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
-      "aria-label": "Number of answers per score, 0 to 10 (n = " + body.n + ")",
+      "aria-label": title + ": " +
+        body.scores.map((s) => "score " + s.score + ": " + s.count).join(", ") + ".",
     }, figure);
     el("title", {}, svg, "Scores 0–10");
     const ticks = [0, Math.round(most / 2), most].filter((v, i, a) => a.indexOf(v) === i);
@@ -350,6 +389,8 @@
     });
     el("text", { class: "axis-label", x: pad.left + inner / 2, y: H - 8, "text-anchor": "middle" },
       svg, "Score (0–6 detractor, 7–8 passive, 9–10 promoter)");
+    figures(figure, title, ["Score", "Category", "Answers"],
+      body.scores.map((s) => [String(s.score), s.category, String(s.count)]));
   }
 
   function renderDetractors(body) {
@@ -371,14 +412,15 @@
       html("time", { datetime: d.submitted_at || "" }, head, (d.submitted_at || "").slice(0, 10));
       const facts = html("dl", { class: "facts" }, item);
       for (const [label, value] of [
-        ["Plan", d.plan || "–"], ["MRR at risk", money(d.mrr_at_risk)],
-        ["Region", d.region || "–"], ["Channel", d.channel || "–"],
+        ["Plan", d.plan || "–"], ["Region", d.region || "–"], ["Channel", d.channel || "–"],
+        ["MRR at risk", money(d.mrr_at_risk)],
       ]) {
         const pair = html("div", {}, facts);
         html("dt", {}, pair, label);
         html("dd", { class: "fact-" + label.toLowerCase().replace(/ /g, "-") }, pair, value);
       }
-      html("blockquote", { class: "comment" }, item, d.comment || "(no comment)");
+      html("blockquote", { class: d.comment ? "comment" : "comment none" }, item,
+        d.comment || "(no comment)");
     }
   }
 
