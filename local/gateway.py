@@ -111,8 +111,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: Gateway
     protocol_version = "HTTP/1.1"
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """Silent: the request line holds the raw path (/customers/<e-mail>); _serve logs the
+        route template instead."""
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug(format, *args)
+        log.debug("http server: %s", format)  # the template only: its arguments quote the path
 
     def _serve(self) -> None:
         started = time.perf_counter()
@@ -154,9 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self._send(status, out_headers, data)
         log.info(
-            "%s %s -> %s %s (%.0f ms)",
-            self.command,
-            path,
+            "%s -> %s %s (%.0f ms)",
+            route.route_key,  # the template (/customers/{key}), never the path with its values
             status,
             route.function,
             (time.perf_counter() - started) * 1000,

@@ -3,7 +3,8 @@
 Starts the local runtime (SEED=0) on 127.0.0.1, or uses one given with --url and --aws; ~20
 senders post a few thousand signed webhooks of several providers, some of them twice; then,
 once the stream has drained, every accepted webhook must be stored exactly once and reconcile
-must find no difference. Prints throughput and p50/p99 latency. Loopback traffic only.
+must find no difference (aggregates, segment stamps and revenue outcomes). Prints throughput
+and p50/p99 latency. Loopback traffic only.
 """
 
 import argparse
@@ -221,7 +222,7 @@ def check(aws: str, accepted: set[str], answered: set[str], hooks) -> int:
             AggregatesStore(settings.aggregates_table),
             settings.aggregate_dimensions,
         )
-        if not report.differences:
+        if report.unresolved == 0:  # aggregates, stamps and revenue outcomes alike
             break
         time.sleep(2)
     responses, events = stored_counts(settings.records_table)
@@ -237,10 +238,16 @@ def check(aws: str, accepted: set[str], answered: set[str], hooks) -> int:
     ok = (
         responses == wanted_responses
         and events == wanted_events
+        and report.unresolved == 0
         and not report.differences
+        and not report.outcomes.differences
         and len(answered) == len(hooks)
     )
-    print("OK: every accepted webhook stored exactly once, aggregates exact" if ok else "FAILED")
+    print(
+        "OK: every accepted webhook stored exactly once, aggregates and outcomes exact"
+        if ok
+        else "FAILED"
+    )
     return 0 if ok else 1
 
 

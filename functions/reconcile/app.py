@@ -1,6 +1,8 @@
 """ReconcileFunction: recompute the aggregates from the responses; repair them on request.
 
-Invoke with ``{"fix": true}`` to repair; the schedule (disabled by default) only reports.
+Invoke with ``{"fix": true}`` to repair (optionally ``"settle_seconds"``, the pause between the
+two passes, docs/aggregation.md); the schedule (disabled by default) only reports. Log lines
+name customers by customer_ref only.
 """
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -9,25 +11,35 @@ from nps_sync.aggregate_settings import aggregate_settings
 from nps_sync.aggregate_store import AggregatesStore
 from nps_sync.customer_records import CustomerRecords
 from nps_sync.observability import logger, metrics, tracer
-from nps_sync.reconcile import reconcile
+from nps_sync.reconcile import DEFAULT_SETTLE_SECONDS, reconcile
+
+LOGGED = 100  # differences logged per kind; the counts are in the metrics and the answer
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    event = event or {}
     settings = aggregate_settings()
     report = reconcile(
         CustomerRecords(settings.records_table),
         AggregatesStore(settings.aggregates_table),
         settings.aggregate_dimensions,
-        fix=bool((event or {}).get("fix")),
+        fix=bool(event.get("fix")),
+        settle_seconds=float(event.get("settle_seconds", DEFAULT_SETTLE_SECONDS)),
     )
-    for difference in report.differences[:100]:
+    for difference in report.differences[:LOGGED]:
         logger.warning("aggregate differs", extra=difference.as_dict())
-    for outcome in report.outcomes.differences[:100]:  # revenue outcomes (docs/outcomes.md)
-        logger.warning("outcome differs", extra={"outcome": outcome.kind, "key": outcome.key})
+    for stale in report.stale_stamps[:LOGGED]:
+        logger.warning("stale segment stamp", extra=stale.as_dict())
+    for outcome in report.outcomes.differences[:LOGGED]:  # revenue outcomes (docs/outcomes.md)
+        logger.warning("outcome differs", extra=outcome.as_dict())
     metrics.add_metric(name="AggregateDifferences", unit="Count", value=len(report.differences))
     metrics.add_metric(name="AggregatesFixed", unit="Count", value=report.fixed)
+    metrics.add_metric(name="StaleStamps", unit="Count", value=len(report.stale_stamps))
+    metrics.add_metric(
+        name="OutcomeDifferences", unit="Count", value=len(report.outcomes.differences)
+    )
     logger.info("reconciled", extra=report.as_dict())
     return report.as_dict()

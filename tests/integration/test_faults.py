@@ -2,7 +2,8 @@
 
 A hook on the boto3 session's event system (not a patch of our code) throttles calls, fails
 them with a 500, loses the answer of a call that was applied, and crashes the aggregator in the
-middle of a batch after some of its keys were written. botocore's own retries are switched off
+middle of a batch after some of its keys were written (NPS aggregates, and revenue-outcome
+counters or at-risk index). botocore's own retries are switched off
 (AWS_MAX_ATTEMPTS=1) so every injected fault reaches our code. Webhooks must answer 5xx (the
 provider retries) or succeed; the stream and the queue retry (local.pollers); at the end every
 record is stored once, reconcile finds no difference and every event reaches the subscriber.
@@ -38,11 +39,20 @@ FAULTY_SQS = {"SendMessage", "SendMessageBatch", "ChangeMessageVisibility"}
 class Faults:
     """Decides, per AWS call, whether it fails and how. Seeded: a failure can be replayed."""
 
-    def __init__(self, seed: int, rate: float, lost_rate: float, crash_at: set[int]):
+    def __init__(
+        self,
+        seed: int,
+        rate: float,
+        lost_rate: float,
+        crash_at: set[int],
+        outcome_crash_at: set[int] = frozenset(),
+    ):
         self.random = random.Random(seed)
         self.rate, self.lost_rate, self.crash_at = rate, lost_rate, crash_at
+        self.outcome_crash_at = outcome_crash_at
         self.on = False
         self.aggregate_writes = 0
+        self.outcome_writes = 0
         self.injected: dict[str, int] = {}
 
     def _count(self, kind: str) -> None:
@@ -79,11 +89,18 @@ class Faults:
         """The call was applied, then its answer was lost (or the aggregator crashed)."""
         if not (self.on and self._targeted(model)):
             return
-        if model.name == "UpdateItem" and _caller_is_aggregate_store():
+        if model.name == "UpdateItem" and _called_from("aggregate_store.py"):
             self.aggregate_writes += 1
             if self.aggregate_writes in self.crash_at:
                 self._count("crash")
                 raise RuntimeError("injected: the aggregator crashed mid-batch")
+        if model.name in ("UpdateItem", "PutItem", "DeleteItem") and _called_from(
+            "outcome_store.py"
+        ):  # the revenue-outcome counters and at-risk index (docs/outcomes.md)
+            self.outcome_writes += 1
+            if self.outcome_writes in self.outcome_crash_at:
+                self._count("outcome crash")
+                raise RuntimeError("injected: the aggregator crashed in the outcome writes")
         if self.random.random() < self.lost_rate:
             self._count("lost answer")
             raise ReadTimeoutError(endpoint_url="injected")
@@ -97,10 +114,10 @@ class _Raw:
         yield self.body
 
 
-def _caller_is_aggregate_store() -> bool:
+def _called_from(module_file: str) -> bool:
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_filename.endswith("aggregate_store.py"):
+        if frame.f_code.co_filename.endswith(module_file):
             return True
         frame = frame.f_back
     return False
@@ -115,7 +132,9 @@ def faults(function_env, template, monkeypatch):
     monkeypatch.setenv("ALLOW_LOCAL_SUBSCRIBERS", "true")  # the subscriber is on 127.0.0.1
     fanout_settings.cache_clear()
     aggregate_settings.cache_clear()
-    injected = Faults(seed=8, rate=0.08, lost_rate=0.03, crash_at={15, 160, 700})
+    injected = Faults(
+        seed=8, rate=0.08, lost_rate=0.03, crash_at={15, 160, 700}, outcome_crash_at={4, 30}
+    )
     boto3.setup_default_session()
     boto3.DEFAULT_SESSION.events.register_first("before-send", injected.before_send)
     boto3.DEFAULT_SESSION.events.register_first("after-call", injected.after_call)
@@ -243,6 +262,8 @@ def test_nothing_is_lost_or_double_counted_under_injected_faults(faults, functio
             aggregate_settings().aggregate_dimensions,
         )
         assert report.differences == [], report.as_dict()
+        assert report.outcomes.differences == [], [d.as_dict() for d in report.outcomes.differences]
+        assert report.stale_stamps == [] and report.unresolved == 0, report.as_dict()
         delivered = {r.event["data"].get("response_id") for r in receiver.received}
         failed = sqs.get_queue_attributes(
             QueueUrl=function_env.refs["AggregatorFailureQueue"],
@@ -251,6 +272,7 @@ def test_nothing_is_lost_or_double_counted_under_injected_faults(faults, functio
         missing = {r["response_id"]["S"] for r in responses} - delivered
         assert not missing, (missing, failed, faults.injected, answers)
         assert faults.injected.get("crash", 0) >= 1
+        assert faults.injected.get("outcome crash", 0) >= 1, faults.injected
         assert sum(faults.injected.values()) >= 20, faults.injected
         assert answers.get(503, 0) + answers.get(500, 0) >= 1, answers
     finally:

@@ -77,15 +77,20 @@ def generate(seed, customers=14):
     return billing, answers
 
 
+MONTHS = [f"2026-{m:02d}" for m in range(1, 13)]
+
+
 def expected_outcomes(billing, answers):
-    """Per (plan or overall, month, category): churned and renewals; current customers and MRR."""
+    """Per (plan or overall, month, category): churned, at risk and renewals; per (plan or
+    overall, category): current customers, MRR and the keys of the active detractors."""
 
     def category_at(key, moment):
         before = [a for a in answers if a["key"] == key and a["at"] <= moment]
         return category(max(before, key=lambda a: a["at"])["score"]) if before else "no_response"
 
-    churned, renewals = Counter(), Counter()
+    churned, renewals, at_risk = Counter(), Counter(), Counter()
     customers, mrr = Counter(), Counter()
+    detractors = defaultdict(set)
     by_customer = defaultdict(list)
     for event in billing:
         by_customer[event["key"]].append(event)
@@ -103,13 +108,23 @@ def expected_outcomes(billing, answers):
         final = events[-1]
         for segment in ("all", final["plan"]):
             if status in CHURNED:
-                month = churned_at.strftime("%Y-%m")
-                churned[(segment, month, category_at(key, churned_at))] += 1
+                month, then = churned_at.strftime("%Y-%m"), category_at(key, churned_at)
+                churned[(segment, month, then)] += 1
+                for period in MONTHS:  # at risk in every month up to the one it churned in
+                    at_risk[(segment, period, then)] += period <= month
             else:
                 latest = category_at(key, datetime.max.replace(tzinfo=UTC))
                 customers[(segment, latest)] += 1
                 mrr[(segment, latest)] += final["mrr"]
-    return churned, renewals, customers, mrr
+                for period in MONTHS:  # active now: at risk in every month
+                    at_risk[(segment, period, latest)] += 1
+                if latest == "detractor":
+                    detractors[segment].add(key)
+    return churned, renewals, at_risk, customers, mrr, detractors
+
+
+def rate(churned, at_risk):
+    return round(100 * churned / at_risk, 2) if at_risk else None
 
 
 # --- driving the pipeline --------------------------------------------------------------------
@@ -182,10 +197,10 @@ def call(world):
 def outcome_differences(world):
     records = CustomerRecords(world.records_table, world.ddb)
     return check_outcomes(
-        records,
-        OutcomesStore(world.aggregates_table, world.ddb),
-        world.dimensions,
+        list(records.profile_items()),
         list(records.responses()),
+        OutcomesStore(world.aggregates_table, world.ddb).scan(),
+        world.dimensions,
     ).differences
 
 
@@ -207,22 +222,39 @@ def test_generated_history_shows_churn_and_renewals_by_category(world, call):
     world.run()
     world.run(pending=world.seen, batch_size=100)  # the whole stream delivered once more
 
-    churned, renewals, customers, mrr = expected_outcomes(billing, answers)
+    churned, renewals, at_risk, customers, mrr, detractors = expected_outcomes(billing, answers)
     assert sum(churned.values()) > 4 and sum(renewals.values()) > 4  # the history has some
+    assert detractors["all"]  # and active detractors to list
+    gaps = 0
     for segment, query in (("all", {}), ("pro", {"dimension": "plan", "value": "pro"})):
         status, body = call(
             "/outcomes", {**query, "granularity": "month", "from": "2026-01-01", "to": "2026-12-31"}
         )
         assert status == 200, body
+        assert [b["period"] for b in body["buckets"]] == MONTHS
         for bucket in body["buckets"]:
             for name, shown in bucket["categories"].items():
                 key = (segment, bucket["period"], name)
                 assert (shown["churned"], shown["renewals"]) == (churned[key], renewals[key]), key
+                assert shown["at_risk"] == at_risk[key], key
+                assert shown["churn_rate"] == rate(churned[key], at_risk[key]), key
+            d, p = ((segment, bucket["period"], c) for c in ("detractor", "promoter"))
+            gap = bucket["churn_gap"]["difference"]
+            if at_risk[d] and at_risk[p]:
+                expected = 100 * churned[d] / at_risk[d] - 100 * churned[p] / at_risk[p]
+                assert gap == pytest.approx(expected, abs=0.006), (segment, bucket["period"])
+                gaps += 1
+            else:
+                assert gap is None
         for name, shown in body["categories"].items():
             assert shown["customers"] == customers[(segment, name)], (segment, name)
             amount = sum(m["amount"] for m in shown["mrr"])
             assert amount == mrr[(segment, name)], (segment, name)
         assert body["mrr_at_risk"]["customers"] == customers[(segment, "detractor")]
+        assert sum(m["amount"] for m in body["mrr_at_risk"]["mrr"]) == mrr[(segment, "detractor")]
+        _, listing = call("/outcomes/at-risk", {**query, "limit": "100"})
+        assert {a["customer_key"] for a in listing["accounts"]} == detractors[segment]
+    assert gaps > 0
     assert world.differences() == []
     assert outcome_differences(world) == []
 

@@ -210,6 +210,43 @@ class CustomerRecords:
             raise StorageUnavailable("DynamoDB update_item failed") from error
         return True
 
+    def restamp(self, response: Item, profile: Item) -> bool:
+        """Reconcile's repair of a stale stamp: the profile's segment attributes and version
+        onto the response whatever version it carries, if its stamp is still the one
+        reconcile read (a stamp landed meanwhile wins). True when it changed."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, removes, checks = [], [], ["attribute_exists(pk)"]
+        for i, name in enumerate((*SEGMENT_ATTRIBUTES, VERSION)):
+            names[f"#a{i}"] = name
+            if name in profile:
+                values[f":a{i}"] = profile[name]
+                sets.append(f"#a{i} = :a{i}")
+            else:
+                removes.append(f"#a{i}")
+            if name in response:
+                values[f":o{i}"] = response[name]
+                checks.append(f"#a{i} = :o{i}")
+            else:
+                checks.append(f"attribute_not_exists(#a{i})")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": response["pk"], "sk": {"S": RESPONSE_SK}},
+                UpdateExpression=expression,
+                ConditionExpression=" AND ".join(checks),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable("DynamoDB update_item failed") from error
+        return True
+
     def delete(self, keys: list[dict[str, Any]]) -> int:
         """Delete items by key (BatchWriteItem, retrying unprocessed ones)."""
         for start in range(0, len(keys), 25):

@@ -4,9 +4,9 @@
 2. counters: every outcome counter equals the sum of ``contribution`` over the PROFILE items;
 3. index: the at-risk index holds exactly ``at_risk_entries`` of the PROFILE items.
 
-``fix`` re-derives the state (the stream then moves counters and index by the difference),
-sets the counters conditional on them being unchanged since the scan, and puts/deletes index
-items.
+``check_outcomes`` only compares (pure); ``repair_outcomes`` re-derives the state (the stream
+then moves counters and index by the difference), sets the counters conditional on them being
+unchanged since the scan, and puts/deletes index items. nps_sync.reconcile runs both.
 """
 
 from collections.abc import Iterable, Mapping
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .customer_records import CustomerRecords
+from .observability import customer_ref
 from .outcome_store import OutcomesStore, tally_of
 from .outcomes import (
     AT_RISK_PREFIX,
@@ -34,17 +35,33 @@ from .outcomes import (
 @dataclass(frozen=True)
 class OutcomeDifference:
     kind: str  # state | counters | index
-    key: str
+    key: str  # the customer key (state), the counter key, or "<pk>/<sk>" of an index item
     stored: Any
     expected: Any
+    customer: str | None = None  # whose it is; shown only as customer_ref
+    target: Any = None  # what the repair needs: billing stamp, OutcomeKey or (pk, sk)
 
     def as_dict(self) -> dict[str, Any]:
+        """For reports and logs: the customer key (an e-mail, often) replaced by its
+        customer_ref wherever it appears (the state's key, index keys and items)."""
         return {
             "outcome": self.kind,
-            "key": self.key,
-            "stored": self.stored,
-            "expected": self.expected,
+            "key": _scrub(self.key, self.customer),
+            "stored": _scrub(self.stored, self.customer),
+            "expected": _scrub(self.expected, self.customer),
         }
+
+
+def _scrub(value: Any, customer: str | None) -> Any:
+    if not customer:
+        return value
+    if isinstance(value, str):
+        return value.replace(customer, customer_ref(customer))
+    if isinstance(value, Mapping):
+        return {k: _scrub(v, customer) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, customer) for v in value]
+    return value
 
 
 @dataclass
@@ -66,19 +83,20 @@ def expected_counters(
 
 
 def check_outcomes(
-    records: CustomerRecords,
-    store: OutcomesStore,
-    dimensions: Iterable[str],
+    profile_items: Iterable[Mapping[str, Any]],
     response_items: Iterable[Mapping[str, Any]],
-    fix: bool = False,
+    store_items: Iterable[Mapping[str, Any]],
+    dimensions: Iterable[str],
 ) -> OutcomeReport:
+    """Compare, from the scans of RecordsTable (PROFILE and RESP items) and of the outcome
+    items of AggregatesTable (OutcomesStore.scan). Writes nothing."""
     dimensions = tuple(dimensions)
     report = OutcomeReport()
     by_customer: dict[str, list[Mapping[str, Any]]] = {}
     for item in response_items:
         if "customer_key" in item:
             by_customer.setdefault(item["customer_key"]["S"], []).append(item)
-    profiles = [p for p in records.profile_items() if is_billing_profile(p)]
+    profiles = [p for p in profile_items if is_billing_profile(p)]
     report.profiles = len(profiles)
 
     for profile in profiles:  # 1. state
@@ -86,31 +104,34 @@ def check_outcomes(
         expected = derive(profile, by_customer.get(customer, []))
         if expected != stored_state(profile):
             report.differences.append(
-                OutcomeDifference("state", customer, stored_state(profile), expected)
-            )
-            if fix:
-                report.fixed += records.set_outcome(
-                    customer, to_attribute(expected), profile[BILLING_STAMP]
+                OutcomeDifference(
+                    "state",
+                    customer,
+                    stored_state(profile),
+                    expected,
+                    customer=customer,
+                    target=profile[BILLING_STAMP],
                 )
+            )
 
     stored_counters: dict[OutcomeKey, Tally] = {}
     stored_index: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in store.scan():
+    for item in store_items:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         if pk.startswith(AT_RISK_PREFIX):
-            stored_index[(pk, sk)] = item
+            stored_index[(pk, sk)] = dict(item)
         elif pk.split("#", 1)[0].removeprefix("outcome:") in dimensions:
             stored_counters[OutcomeKey.parse(pk, sk)] = {
-                k: v for k, v in tally_of(item).items() if v
+                k: v for k, v in tally_of(dict(item)).items() if v
             }
 
     expected_tallies = expected_counters(profiles, dimensions)  # 2. counters
     for key in sorted({*stored_counters, *expected_tallies}):
         stored, expected = stored_counters.get(key, {}), expected_tallies.get(key, {})
         if stored != expected:
-            report.differences.append(OutcomeDifference("counters", str(key), stored, expected))
-            if fix:
-                report.fixed += store.replace(key, stored, expected)
+            report.differences.append(
+                OutcomeDifference("counters", str(key), stored, expected, target=key)
+            )
 
     expected_index: dict[tuple[str, str], dict[str, Any]] = {}  # 3. index
     for profile in profiles:
@@ -120,12 +141,29 @@ def check_outcomes(
             continue
         stored_item, expected_item = stored_index.get(key), expected_index.get(key)
         if stored_item != expected_item:
+            customer = (expected_item or stored_item or {}).get("customer_key", {}).get("S")
             report.differences.append(
-                OutcomeDifference("index", "/".join(key), stored_item, expected_item)
-            )
-            if fix:
-                store.index(
-                    [expected_item] if expected_item else [], [] if expected_item else [key]
+                OutcomeDifference(
+                    "index", "/".join(key), stored_item, expected_item, customer, target=key
                 )
-                report.fixed += 1
+            )
     return report
+
+
+def repair_outcomes(
+    differences: Iterable[OutcomeDifference], records: CustomerRecords, store: OutcomesStore
+) -> int:
+    """Repair what check_outcomes found; the number repaired."""
+    fixed = 0
+    for difference in differences:
+        if difference.kind == "state":
+            fixed += records.set_outcome(
+                difference.key, to_attribute(difference.expected), difference.target
+            )
+        elif difference.kind == "counters":
+            fixed += store.replace(difference.target, difference.stored, difference.expected)
+        else:
+            expected = difference.expected
+            store.index([expected] if expected else [], [] if expected else [difference.target])
+            fixed += 1
+    return fixed
