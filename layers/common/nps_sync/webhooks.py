@@ -6,7 +6,8 @@ A provider adapter is a module with two functions:
   signed it;
 - ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload);
 - optionally ``acknowledge(receipt)``, the answer when the provider expects its own (Salesforce);
-- optionally ``needs_fetch(payload)``, the records to read from the provider's API afterwards.
+- optionally ``needs_fetch(payload, settings)``, the records to read from the provider's API
+  afterwards.
 
 Verification always runs on the raw bytes before anything is parsed.
 """
