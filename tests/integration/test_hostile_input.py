@@ -8,7 +8,9 @@ error body. Mutated payloads are signed properly, so that payload validation is 
 import base64
 import json
 import os
+import re
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from xml.sax.saxutils import escape
 
 import boto3
@@ -55,6 +57,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
+HOSTILE_FUTURE = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 # Values that break naive code: out-of-range scores, scores as strings, huge and negative
 # numbers, floats, timestamps in the far future and the far past, odd strings.
 HOSTILE = [
@@ -81,6 +84,10 @@ HOSTILE = [
     "2999-12-31T23:59:59Z",
     "0001-01-01T00:00:00Z",
     "9999-12-31T23:59:59+14:00",
+    "9999-12-31T23:00:00-05:00",  # the year 10000 in UTC
+    "0001-01-01T00:00:00+14:00",  # the year 0 in UTC
+    "1999-12-31T23:59:59Z",
+    HOSTILE_FUTURE,
     "2026-13-45T25:61:61Z",
     "1970-01-01T00:00:00",
     "\u0000",
@@ -93,6 +100,10 @@ HOSTILE = [
     {"$ne": 1},
     [[[[[]]]]],
 ]
+
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # README "Receivers": older times are refused
+STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 def deep(depth: int, leaf=1):
@@ -169,10 +180,42 @@ def target(stack, template):
 
         def valid_or_nothing_stored(self, kind: str, event: dict) -> int:
             before = self.items()
-            status, _ = self.send(kind, event)
+            status, answer = self.send(kind, event)
             if status >= 400:
                 assert self.items() == before, "a refused request stored something"
+            elif status == 200 or answer["accepted"]:  # 200: Salesforce's Ack, counts unknown
+                self.everything_stored_is_valid()
             return status
+
+        def everything_stored_is_valid(self) -> None:
+            """What was accepted is what the receivers promise: a whole score 0-10 and times
+            from 2000-01-01 to a day ahead, in fixed-width UTC."""
+            latest = datetime.now(UTC) + timedelta(days=1)
+            pages = ddb.get_paginator("scan").paginate(
+                TableName=table,
+                ConsistentRead=True,
+                ProjectionExpression="pk, sk, score, submitted_at, updated_at, source_updated_at",
+                FilterExpression="sk = :resp OR sk = :crm OR begins_with(sk, :billing)",
+                ExpressionAttributeValues={
+                    ":resp": {"S": "RESP"},
+                    ":crm": {"S": "CRM"},
+                    ":billing": {"S": "BILLING"},
+                },
+            )
+            for item in (item for page in pages for item in page["Items"]):
+                sk = item["sk"]["S"]
+                if sk == "RESP":
+                    assert 0 <= int(item["score"]["N"]) <= 10, item["pk"]
+                    assert item["score"]["N"] == str(int(item["score"]["N"])), item["pk"]
+                    names = ("submitted_at", "updated_at")
+                elif sk == "CRM" or sk.startswith("BILLING"):
+                    names = ("source_updated_at",)
+                else:
+                    continue
+                for name in names:
+                    text = item[name]["S"]
+                    assert STORED_TIME.fullmatch(text), (item["pk"], name)
+                    assert EARLIEST <= datetime.fromisoformat(text) <= latest, (item["pk"], name)
 
     return Target()
 
@@ -280,6 +323,119 @@ def text_level(draw, text: bytes) -> bytes:
     return text
 
 
+# --- the fields receivers read: times, identity, scores ---------------------------------------
+
+ID_KEYS = {"id", "customer_id", "customerid", "customer id", "user_id", "userid", "objectid"}
+SCORE_KEYS = {"score", "number", "nps"}
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _leaves(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _leaves(child, (*path, index))
+    else:
+        yield path, value
+
+
+def _is_time(leaf) -> bool:
+    """ISO 8601 text or Unix seconds/milliseconds: how the samples write their times."""
+    if isinstance(leaf, bool):
+        return False
+    if isinstance(leaf, int):
+        return 10**9 <= leaf < 10**13
+    if isinstance(leaf, str) and len(leaf) >= 16 and leaf[4:5] == "-" and "T" in leaf:
+        try:
+            datetime.fromisoformat(leaf.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _key(path) -> str:
+    named = [step for step in path if isinstance(step, str)]
+    return named[-1].lower() if named else ""
+
+
+FIELDS = {
+    "time": lambda path, leaf: _is_time(leaf),
+    "identity": lambda path, leaf: "email" in _key(path) or _key(path) in ID_KEYS,
+    "score": lambda path, leaf: _key(path) in SCORE_KEYS,
+}
+
+NOW = datetime.now(UTC)
+offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
+any_instant = st.builds(
+    lambda moment, tz: moment.replace(tzinfo=tz),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+    offsets,
+)
+around_now = st.integers(-3 * 86_400, 3 * 86_400).map(lambda s: NOW + timedelta(seconds=s))
+edges = st.sampled_from(
+    [
+        datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(2000, 1, 1, tzinfo=UTC),
+        NOW + timedelta(days=1, minutes=-1),
+        NOW + timedelta(days=1, minutes=1),
+    ]
+)
+instants = any_instant | around_now | edges
+unix_times = st.integers(-(2**63), 2**64) | st.sampled_from(
+    [0, -1, 946_684_799, 946_684_800, int(NOW.timestamp()) + 2 * 86_400, 10**11, 10**13]
+)
+TIME_VALUES = (
+    instants.map(lambda t: t.isoformat())
+    | instants.map(lambda t: t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    | instants.filter(lambda t: t.year >= 1971).map(lambda t: int(t.timestamp()))
+    | instants.filter(lambda t: t.year >= 1971).map(lambda t: int(t.timestamp() * 1000))
+    | unix_times
+    | st.sampled_from(HOSTILE)
+)
+IDENTITY_VALUES = (
+    st.integers()
+    | st.floats(allow_nan=False)
+    | st.booleans()
+    | st.none()
+    | st.lists(st.text(max_size=8), max_size=3)
+    | st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3)
+    | st.sampled_from(["", " ", "@", "a@", "@b", "a@b", " A@B.C ", "x" * 600 + "@y.z", "\u0000@x"])
+)
+SCORE_VALUES = (
+    st.sampled_from(["9", "10", " 9", "9.0", "nine", "", "0x9", "1e1"])
+    | st.integers(-(10**20), 10**20)
+    | st.integers(-2, 12)
+    | st.floats(allow_nan=False)
+    | st.booleans()
+    | st.none()
+    | st.lists(st.integers(0, 10), max_size=2)
+)
+VALUES = {"time": TIME_VALUES, "identity": IDENTITY_VALUES, "score": SCORE_VALUES}
+
+
+def base_payload(kind: str, provider: str, name: str):
+    """The sample, with every identity a receiver may read present: Typeform's e-mail answer
+    is not in the sample."""
+    payload = json.loads(sample(kind, name))
+    if provider == "typeform":
+        payload["form_response"]["answers"].append(
+            {"type": "email", "email": "ana@example.com", "field": {"id": "e1", "type": "email"}}
+        )
+    return payload
+
+
+@st.composite
+def field_mutated(draw, kind: str, provider: str, name: str, field: str) -> bytes:
+    payload = base_payload(kind, provider, name)
+    paths = [path for path, leaf in _leaves(payload) if FIELDS[field](path, leaf)]
+    assert paths, f"the {provider} sample has no {field} field to mutate"
+    for path in draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3, unique=True)):
+        payload = _replace(payload, path, draw(VALUES[field]))
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 # --- signatures -------------------------------------------------------------------------------
 
 
@@ -289,6 +445,7 @@ def test_each_sample_is_accepted_as_sent(target, kind, provider, name):
     before = target.items()
     status, _ = target.send(kind, signed_event(kind, provider, sample(kind, name)))
     assert status in (200, 202) and target.items() > before
+    target.everything_stored_is_valid()
 
 
 @pytest.mark.parametrize(("kind", "provider", "name"), JSON_RECEIVERS, ids=IDS[:5] + IDS[6:])
@@ -310,7 +467,13 @@ def test_a_forged_or_damaged_signature_is_refused_and_stores_nothing(
         elif how == "flip":
             value = headers[header]
             at = data.draw(st.integers(0, len(value) - 1))
-            swap = data.draw(st.characters(codec="ascii").filter(lambda c, o=value[at]: c != o))
+            # the auth scheme ("Basic ") is case-insensitive: a case swap there is no forgery
+            fold = str.lower if header == "authorization" and at < 6 else str
+            swap = data.draw(
+                st.characters(codec="ascii").filter(
+                    lambda c, o=value[at], fold=fold: fold(c) != fold(o)
+                )
+            )
             headers[header] = value[:at] + swap + value[at + 1 :]
         else:  # a signature some other receiver would accept
             other = build(kind, "generic" if provider != "generic" else "stripe", b"{}")
@@ -341,6 +504,30 @@ def test_a_mutated_payload_signed_properly_never_gives_a_500(target, kind, provi
     target.valid_or_nothing_stored(kind, signed_event(kind, provider, body))
 
 
+FIELD_CASES = [
+    (kind, provider, name, field)
+    for kind, provider, name in JSON_RECEIVERS
+    for field in FIELDS
+    if field != "score" or kind == "survey"  # profiles have no score
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "provider", "name", "field"),
+    FIELD_CASES,
+    ids=[f"{kind}-{provider}-{field}" for kind, provider, _, field in FIELD_CASES],
+)
+@settings(FUZZ, max_examples=30)
+@given(data=st.data())
+def test_times_identities_and_scores_of_any_value_are_refused_or_stored_valid(
+    target, kind, provider, name, field, data
+):
+    """Far past, far future, no UTC equivalent; e-mails and ids that are numbers, lists or
+    objects; scores as strings or out of 0-10: a 4xx, or a record that is valid."""
+    body = data.draw(field_mutated(kind, provider, name, field))
+    target.valid_or_nothing_stored(kind, signed_event(kind, provider, body))
+
+
 @pytest.mark.parametrize(("kind", "provider", "name"), RECEIVERS, ids=IDS)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.binary(max_size=2000))
@@ -365,6 +552,21 @@ def test_random_bytes_signed_properly_are_refused_and_store_nothing(
         ("survey", "formbricks", ("data", "data", "nps"), 11),
         ("survey", "formbricks", ("data", "data", "nps"), "9"),
         ("survey", "generic", (0, "submitted_at"), "2026-03-02T10:15:00"),  # no offset
+        ("survey", "generic", (0, "submitted_at"), "9999-12-31T23:00:00-05:00"),
+        ("survey", "generic", (1, "submitted_at"), "0001-01-01T00:00:00+14:00"),
+        ("survey", "generic", (0, "submitted_at"), "1999-12-31T23:59:59Z"),
+        ("survey", "generic", (0, "submitted_at"), HOSTILE_FUTURE),
+        ("survey", "typeform", ("form_response", "submitted_at"), "9999-12-31T23:00:00-05:00"),
+        ("survey", "typeform", ("form_response", "submitted_at"), HOSTILE_FUTURE),
+        ("survey", "formbricks", ("data", "createdAt"), "0001-01-01T00:00:00+14:00"),
+        ("survey", "formbricks", ("data", "updatedAt"), HOSTILE_FUTURE),
+        ("survey", "delighted", ("event_data", "created_at"), 0),
+        ("survey", "delighted", ("event_data", "updated_at"), 10**11 - 1),
+        ("crm", "generic", (0, "updated_at"), "9999-12-31T23:00:00-05:00"),
+        ("crm", "generic", (0, "updated_at"), "1970-01-01T00:00:00Z"),
+        ("billing", "generic", (0, "updated_at"), "0001-01-01T00:00:00+14:00"),
+        ("billing", "generic", (0, "updated_at"), HOSTILE_FUTURE),
+        ("billing", "generic", (0, "renews_at"), "9999-12-31T23:00:00-05:00"),
         ("billing", "stripe", ("created",), 10**20),
         ("billing", "chargebee", ("occurred_at",), -1),
         ("crm", "hubspot", (0, "occurredAt"), 10**20),
