@@ -238,7 +238,12 @@ def raw_body(event: Mapping[str, Any]) -> bytes:
     return body.encode("utf-8", "surrogatepass")
 
 
-def resolver(kind: str, adapters: Mapping[str, ModuleType], store_factory=None):
+def resolver(
+    kind: str,
+    adapters: Mapping[str, ModuleType],
+    store_factory=None,
+    clock: Callable[[], float] = time.time,
+):
     """The HTTP API app of one webhook function: ``POST /webhooks/<kind>/<provider>``."""
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
@@ -268,7 +273,7 @@ def resolver(kind: str, adapters: Mapping[str, ModuleType], store_factory=None):
             query=event.query_string_parameters or {},
         )
         logger.append_keys(provider=provider, kind=kind)
-        receipt = receive(provider, request, adapters, store(settings), settings)
+        receipt = receive(provider, request, adapters, store(settings), settings, clock)
         follow_up(adapters[provider], request, settings)
         metrics.add_metric(name="WebhookRecordsAccepted", unit="Count", value=receipt.accepted)
         metrics.add_metric(name="WebhookDuplicates", unit="Count", value=receipt.duplicates)
