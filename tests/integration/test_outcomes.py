@@ -338,3 +338,33 @@ def test_at_risk_listing_is_largest_first_paginated_and_follows_changes(world, c
         world.dimensions,
     )
     assert report.differences == [] and report.outcomes.differences == []
+
+
+def test_at_risk_listing_of_a_segment_pages_through_that_segment_only(world, call):
+    """The index holds every at-risk account once; a plan's listing picks its own out."""
+    plans = {"a@example.com": ("pro", 900), "b@example.com": ("basic", 99000)}
+    plans |= {f"p{i}@example.com": ("pro", 1000 * (i + 1)) for i in range(3)}
+    for i, (key, (plan, amount)) in enumerate(sorted(plans.items())):
+        event = {"key": key, "at": START, "plan": plan, "status": "active", "mrr": amount}
+        bill(world, {**event, "renewed": False}, i)
+        answer(world, {"key": key, "id": f"s{i}", "score": 4, "at": START + timedelta(days=i)})
+    world.run()
+    pro = {"dimension": "plan", "value": "pro", "limit": "2"}
+    _, first = call("/outcomes/at-risk", pro)
+    _, second = call("/outcomes/at-risk", {**pro, "cursor": first["next_cursor"]})
+    listed = [a["customer_key"] for a in first["accounts"] + second["accounts"]]
+    assert listed == ["p2@example.com", "p1@example.com", "p0@example.com", "a@example.com"]
+    assert {a["plan"] for a in first["accounts"] + second["accounts"]} == {"pro"}
+    _, basic = call("/outcomes/at-risk", {"dimension": "plan", "value": "basic"})
+    assert [a["customer_key"] for a in basic["accounts"]] == ["b@example.com"]
+    status, body = call(
+        "/outcomes/at-risk", {"dimension": "plan", "value": "basic", "cursor": first["next_cursor"]}
+    )
+    assert status == 400 and body["error"] == "bad_request"
+    # a churned at-risk account leaves every listing
+    churn = {"key": "p2@example.com", "at": START + timedelta(days=30), "plan": "pro"}
+    bill(world, {**churn, "status": "canceled", "mrr": 0, "renewed": False}, 99)
+    world.run()
+    _, after = call("/outcomes/at-risk", {"dimension": "plan", "value": "pro", "limit": "10"})
+    assert "p2@example.com" not in [a["customer_key"] for a in after["accounts"]]
+    assert outcome_differences(world) == []

@@ -3,7 +3,7 @@
 Layout in docs/storage.md. Only this module and storage.py talk DynamoDB for records.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import boto3
@@ -152,17 +152,35 @@ class CustomerRecords:
 
     # --- writes ---------------------------------------------------------------------------
 
-    def set_outcome(self, customer_key: str, state: dict[str, Any], billing_stamp: Any) -> bool:
-        """Write the derived outcome state onto the PROFILE (docs/outcomes.md), unless the
-        profile is gone or a newer billing update landed since it was read (that update comes
-        through the stream and is derived again). True when written."""
+    def set_outcome(
+        self,
+        customer_key: str,
+        state: dict[str, Any],
+        billing_stamp: Any,
+        derived: Mapping[str, Any | None] | None = None,
+    ) -> bool:
+        """Write the derived outcome state onto the PROFILE (docs/outcomes.md), with other
+        derived attributes (``None`` removes one), unless the profile is gone or a newer billing
+        update landed since it was read (that update comes through the stream and is derived
+        again). True when written."""
+        names, values = {"#o": "outcome"}, {":state": state, ":stamp": billing_stamp}
+        sets, removes = ["#o = :state"], []
+        for i, (name, value) in enumerate(sorted((derived or {}).items())):
+            names[f"#d{i}"] = name
+            if value is None:
+                removes.append(f"#d{i}")
+            else:
+                values[f":d{i}"] = value
+                sets.append(f"#d{i} = :d{i}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": customer_pk(customer_key)}, "sk": {"S": PROFILE_SK}},
-                UpdateExpression="SET outcome = :state",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(pk) AND billing_updated_at = :stamp",
-                ExpressionAttributeValues={":state": state, ":stamp": billing_stamp},
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -171,6 +189,24 @@ class CustomerRecords:
         except BotoCoreError as error:
             raise StorageUnavailable("DynamoDB update_item failed") from error
         return True
+
+    def index_page(
+        self, index: str, key: tuple[str, str], limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[Item], dict[str, Any] | None]:
+        """One page of an index under one hash key value, highest range key first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": {"#k": key[0]},
+            "ExpressionAttributeValues": {":k": {"S": key[1]}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._call("query", **kwargs)
+        return page.get("Items", []), page.get("LastEvaluatedKey")
 
     def stamp(self, response_key: dict[str, Any], profile: Item) -> bool:
         """Copy the profile's segment attributes onto a response, unless it already has this

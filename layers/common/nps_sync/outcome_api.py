@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict
 
 from .outcome_query import at_risk_page, outcomes_report
-from .outcome_store import OutcomesStore
+from .outcome_store import AtRiskListing, OutcomesStore
 
 Granularity = Literal["day", "week", "month", "quarter", "year", "all"]
 Order = Literal["mrr", "recent"]
@@ -130,4 +130,5 @@ def register(app: Any, services: Callable[[], Any], security: list[dict[str, lis
         cursor: Annotated[str | None, Query(max_length=2048)] = None,
     ) -> AtRiskPage:
         current = services()
-        return at_risk_page(store(), current.dimensions, dimension, value, order, limit, cursor)
+        listing = AtRiskListing(current.records)
+        return at_risk_page(listing, current.dimensions, dimension, value, order, limit, cursor)

@@ -2,11 +2,12 @@
 
 1. state: every billing PROFILE's ``outcome`` equals ``derive`` over its stored responses;
 2. counters: every outcome counter equals the sum of ``contribution`` over the PROFILE items;
-3. index: the at-risk index holds exactly ``at_risk_entries`` of the PROFILE items.
+3. at-risk keys: every billing PROFILE carries exactly the ``at_risk_attributes`` of its state
+   (the sparse at-risk indexes follow them).
 
 ``check_outcomes`` only compares (pure); ``repair_outcomes`` re-derives the state (the stream
 then moves counters and index by the difference), sets the counters conditional on them being
-unchanged since the scan, and puts/deletes index items. nps_sync.reconcile runs both.
+unchanged since the scan, and writes the at-risk keys. nps_sync.reconcile runs both.
 """
 
 from collections.abc import Iterable, Mapping
@@ -17,16 +18,17 @@ from .customer_records import CustomerRecords
 from .observability import customer_ref
 from .outcome_store import OutcomesStore, tally_of
 from .outcomes import (
-    AT_RISK_PREFIX,
+    AT_RISK_ATTRIBUTES,
     BILLING_STAMP,
     OutcomeKey,
     Tally,
     add_tallies,
-    at_risk_entries,
+    at_risk_attributes,
     contribution,
     customer_of,
     derive,
     is_billing_profile,
+    stored_at_risk,
     stored_state,
     to_attribute,
 )
@@ -115,12 +117,9 @@ def check_outcomes(
             )
 
     stored_counters: dict[OutcomeKey, Tally] = {}
-    stored_index: dict[tuple[str, str], dict[str, Any]] = {}
     for item in store_items:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
-        if pk.startswith(AT_RISK_PREFIX):
-            stored_index[(pk, sk)] = dict(item)
-        elif pk.split("#", 1)[0].removeprefix("outcome:") in dimensions:
+        if pk.split("#", 1)[0].removeprefix("outcome:") in dimensions:
             stored_counters[OutcomeKey.parse(pk, sk)] = {
                 k: v for k, v in tally_of(dict(item)).items() if v
             }
@@ -133,18 +132,19 @@ def check_outcomes(
                 OutcomeDifference("counters", str(key), stored, expected, target=key)
             )
 
-    expected_index: dict[tuple[str, str], dict[str, Any]] = {}  # 3. index
-    for profile in profiles:
-        expected_index.update(at_risk_entries(profile, dimensions))
-    for key in sorted({*stored_index, *expected_index}):
-        if key[0].removeprefix(AT_RISK_PREFIX).split("#", 1)[0] not in dimensions:
-            continue
-        stored_item, expected_item = stored_index.get(key), expected_index.get(key)
-        if stored_item != expected_item:
-            customer = (expected_item or stored_item or {}).get("customer_key", {}).get("S")
+    for profile in profiles:  # 3. at-risk keys, against the state as stored
+        customer = customer_of(profile) or ""
+        stored_keys = stored_at_risk(profile)
+        expected_keys = at_risk_attributes(profile, stored_state(profile))
+        if stored_keys != expected_keys:
             report.differences.append(
                 OutcomeDifference(
-                    "index", "/".join(key), stored_item, expected_item, customer, target=key
+                    "index",
+                    customer,
+                    stored_keys,
+                    expected_keys,
+                    customer=customer,
+                    target=profile[BILLING_STAMP],
                 )
             )
     return report
@@ -153,17 +153,25 @@ def check_outcomes(
 def repair_outcomes(
     differences: Iterable[OutcomeDifference], records: CustomerRecords, store: OutcomesStore
 ) -> int:
-    """Repair what check_outcomes found; the number repaired."""
+    """Repair what check_outcomes found; the number repaired. A state is written with the
+    at-risk keys it implies, so the keys of a customer whose state was wrong follow it."""
+    differences = list(differences)
+    restated = {d.key for d in differences if d.kind == "state"}
     fixed = 0
     for difference in differences:
-        if difference.kind == "state":
-            fixed += records.set_outcome(
-                difference.key, to_attribute(difference.expected), difference.target
-            )
-        elif difference.kind == "counters":
+        if difference.kind == "counters":
             fixed += store.replace(difference.target, difference.stored, difference.expected)
-        else:
-            expected = difference.expected
-            store.index([expected] if expected else [], [] if expected else [difference.target])
-            fixed += 1
+            continue
+        if difference.kind == "index" and difference.key in restated:
+            continue
+        profile = records.profile(difference.key) or {}
+        if difference.kind == "state":
+            state = difference.expected
+            keys = at_risk_attributes(profile, state)
+            written = to_attribute(state)
+        else:  # the at-risk keys, beside the state as it is
+            keys = difference.expected
+            written = profile.get("outcome", to_attribute({}))
+        derived = {name: keys.get(name) for name in AT_RISK_ATTRIBUTES}
+        fixed += records.set_outcome(difference.key, written, difference.target, derived)
     return fixed

@@ -1,8 +1,7 @@
-"""AggregatesTable access for revenue outcomes (docs/outcomes.md): the outcome counters
+"""Storage of revenue outcomes (docs/outcomes.md): the outcome counters in AggregatesTable
 (pk ``outcome:<dimension>#<value>``, sk ``<granularity>#<period>`` or ``now#now``, one number
-attribute per counter, ``hwm#<shard>`` marks) and the at-risk index (pk
-``atrisk:<dimension>#<value>``, sk ``mrr#…`` / ``recent#…``). Query/GetItem on the request
-path, Scan only for reconcile.
+attribute per counter, ``hwm#<shard>`` marks), and the at-risk listing from RecordsTable's
+sparse indexes of PROFILE items. Query/GetItem on the request path, Scan only for reconcile.
 """
 
 import base64
@@ -13,9 +12,20 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .aggregates import MarkConflict
+from .aggregates import OVERALL, MarkConflict
+from .customer_records import CustomerRecords
 from .errors import BadRequest, StorageUnavailable
-from .outcomes import AT_RISK_PREFIX, PK_PREFIX, OutcomeKey, Tally
+from .outcomes import (
+    AT_RISK,
+    AT_RISK_INDEXES,
+    AT_RISK_VALUE,
+    PK_PREFIX,
+    OutcomeKey,
+    Tally,
+    customer_of,
+    segment,
+    stored_state,
+)
 
 MARK_PREFIX = "hwm#"
 META = {"pk", "sk", "dimension", "value", "granularity", "period"}
@@ -103,17 +113,6 @@ class OutcomesStore:
         except BotoCoreError as error:
             raise StorageUnavailable("DynamoDB update_item failed") from error
 
-    def index(self, puts: list[dict[str, Any]], deletes: list[tuple[str, str]]) -> None:
-        """At-risk index items: idempotent puts and deletes, in the stream's order."""
-        for pk, sk in deletes:
-            self._call(
-                "delete_item",
-                TableName=self.table_name,
-                Key={"pk": {"S": pk}, "sk": {"S": sk}},
-            )
-        for item in puts:
-            self._call("put_item", TableName=self.table_name, Item=item)
-
     # --- reads for the API (Query only) ----------------------------------------------------
 
     def series(
@@ -134,36 +133,15 @@ class OutcomesStore:
         }
         return {item["sk"]["S"].split("#", 1)[1]: tally_of(item) for item in self._pages(kwargs)}
 
-    def at_risk(
-        self, dimension: str, value: str, order: str, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of the at-risk listing, and the cursor of the next page (or None)."""
-        pk = f"{AT_RISK_PREFIX}{dimension}#{value}"
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :order)",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":order": {"S": f"{order}#"}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, pk, order)
-        page = self._call("query", **kwargs)
-        last = page.get("LastEvaluatedKey")
-        return page.get("Items", []), _encode_cursor(last) if last else None
-
     # --- reconcile -------------------------------------------------------------------------
 
     def scan(self) -> Iterator[dict[str, Any]]:
-        """Every outcome counter and at-risk index item."""
+        """Every outcome counter."""
         yield from self._pages(
             {
                 "TableName": self.table_name,
-                "FilterExpression": "begins_with(pk, :o) OR begins_with(pk, :a)",
-                "ExpressionAttributeValues": {
-                    ":o": {"S": PK_PREFIX},
-                    ":a": {"S": AT_RISK_PREFIX},
-                },
+                "FilterExpression": "begins_with(pk, :o)",
+                "ExpressionAttributeValues": {":o": {"S": PK_PREFIX}},
                 "ConsistentRead": True,
             },
             "scan",
@@ -215,17 +193,67 @@ class OutcomesStore:
             raise StorageUnavailable(f"DynamoDB {operation} failed") from error
 
 
-def _encode_cursor(key: dict[str, Any]) -> str:
-    raw = json.dumps({"pk": key["pk"]["S"], "sk": key["sk"]["S"]}, separators=(",", ":"))
+class AtRiskListing:
+    """GET /outcomes/at-risk from RecordsTable's sparse at-risk indexes of PROFILE items
+    (outcomes.at_risk_attributes). A segment other than overall is picked out of the index
+    with ``segment``, the rule the counters use, reading pages until the page is full."""
+
+    def __init__(self, records: CustomerRecords):
+        self.records = records
+
+    def at_risk(
+        self, dimension: str, value: str, order: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        index, range_key = AT_RISK_INDEXES[order]
+        listing = f"{order}/{dimension}#{value}"
+        start = _decode_cursor(cursor, listing) if cursor else None
+        found: list[dict[str, Any]] = []
+        while True:
+            items, start = self.records.index_page(
+                index, (AT_RISK, AT_RISK_VALUE), max(limit, PAGE), start
+            )
+            for item in items:
+                state = stored_state(item)
+                if dimension != OVERALL and segment(item, state, dimension) != value:
+                    continue
+                found.append(_entry(item, state))
+                if len(found) == limit:
+                    keys = ("pk", "sk", AT_RISK, range_key)
+                    return found, _encode_cursor({k: item[k]["S"] for k in keys}, listing)
+            if not start:
+                return found, None
+
+
+PAGE = 100  # index items read per Query when picking a segment out
+
+
+def _entry(profile: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """What at_risk_page shows of an at-risk PROFILE."""
+    latest = state.get("latest") or {}
+    entry = {
+        "customer_key": {"S": customer_of(profile) or ""},
+        "mrr_amount": {"N": str(max(0, int(profile.get("mrr_amount", {}).get("N", "0"))))},
+        "score": {"N": str(latest.get("score", 0))},
+        "submitted_at": {"S": str(latest.get("submitted_at") or "")},
+    }
+    for name in ("plan", "mrr_currency", "account"):
+        if profile.get(name, {}).get("S"):
+            entry[name] = profile[name]
+    return entry
+
+
+def _encode_cursor(key: dict[str, str], listing: str) -> str:
+    raw = json.dumps({"listing": listing, "key": key}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, pk: str, order: str) -> dict[str, Any]:
+def _decode_cursor(cursor: str, listing: str) -> dict[str, Any]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        key = {"pk": {"S": str(raw["pk"])}, "sk": {"S": str(raw["sk"])}}
-    except (ValueError, KeyError, TypeError) as error:
+        key = {str(name): {"S": str(value)} for name, value in raw["key"].items()}
+        belongs = raw["listing"] == listing
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise BadRequest("cursor is not one this API gave out") from error
-    if raw["pk"] != pk or not str(raw["sk"]).startswith(f"{order}#"):
+    if not belongs:
         raise BadRequest("cursor belongs to another listing")
     return key

@@ -2,10 +2,10 @@
 
 1. outcome counters: deltas of the batch's PROFILE images, folded per key and applied with
    this shard's marks, exactly once (the protocol of docs/aggregation.md);
-2. the at-risk index: the old image's entries deleted, the new image's put, in record order;
-3. outcome state: for every customer whose responses or billing inputs changed, ``outcome``
-   is derived again from the records and written onto the PROFILE when it differs. That write
-   comes back as a PROFILE MODIFY, which moves the counters in step 1 of a later batch.
+2. outcome state and at-risk keys: for every customer whose responses or billing inputs
+   changed, ``outcome`` (and the keys of the sparse at-risk indexes) are derived again from the
+   records and written onto the PROFILE when they differ. That write comes back as a PROFILE
+   MODIFY, which moves the counters in step 1 of a later batch.
 
 Work that fails is reported from the first record it belongs to, like the NPS aggregates.
 """
@@ -19,20 +19,22 @@ from .errors import StorageUnavailable
 from .observability import logger
 from .outcome_store import OutcomesStore
 from .outcomes import (
+    AT_RISK_ATTRIBUTES,
     BILLING_STAMP,
     apply_key,
-    at_risk_entries,
+    at_risk_attributes,
     customer_of,
     derive,
     fold,
     is_billing_profile,
+    stored_at_risk,
     stored_state,
     to_attribute,
 )
 from .stream import Change, Lane
 
-# PROFILE attributes the outcome state is derived from (besides the responses).
-INPUTS = (BILLING_STAMP, "status", "churned_at", "renewed_at")
+# PROFILE attributes the outcome state and at-risk keys are derived from (and the responses).
+INPUTS = (BILLING_STAMP, "status", "churned_at", "renewed_at", "mrr_amount")
 
 
 class Failures(Protocol):
@@ -100,7 +102,6 @@ class OutcomeStep:
     ) -> None:
         """``responses``: a customer's response items (the aggregator shares one per batch)."""
         self._count(batch, lane, result)
-        self._index(batch, result)
         self._derive(batch, result, responses or (lambda c: self.records.by_customer(c, "RESP#")))
 
     def _count(self, batch: list[Change], lane: Lane, result: Failures) -> None:
@@ -111,20 +112,6 @@ class OutcomeStep:
             except StorageUnavailable:
                 logger.warning("outcome write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
-
-    def _index(self, batch: list[Change], result: Failures) -> None:
-        for change in batch:
-            if not (is_billing_profile(change.old) or is_billing_profile(change.new)):
-                continue
-            before = at_risk_entries(change.old, self.dimensions)
-            after = at_risk_entries(change.new, self.dimensions)
-            puts = [item for key, item in after.items() if before.get(key) != item]
-            deletes = [key for key in before if key not in after]
-            if puts or deletes:
-                try:
-                    self.store.index(puts, deletes)
-                except StorageUnavailable:
-                    result.fail(change.index)
 
     def _derive(
         self,
@@ -146,7 +133,11 @@ class OutcomeStep:
             try:
                 queried = responses(customer)
                 state = derive(profile, merge(customer, queried, batch))
-                if state != stored_state(profile):
-                    self.records.set_outcome(customer, to_attribute(state), profile[BILLING_STAMP])
+                keys = at_risk_attributes(profile, state)
+                if state != stored_state(profile) or keys != stored_at_risk(profile):
+                    derived = {name: keys.get(name) for name in AT_RISK_ATTRIBUTES}
+                    self.records.set_outcome(
+                        customer, to_attribute(state), profile[BILLING_STAMP], derived
+                    )
             except StorageUnavailable:
                 result.fail(customers[customer])

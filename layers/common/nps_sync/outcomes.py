@@ -24,9 +24,16 @@ CATEGORIES = ("promoter", "passive", "detractor", NO_RESPONSE)
 STATE = "outcome"  # the derived attribute on the PROFILE item
 BILLING_STAMP = "billing_updated_at"
 PK_PREFIX = "outcome:"  # never a dimension name ([a-z0-9_]), so /nps keys cannot collide
-AT_RISK_PREFIX = "atrisk:"
 NOW = ("now", "now")  # granularity/period of the current (stock) counters
-ORDERS = ("mrr", "recent")  # at-risk listings: largest MRR first, or newest answer first
+# At-risk listings, largest MRR first or newest answer first: order -> (index, its range key).
+AT_RISK_INDEXES = {
+    "mrr": ("at_risk_by_mrr", "at_risk_mrr"),
+    "recent": ("at_risk_by_recent", "at_risk_recent"),
+}
+ORDERS = tuple(AT_RISK_INDEXES)
+AT_RISK = "at_risk"  # the indexes' hash key: present only on at-risk PROFILE items
+AT_RISK_VALUE = "DETRACTOR"
+AT_RISK_ATTRIBUTES = (AT_RISK, "at_risk_mrr", "at_risk_recent")
 MRR_WIDTH = 16
 
 Image = Mapping[str, Mapping[str, Any]]
@@ -257,34 +264,30 @@ def delta(
 # --- the at-risk index ---------------------------------------------------------------------
 
 
-def at_risk_entries(image: Image | None, dimensions: Iterable[str]) -> dict[tuple[str, str], Any]:
-    """(pk, sk) -> index item, for an active customer whose latest answer is a detractor:
-    one per dimension and listing order (sk sorts ascending; the API reads it descending)."""
+def at_risk_attributes(image: Image | None, state: Mapping[str, Any]) -> dict[str, Any]:
+    """The PROFILE's keys in RecordsTable's sparse at-risk indexes (one per listing order),
+    for an active billing customer whose latest answer is a detractor; none otherwise.
+
+    They sit on the PROFILE itself and are written with the outcome state, so listing the
+    at-risk accounts costs index writes only when one of them changes, whatever the number
+    of dimensions (a listing by segment filters the index, ``segment`` decides)."""
     if not is_billing_profile(image) or is_churned(image):
         return {}
-    assert image is not None
-    state = stored_state(image)
     latest = state.get("latest") or {}
     if latest.get("category") != "detractor":
         return {}
     customer = customer_of(image) or ""
     mrr = max(0, _int(image, "mrr_amount") or 0)
     at = str(latest.get("submitted_at") or "")
-    item: dict[str, Any] = {
-        "customer_key": {"S": customer},
-        "mrr_amount": {"N": str(mrr)},
-        "score": {"N": str(latest.get("score", 0))},
-        "submitted_at": {"S": at},
+    return {
+        AT_RISK: {"S": AT_RISK_VALUE},
+        "at_risk_mrr": {"S": f"{mrr:0{MRR_WIDTH}d}#{at}#{customer}"},
+        "at_risk_recent": {"S": f"{at}#{customer}"},
     }
-    for name in ("plan", "mrr_currency", "account"):
-        if _text(image, name):
-            item[name] = {"S": _text(image, name)}
-    entries = {}
-    for dimension in dimensions:
-        pk = f"{AT_RISK_PREFIX}{dimension}#{segment(image, state, dimension)}"
-        for sk in (f"mrr#{mrr:0{MRR_WIDTH}d}#{at}#{customer}", f"recent#{at}#{customer}"):
-            entries[(pk, sk)] = {"pk": {"S": pk}, "sk": {"S": sk}, **item}
-    return entries
+
+
+def stored_at_risk(image: Image | None) -> dict[str, Any]:
+    return {name: (image or {})[name] for name in AT_RISK_ATTRIBUTES if name in (image or {})}
 
 
 # --- applying a batch exactly once (the marks of docs/aggregation.md) -----------------------
