@@ -92,6 +92,7 @@ def http_answer(result: Any) -> tuple[int, dict[str, str], bytes]:
 
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: 5 (the default) resets concurrent senders
 
     def __init__(
         self, address: tuple[str, int], routes: list[Route], functions: dict[str, LocalFunction]

@@ -2,14 +2,18 @@
 
 Erasure deletes every item under each pk the by_customer index names for the customer
 (responses, provider profiles, identity links, each with its RAW# payloads) and everything
-under CUST#<key>. The aggregates follow through the stream's REMOVE records.
+under CUST#<key>. The key is read as identity reads keys (``Ana@Example.com`` is
+``ana@example.com``), and an alias (a customer id, ``stripe:cus_…``) erases the customer it is
+linked to. The aggregates and the at-risk index follow through the stream's REMOVE records.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
+from . import identity
 from .customer_records import RESPONSE_SK, CustomerRecords, customer_pk
 from .errors import NotFound
+from .links import Links
 
 HIDDEN = {"pk", "sk", "gsi1pk", "gsi1sk", "raw", "type"}
 
@@ -43,7 +47,11 @@ def view(item: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def customer_view(records: CustomerRecords, customer_key: str) -> dict[str, Any]:
+def customer_view(records: CustomerRecords, key: str) -> dict[str, Any]:
+    keys = erasure_keys(records, key)
+    if not keys:
+        raise NotFound("no such customer")
+    customer_key = keys[0]
     profile = records.profile(customer_key)
     indexed = records.by_customer(customer_key)
     responses = [view(i) for i in indexed if i.get("sk", {}).get("S") == RESPONSE_SK]
@@ -74,9 +82,38 @@ def customer_view(records: CustomerRecords, customer_key: str) -> dict[str, Any]
 KINDS = {"RESP#": "responses", "PROF#": "provider_profiles", "ID#": "identity_links"}
 
 
-def erase(records: CustomerRecords, customer_key: str) -> dict[str, int]:
+def erasure_keys(records: CustomerRecords, key: str) -> list[str]:
+    """The customer keys a request names, the customer first: the key as identity normalizes
+    it, preceded by the customer its link points to when it is an alias (an erasure takes
+    both: records that arrived under an alias just before its link are not moved yet)."""
+    normalized = identity.customer_key(email=key, customer_id=key)
+    if normalized is None:
+        return []
+    return list(dict.fromkeys([Links(records).resolve(normalized, []), normalized]))
+
+
+def erase(records: CustomerRecords, key: str) -> dict[str, int]:
     """Delete everything stored about the customer; counts per kind (0s when nothing known)."""
     counts = dict.fromkeys((*KINDS.values(), "raw_payloads", "profile_items"), 0)
+    keys: list[dict[str, Any]] = []
+    for customer_key in erasure_keys(records, key):
+        keys.extend(_customer_items(records, customer_key, counts))
+    unique = {(k["pk"]["S"], k["sk"]["S"]): k for k in keys}
+    records.delete(list(unique.values()))
+    return counts
+
+
+def erase_customer(records: CustomerRecords, key: str) -> dict[str, int]:
+    """DELETE /customers/{key}: erase, or NotFound (404) when nothing was stored under it."""
+    deleted = erase(records, key)
+    if not any(deleted.values()):
+        raise NotFound("no such customer")
+    return deleted
+
+
+def _customer_items(
+    records: CustomerRecords, customer_key: str, counts: dict[str, int]
+) -> list[dict[str, Any]]:
     keys: list[dict[str, Any]] = []
     for item in records.by_customer(customer_key):
         kind = next((v for k, v in KINDS.items() if item["gsi1sk"]["S"].startswith(k)), None)
@@ -89,6 +126,4 @@ def erase(records: CustomerRecords, customer_key: str) -> dict[str, int]:
     for stored in records.partition(customer_pk(customer_key)):
         counts["profile_items"] += 1
         keys.append(stored)
-    unique = {(k["pk"]["S"], k["sk"]["S"]): k for k in keys}
-    records.delete(list(unique.values()))
-    return counts
+    return keys
