@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import dashboard, overview
 from .aggregate_store import AggregatesStore
 from .customer_records import CustomerRecords
-from .customers import customer_view, erase
+from .customers import customer_view, erase_customer
 from .errors import BadRequest, InvalidPayload, NotFound, StorageUnavailable, Unauthorized
 from .events import EVENT_TYPES
 from .http import error_response, register_error_handlers
@@ -208,7 +208,7 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
 
     @app.delete("/customers/<key>", security=SECURITY, summary="Erase a customer")
     def delete_customer(key: Annotated[str, Path(max_length=512)]) -> Response[Erasure]:
-        deleted = erase(services().records, unquote(key))
+        deleted = erase_customer(services().records, unquote(key))  # NotFound: 404
         logger.info("customer erased", extra={"deleted": deleted})  # counts only, never the key
         return Response(
             status_code=202,
