@@ -85,9 +85,9 @@ def run(
     import boto3
     from moto import mock_aws
 
-    from bench import moto_index
     from bench.meter import Meter
     from bench.traffic import answers
+    from local import moto_speed
     from local import template as template_module
     from local.aws import Stack
     from local.lambdas import add_layers, load_handler
@@ -98,7 +98,7 @@ def run(
         parameters = {**parameters, "AggregateDimensions": dimensions}
     traffic = answers(total, batch, backfill=backfill)
     window = min(window or total, total)
-    moto_index.install()  # index Queries without walking the whole table (same answers)
+    moto_speed.install()  # index Queries without walking the whole table (same answers)
     with mock_aws():
         template = template_module.load(overrides=parameters)
         stack = Stack(template, _Account()).provision()
@@ -115,11 +115,11 @@ def run(
         indexes = _indexes(template, stack)
 
         def kind(table: str, key: dict) -> str:
-            if table == aggregates:
-                return "aggregate"
+            pk, sk = key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")
+            if table == aggregates:  # revenue outcome counters beside the NPS aggregates
+                return "outcome" if pk.startswith("outcome:") else "aggregate"
             if table != records:
                 return names.get(table, table)
-            pk, sk = key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")
             if sk.startswith("RAW#"):
                 return "raw"
             if pk.startswith("EVT#"):

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from . import moto_speed
 from .template import Template
 
 REGION = "us-east-1"
@@ -43,6 +44,7 @@ class Emulator:
         if self.endpoint:
             return self.endpoint
         port = self.port or free_port()
+        moto_speed.install()
         self.server = _serialized_moto_server(port)
         threading.Thread(target=self.server.serve_forever, name="moto", daemon=True).start()
         self.endpoint = f"http://127.0.0.1:{port}"

@@ -12,10 +12,14 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "nps-sync")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "NpsSync")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
+from local import moto_speed
 from local.signer import signed_headers
 from nps_sync import secrets
 from nps_sync.config import Settings, settings
 from nps_sync.webhooks import WebhookRequest
+
+# moto as the local runtime runs it: same answers, faster (tests/integration/test_moto_speed.py).
+moto_speed.install()
 
 ROOT = Path(__file__).resolve().parent.parent
 BODIES = ROOT / "events" / "bodies"

@@ -1,15 +1,18 @@
-"""Make moto answer index Queries without reading the whole table (benchmarks only).
+"""Two of moto's costs that grow with the data, taken out without changing what it answers.
 
-moto evaluates a Query on a global secondary index by walking every item of the table, so a
-benchmark with 10^5 stored responses measures moto, not the pipeline. ``install()`` keeps, per
-table, which items carry which value of each index's hash key attribute, and hands moto's own
-Query only those candidates; moto still applies every condition, projection and page limit
-itself, so the answers are the same (tests/integration/test_bench_meter.py checks that). What
-DynamoDB bills does not depend on table size, and neither do the counted requests.
+- A Query on a global secondary index walks (and sorts) every item of the table, so with the
+  demo data or 10^5 benchmark responses each one costs milliseconds per thousand items.
+  ``install()`` keeps, per table, which items carry which value of each index's hash key and
+  hands moto's own Query only those; moto still applies every condition, projection and page
+  limit itself.
+- Building an item re-sums the size of every attribute set so far for each attribute it sets
+  (quadratic in the attributes); the size limit is checked once per item instead.
+
+The local runtime, the benchmarks and the tests run on it; tests/integration/
+test_moto_speed.py checks the answers against moto's own code.
 """
 
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 
@@ -66,16 +69,40 @@ def _refresh(table, hash_value, range_value) -> None:
         _add(table, state, item)
 
 
-def install() -> Callable[[], None]:
-    """Patch moto in this process; returns the function that takes the patch out again."""
+_originals: dict[str, Any] = {}
+
+
+def install() -> None:
+    """Patch moto in this process (once; ``uninstall`` takes it out again)."""
+    if _originals:
+        return
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.models.utilities import bytesize
 
     original_query = Table.query
     original_put = Table.put_item
     original_delete = Table.delete_item
     original_update = DynamoDBBackend.update_item
+    _originals.update(
+        query=original_query,
+        put=original_put,
+        delete=original_delete,
+        update=original_update,
+        item_init=Item.__init__,
+    )
+
+    def item_init(self, hash_key, range_key, attrs):
+        self.hash_key = hash_key
+        self.range_key = range_key
+        values = {key: DynamoType(value) for key, value in attrs.items()}
+        if sum(bytesize(key) + value.size() for key, value in values.items()) > 405000:
+            raise ItemSizeTooLarge  # moto's own limit, checked as its LimitedSizeDict does
+        self.attrs = LimitedSizeDict()
+        dict.update(self.attrs, values)
+
     def query(self, *args, **kwargs):
         index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
         conditions = kwargs.get("hash_key_conditions") or []
@@ -118,11 +145,19 @@ def install() -> Callable[[], None]:
     Table.put_item = put_item
     Table.delete_item = delete_item
     DynamoDBBackend.update_item = update_item
+    Item.__init__ = item_init
 
-    def uninstall() -> None:
-        Table.query = original_query
-        Table.put_item = original_put
-        Table.delete_item = original_delete
-        DynamoDBBackend.update_item = original_update
 
-    return uninstall
+def uninstall() -> None:
+    if not _originals:
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+
+    Table.query = _originals["query"]
+    Table.put_item = _originals["put"]
+    Table.delete_item = _originals["delete"]
+    DynamoDBBackend.update_item = _originals["update"]
+    Item.__init__ = _originals["item_init"]
+    _originals.clear()

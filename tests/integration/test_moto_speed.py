@@ -1,4 +1,4 @@
-"""bench/moto_index.py changes how fast moto answers index Queries, never what it answers."""
+"""local/moto_speed.py changes how fast moto answers, never what it answers."""
 
 import contextlib
 import random
@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from bench import moto_index
+from local import moto_speed
 from local.aws import Stack
 
 from .conftest import _MotoAccount
@@ -90,18 +90,31 @@ def _workload(ddb, table: str, seed: int) -> list:
 
 
 def _run(template, accelerated: bool, seed: int) -> list:
-    uninstall = moto_index.install() if accelerated else (lambda: None)
+    was_installed = bool(moto_speed._originals)
+    (moto_speed.install if accelerated else moto_speed.uninstall)()
     try:
         with mock_aws():
             stack = Stack(template, _MotoAccount()).provision()
             return _workload(boto3.client("dynamodb"), stack.refs["RecordsTable"], seed)
     finally:
-        uninstall()
+        (moto_speed.install if was_installed else moto_speed.uninstall)()
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_index_queries_answer_the_same_with_and_without_the_shortcut(template, seed):
+def test_moto_answers_the_same_with_and_without_the_shortcuts(template, seed):
     plain = _run(template, accelerated=False, seed=seed)
     fast = _run(template, accelerated=True, seed=seed)
     assert any(plain)  # the workload's queries found something
     assert fast == plain
+
+
+def test_an_item_over_the_size_limit_is_still_refused(template):
+    with mock_aws():
+        stack = Stack(template, _MotoAccount()).provision()
+        client = boto3.client("dynamodb")
+        item = {"pk": {"S": "x"}, "sk": {"S": "y"}, "a": {"S": "z" * 300_000}}
+        client.put_item(TableName=stack.refs["RecordsTable"], Item=item)
+        with pytest.raises(ClientError, match="size"):
+            client.put_item(
+                TableName=stack.refs["RecordsTable"], Item={**item, "b": {"S": "z" * 200_000}}
+            )
