@@ -11,6 +11,7 @@ from local.lambdas import Context, load_handler
 from nps_sync import api as api_module
 from nps_sync.aggregate_store import AggregatesStore
 from nps_sync.customer_records import CustomerRecords
+from nps_sync.response_index import ResponseIndex
 
 TOKEN = "dev-token-change-me"
 
@@ -32,6 +33,8 @@ def call(world, template, monkeypatch):
             world.dimensions,
             lambda: [TOKEN],
             today=lambda: date(2026, 1, 31),
+            index=ResponseIndex(world.records_table, world.ddb),
+            read_dimensions=("account",),
         )
     )
     # the function module's app, with a fixed "today" for the windows
@@ -107,6 +110,29 @@ def test_a_window_sums_daily_buckets_into_one(world, call):
     assert [(b["period"], b["n"]) for b in body["buckets"]] == [("30d", 1)]
     status, body = call("GET", "/nps", {"window": "90d"})
     assert body["buckets"][0]["n"] == 2
+
+
+def test_an_account_is_answered_from_its_responses(world, call):
+    world.profile("ana@example.com", 1, account="Acme", mrr_amount=4900)
+    world.profile("bo@example.com", 1, account="Acme", mrr_amount=100)
+    world.respond("r1", "ana@example.com", 10, day="2026-01-15")
+    world.respond("r2", "bo@example.com", 2, day="2026-03-01")
+    world.respond("r3", "cy@example.com", 10, day="2026-01-15")  # no account
+    world.run()
+    query = {"dimension": "account", "value": "Acme", "granularity": "month"}
+    status, body = call("GET", "/nps", {**query, "from": "2026-01-01", "to": "2026-03-31"})
+    assert status == 200
+    assert [(b["period"], b["n"], b["nps"]) for b in body["buckets"]] == [
+        ("2026-01", 1, 100.0),
+        ("2026-02", 0, None),
+        ("2026-03", 1, -100.0),
+    ]
+    status, body = call("GET", "/nps", {"dimension": "account", "value": "Acme"})
+    [everything] = body["buckets"]
+    assert (everything["n"], everything["nps"]) == (2, 0.0)
+    assert everything["revenue_weighted_nps"] == round(100 * (4900 - 100) / 5000, 1)
+    status, body = call("GET", "/nps", {"dimension": "account", "value": "Acme", "window": "30d"})
+    assert status == 200 and body["buckets"][0]["n"] == 1  # "today" is 2026-01-31 here
 
 
 @pytest.mark.parametrize(

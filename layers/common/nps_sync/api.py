@@ -27,7 +27,8 @@ from .events import EVENT_TYPES
 from .http import error_response, register_error_handlers
 from .observability import logger
 from .outcome_api import register as register_outcomes
-from .query import nps_series
+from .query import AggregateReader, nps_series
+from .response_index import ResponseIndex
 from .ssrf import Target, vet
 from .subscriptions import DELIVERY_LOG_LIMIT, SubscriptionsStore
 
@@ -49,6 +50,18 @@ class Services:
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
     subscriptions: SubscriptionsStore | None = None
     vet_url: Callable[[str], Target] = vet  # the SSRF guard (local mode allows loopback)
+    # Dimensions GET /nps answers from an index of the responses instead of counters.
+    index: AggregateReader | None = None
+    read_dimensions: tuple[str, ...] = ()
+
+    def reader(self, dimension: str) -> AggregateReader:
+        if dimension in self.read_dimensions and dimension not in self.dimensions:
+            return self.index
+        return self.aggregates
+
+    @property
+    def queryable(self) -> tuple[str, ...]:
+        return self.dimensions + tuple(d for d in self.read_dimensions if d not in self.dimensions)
 
 
 def default_services() -> Services:
@@ -62,6 +75,8 @@ def default_services() -> Services:
         aggregates=AggregatesStore(settings.aggregates_table),
         records=CustomerRecords(settings.records_table),
         dimensions=settings.aggregate_dimensions,
+        index=ResponseIndex(settings.records_table),
+        read_dimensions=settings.read_dimensions,
         tokens=lambda: load(settings).api_tokens,
         subscriptions=(
             SubscriptionsStore(fanout.subscriptions_table) if fanout.subscriptions_table else None
@@ -191,8 +206,8 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
     ) -> NpsSeries:
         current = services()
         return nps_series(
-            current.aggregates,
-            current.dimensions,
+            current.reader(dimension),
+            current.queryable,
             current.today(),
             dimension=dimension,
             value=value,
