@@ -157,9 +157,13 @@ def _serialized_moto_server(port: int):
         with lock:
             return list(app(environ, start_response))
 
-    return make_server(
-        "127.0.0.1", port, serialized, threaded=True, request_handler=MotoRequestHandler
-    )
+    class KeepAlive(MotoRequestHandler):
+        """HTTP/1.1: botocore keeps its connections open, as it does with AWS; werkzeug's
+        default HTTP/1.0 closes each one, so every call paid for a new connection."""
+
+        protocol_version = "HTTP/1.1"
+
+    return make_server("127.0.0.1", port, serialized, threaded=True, request_handler=KeepAlive)
 
 
 class Stack:

@@ -7,11 +7,14 @@
   limit itself.
 - Building an item re-sums the size of every attribute set so far for each attribute it sets
   (quadratic in the attributes); the size limit is checked once per item instead.
+- An UpdateExpression is parsed twice per call; the parse depends on its text only and every
+  user of it reads it or works on a copy, so each text is parsed once.
 
 The local runtime, the benchmarks and the tests run on it; tests/integration/
 test_moto_speed.py checks the answers against moto's own code.
 """
 
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -81,6 +84,7 @@ def install() -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.models.utilities import bytesize
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
     original_query = Table.query
     original_put = Table.put_item
@@ -92,7 +96,10 @@ def install() -> None:
         delete=original_delete,
         update=original_update,
         item_init=Item.__init__,
+        make=UpdateExpressionParser.__dict__["make"],
     )
+    parse = UpdateExpressionParser.make
+    parsed = functools.lru_cache(maxsize=1024)(parse)
 
     def item_init(self, hash_key, range_key, attrs):
         self.hash_key = hash_key
@@ -146,6 +153,7 @@ def install() -> None:
     Table.delete_item = delete_item
     DynamoDBBackend.update_item = update_item
     Item.__init__ = item_init
+    UpdateExpressionParser.make = staticmethod(parsed)
 
 
 def uninstall() -> None:
@@ -154,7 +162,9 @@ def uninstall() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
+    UpdateExpressionParser.make = _originals["make"]
     Table.query = _originals["query"]
     Table.put_item = _originals["put"]
     Table.delete_item = _originals["delete"]

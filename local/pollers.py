@@ -1,6 +1,8 @@
 """Event source mappings with Lambda's semantics, for DynamoDB streams and SQS queues.
 
-Stream: batches in order per shard; on an error the whole batch is retried; with
+Stream: records the mapping's FilterCriteria match (moto's EventBridge pattern matcher), in
+batches of BatchSize or what arrived within MaximumBatchingWindowInSeconds, in order per
+shard; on an error the whole batch is retried; with
 ReportBatchItemFailures the checkpoint moves to the *lowest* reported failure and every record
 from there on is delivered again (as Lambda does); after MaximumRetryAttempts the batch is
 skipped and, if the mapping has an on-failure destination, described there.
@@ -11,7 +13,10 @@ after its visibility timeout, and the queue's redrive policy moves it to the dea
 import json
 import logging
 import threading
+import time
 from typing import Any
+
+from moto.events.models import EventPattern
 
 from .lambdas import LocalFunction
 from .template import EventSource
@@ -69,7 +74,23 @@ class StreamPoller(Poller):
         self.iterators: dict[str, str] = {}
         self.last_read: dict[str, str] = {}
         self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.waiting_since: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
+        self.patterns = [EventPattern.load(pattern) for pattern in self.mapping.filters]
+
+    def _wanted(self, record: dict[str, Any]) -> bool:
+        """FilterCriteria as Lambda applies them: a record no pattern matches is dropped."""
+        if not self.patterns:
+            return True
+        event = json.loads(json.dumps(record, default=str))  # as Lambda sees it: JSON
+        return any(pattern.matches_event(event) for pattern in self.patterns)
+
+    def _waits(self, shard_id: str, pending: list[dict[str, Any]]) -> bool:
+        """MaximumBatchingWindowInSeconds: a batch short of BatchSize waits that long for more."""
+        if len(pending) >= self.mapping.batch_size or not self.mapping.window_seconds:
+            return False
+        since = self.waiting_since.setdefault(shard_id, time.monotonic())
+        return time.monotonic() - since < self.mapping.window_seconds
 
     def poll_once(self) -> bool:
         shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
@@ -85,9 +106,10 @@ class StreamPoller(Poller):
                 self.iterators[shard_id] = self.client.get_shard_iterator(
                     StreamArn=self.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
                 )["ShardIterator"]
-            pending.extend(self._read(shard_id))
-        if not pending:
+            pending.extend(r for r in self._read(shard_id) if self._wanted(r))
+        if not pending or self._waits(shard_id, pending):
             return False
+        self.waiting_since.pop(shard_id, None)
         batch = pending[: self.mapping.batch_size]
         records = [{**record, "eventSourceARN": self.arn} for record in batch]
         ok, failed = self.invoke({"Records": records})

@@ -53,6 +53,7 @@ class EventSource:
     bisect: bool
     on_failure: Any = None
     window_seconds: int = 0
+    filters: tuple[str, ...] = ()  # FilterCriteria patterns: a record must match one, if any
 
 
 @dataclass
@@ -137,6 +138,9 @@ def load(path: Path = TEMPLATE, overrides: dict[str, str] | None = None) -> Temp
                 .get("OnFailure", {})
                 .get("Destination"),
                 window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                filters=tuple(
+                    f["Pattern"] for f in props.get("FilterCriteria", {}).get("Filters", [])
+                ),
             )
         )
     # Routes with a fixed path win over ones with parameters, as in API Gateway.

@@ -59,6 +59,7 @@ def stream_poller(subscriber, arn, **mapping):
         report_failures=True,
         max_retries=mapping.pop("max_retries", 3),
         bisect=False,
+        **mapping,
     )
     return StreamPoller(subscriber, spec, arn, Emulator(), threading.Event(), idle_seconds=0)
 
@@ -91,6 +92,28 @@ def test_stream_skips_a_poison_batch_after_maximum_retries(stream):
     drain(stream_poller(subscriber, stream, batch_size=5, max_retries=2))
 
     assert len(subscriber.batches) == 3  # the first try and two retries, then it moves on
+
+
+def test_stream_delivers_only_what_the_filter_criteria_match(stream, aws):
+    ddb = boto3.client("dynamodb")
+    ddb.put_item(
+        TableName=aws.refs["RecordsTable"], Item={"pk": {"S": "raw-1"}, "sk": {"S": "RAW#1"}}
+    )
+    pattern = '{"dynamodb": {"Keys": {"sk": {"S": ["RESP", "PROFILE"]}}}}'
+    subscriber = Subscriber(key=stream_key)
+    drain(stream_poller(subscriber, stream, batch_size=10, filters=(pattern,)))
+
+    assert subscriber.batches == [[f"item-{n}" for n in range(1, 6)]]  # no raw-1
+
+
+def test_stream_waits_the_batching_window_for_a_fuller_batch(stream, aws):
+    subscriber = Subscriber(key=stream_key)
+    poller = stream_poller(subscriber, stream, batch_size=10, window_seconds=30)
+    assert poller.poll_once() is False  # 5 of 10: the window is not over
+    poller.waiting_since = {shard: since - 30 for shard, since in poller.waiting_since.items()}
+    drain(poller)
+
+    assert subscriber.batches == [[f"item-{n}" for n in range(1, 6)]]
 
 
 @pytest.fixture
