@@ -67,74 +67,6 @@ class Emulator:
         return boto3.client(service)
 
 
-_skip_table_copy = threading.local()
-
-
-def _cheap_transactions() -> None:
-    """Spare moto's whole-table copy on transactions that will succeed.
-
-    moto backs up every table a TransactWriteItems touches (copy.deepcopy) so that it can roll
-    back; with thousands of items that is slow and grows memory on every profile webhook. With
-    requests serialized, checking every condition first is equivalent, and only a transaction
-    that will fail needs the backup.
-    """
-    import copy
-
-    import moto.dynamodb.models as dynamodb_models
-    from moto.dynamodb.comparisons import get_filter_expression
-    from moto.dynamodb.models.table import Table
-
-    if getattr(dynamodb_models, "_nps_sync_patched", False):
-        return
-
-    class _Copy:
-        def __getattr__(self, name):
-            return getattr(copy, name)
-
-        @staticmethod
-        def deepcopy(value, memo=None):
-            if getattr(_skip_table_copy, "on", False) and isinstance(value, Table):
-                return value
-            return copy.deepcopy(value, memo)
-
-    def will_succeed(backend, items) -> bool:
-        for item in items:
-            ((kind, op),) = item.items()
-            table = backend.get_table(op["TableName"])
-            if kind == "Put":
-                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
-                if table.range_key_attr is not None:
-                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
-            else:
-                key = op["Key"]
-            if op.get("ConditionExpression") is None:
-                continue
-            condition = get_filter_expression(
-                op["ConditionExpression"],
-                op.get("ExpressionAttributeNames"),
-                op.get("ExpressionAttributeValues"),
-            )
-            if not condition.expr(backend.get_item(op["TableName"], key)):
-                return False
-        return True
-
-    original = dynamodb_models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self, transact_items):
-        try:
-            _skip_table_copy.on = will_succeed(self, transact_items)
-        except Exception:  # anything unusual: let moto's own code decide, with its backup
-            _skip_table_copy.on = False
-        try:
-            return original(self, transact_items)
-        finally:
-            _skip_table_copy.on = False
-
-    dynamodb_models.copy = _Copy()
-    dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items
-    dynamodb_models._nps_sync_patched = True
-
-
 def _serialized_moto_server(port: int):
     """moto in server mode, one request at a time.
 
@@ -149,7 +81,6 @@ def _serialized_moto_server(port: int):
     )
     from werkzeug.serving import make_server
 
-    _cheap_transactions()
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
 

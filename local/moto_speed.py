@@ -7,6 +7,8 @@
   limit itself.
 - Building an item re-sums the size of every attribute set so far for each attribute it sets
   (quadratic in the attributes); the size limit is checked once per item instead.
+- A TransactWriteItems copies every table it touches, stream records included, to be able to
+  roll back (``_transactions``).
 - An UpdateExpression is parsed twice per call; the parse depends on its text only and every
   user of it reads it or works on a copy, so each text is parsed once.
 
@@ -15,6 +17,8 @@ test_moto_speed.py checks the answers against moto's own code.
 """
 
 import functools
+import json
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -154,16 +158,105 @@ def install() -> None:
     DynamoDBBackend.update_item = update_item
     Item.__init__ = item_init
     UpdateExpressionParser.make = staticmethod(parsed)
+    _transactions()
+
+
+_skip_table_copy = threading.local()
+
+
+def _transactions() -> None:
+    """Spare moto's whole-table copies on TransactWriteItems (requests must be serialized, as
+    the local runtime's emulator and single-threaded tests have them).
+
+    moto backs up every table a transaction touches (copy.deepcopy, stream records included) so
+    that it can roll back; with thousands of items that is slow and, under load, grows memory by
+    gigabytes. With requests serialized, checking every condition first is equivalent: a
+    transaction whose conditions all hold runs without the backup, and one whose conditions do
+    not is refused with the same reasons moto gives, having changed nothing. Anything unusual
+    (two operations on one item, a malformed request) goes to moto's own code, backup and all.
+    """
+    import copy
+
+    import moto.dynamodb.models as dynamodb_models
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import TransactionCanceledException
+    from moto.dynamodb.models.table import Table
+
+    class _Copy:
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value, memo=None):
+            if getattr(_skip_table_copy, "on", False) and isinstance(value, Table):
+                return value
+            return copy.deepcopy(value, memo)
+
+    def reasons(backend, items) -> list[tuple]:
+        """Per operation, as moto reports it: (None, None, None) or the failed condition."""
+        found, seen = [], set()
+        for item in items:
+            ((kind, op),) = item.items()
+            table = backend.get_table(op["TableName"])
+            if kind == "Put":
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            unique = (op["TableName"], json.dumps(key, sort_keys=True))
+            if unique in seen:
+                raise ValueError("two operations on one item: moto's own error")
+            seen.add(unique)
+            if op.get("ConditionExpression") is None:
+                found.append((None, None, None))
+                continue
+            condition = get_filter_expression(
+                op["ConditionExpression"],
+                op.get("ExpressionAttributeNames"),
+                op.get("ExpressionAttributeValues"),
+            )
+            current = backend.get_item(op["TableName"], key)
+            if condition.expr(current):
+                found.append((None, None, None))
+                continue
+            old = None
+            if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                old = current.to_json()["Attributes"]
+            found.append(("ConditionalCheckFailed", "The conditional request failed", old))
+        return found
+
+    original = dynamodb_models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        try:
+            found = reasons(self, transact_items)
+        except Exception:  # anything unusual: let moto's own code decide, with its backup
+            found = None
+        if found is not None and any(code is not None for code, _, _ in found):
+            raise TransactionCanceledException(found)
+        _skip_table_copy.on = found is not None
+        try:
+            return original(self, transact_items)
+        finally:
+            _skip_table_copy.on = False
+
+    _originals.update(copy=dynamodb_models.copy, transact=original)
+    dynamodb_models.copy = _Copy()
+    dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
 def uninstall() -> None:
     if not _originals:
         return
+    import moto.dynamodb.models as dynamodb_models
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
+    dynamodb_models.copy = _originals["copy"]
+    dynamodb_models.DynamoDBBackend.transact_write_items = _originals["transact"]
     UpdateExpressionParser.make = _originals["make"]
     Table.query = _originals["query"]
     Table.put_item = _originals["put"]

@@ -50,7 +50,7 @@ def _workload(ddb, table: str, seed: int) -> list:
         elif action < 0.7:
             ddb.delete_item(TableName=table, Key={"pk": pk, "sk": {"S": "RESP"}})
         elif action < 0.8:  # a transaction that fails and is rolled back
-            with pytest.raises(ClientError):
+            with pytest.raises(ClientError) as refused:
                 ddb.transact_write_items(
                     TransactItems=[
                         {"Delete": {"TableName": table, "Key": {"pk": pk, "sk": {"S": "RESP"}}}},
@@ -63,6 +63,25 @@ def _workload(ddb, table: str, seed: int) -> list:
                         },
                     ]
                 )
+            answers.append(refused.value.response.get("CancellationReasons"))
+        elif action < 0.85:  # one that may succeed: a put only where there is nothing yet
+            item = {"pk": pk, "sk": {"S": "RESP"}, "gsi1pk": {"S": customers[0]}}
+            try:
+                ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": table,
+                                "Item": {**item, "gsi1sk": {"S": f"RESP#t{step:04d}"}},
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                            }
+                        }
+                    ]
+                )
+                answers.append("put")
+            except ClientError as error:
+                answers.append(error.response.get("CancellationReasons"))
         else:
             customer = rng.choice(customers)
             answers.append(
