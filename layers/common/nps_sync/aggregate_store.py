@@ -58,8 +58,10 @@ class AggregatesStore:
             ":g": {"S": key.granularity},
             ":p": {"S": key.period},
         }
-        adds = []
+        adds = []  # only the counters that move: a smaller expression, the same item
         for i, (name, amount) in enumerate(counts.as_dict().items()):
+            if not amount:
+                continue
             names[f"#c{i}"] = name
             values[f":c{i}"] = {"N": str(amount)}
             adds.append(f"#c{i} :c{i}")
@@ -74,8 +76,7 @@ class AggregatesStore:
         expression = (
             "SET #m = :mark, #d = :d, #v = :v, granularity = :g, period = :p"
             + (", listed_dimension = :d" if key.granularity == LISTED_GRANULARITY else "")
-            + " ADD "
-            + ", ".join(adds)
+            + (" ADD " + ", ".join(adds) if adds else "")
         )
         forgotten = [f"#f{i}" for i in range(len(forget))]
         names.update({f"#f{i}": MARK_PREFIX + shard for i, shard in enumerate(forget)})
