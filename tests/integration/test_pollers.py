@@ -109,9 +109,9 @@ def test_stream_delivers_only_what_the_filter_criteria_match(stream, aws):
 def test_stream_waits_the_batching_window_for_a_fuller_batch(stream, aws):
     subscriber = Subscriber(key=stream_key)
     poller = stream_poller(subscriber, stream, batch_size=10, window_seconds=30)
-    assert poller.poll_once() is False  # 5 of 10: the window is not over
+    assert poller.poll_once(batching=True) is False  # 5 of 10: the window is not over
     poller.waiting_since = {shard: since - 30 for shard, since in poller.waiting_since.items()}
-    drain(poller)
+    assert poller.poll_once(batching=True) is True  # now it is
 
     assert subscriber.batches == [[f"item-{n}" for n in range(1, 6)]]
 

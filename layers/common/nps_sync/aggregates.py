@@ -7,6 +7,7 @@ order in which records are applied does not matter; only that each is applied ex
 (docs/aggregation.md).
 """
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -147,18 +148,19 @@ def pad(sequence_number: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One record's delta to one aggregate key."""
+    """One record's delta to one key: NPS Counts here, a revenue-outcome tally in outcomes.py
+    (both are applied with the same marks)."""
 
     sequence: str  # padded
     index: int  # the record's position in its batch
-    counts: Counts
+    counts: Any
 
 
 @dataclass
 class Pending:
-    """Everything a batch does to one aggregate key, in record order."""
+    """Everything a batch does to one key, in record order."""
 
-    key: AggregateKey
+    key: Any
     entries: list[Entry] = field(default_factory=list)
 
     def after(self, mark: str | None) -> list[Entry]:
@@ -169,23 +171,30 @@ class Pending:
         return self.entries[0].index
 
 
-def fold(
-    changes: Iterable[tuple[int, str, Image | None, Image | None]], dimensions: Iterable[str]
-) -> dict[AggregateKey, Pending]:
-    """Coalesce a batch: (index, sequence number, old image, new image) -> per key entries."""
-    dimensions = tuple(dimensions)
-    pending: dict[AggregateKey, Pending] = {}
+Change = tuple[int, str, Image | None, Image | None]  # (index, sequence number, old, new)
+
+
+def fold_deltas(
+    changes: Iterable[Change], delta_of: Callable[[Image | None, Image | None], Mapping]
+) -> dict[Any, Pending]:
+    """Coalesce a batch: every record's delta, per key, in record order."""
+    pending: dict[Any, Pending] = {}
     for index, sequence, old, new in changes:
         padded = pad(sequence)
-        for key, counts in delta(old, new, dimensions).items():
+        for key, counts in delta_of(old, new).items():
             pending.setdefault(key, Pending(key)).entries.append(Entry(padded, index, counts))
     return pending
 
 
-def total(entries: Iterable[Entry]) -> Counts:
-    result = ZERO
+def fold(changes: Iterable[Change], dimensions: Iterable[str]) -> dict[AggregateKey, Pending]:
+    dimensions = tuple(dimensions)
+    return fold_deltas(changes, lambda old, new: delta(old, new, dimensions))
+
+
+def total(entries: Iterable[Entry], add: Callable[[Any, Any], Any] = operator.add, zero=ZERO):
+    result = zero
     for entry in entries:
-        result += entry.counts
+        result = add(result, entry.counts)
     return result
 
 
@@ -226,8 +235,11 @@ def apply_key(
     lane: str,
     forget: tuple[str, ...] = (),
     applied: Applied | None = None,
+    add: Callable[[Any, Any], Any] = operator.add,
+    zero: Any = ZERO,
 ) -> int:
     """Apply the entries the aggregate has not applied yet; returns the number of writes.
+    ``add``/``zero`` sum the entries (Counts by default; outcomes.py passes its tallies').
 
     The first write assumes the mark is below every entry (the usual case: one write). If the
     aggregate already holds a mark at or above an entry (a redelivery, or an SDK retry of a
@@ -243,7 +255,7 @@ def apply_key(
             after = writer.add(
                 pending.key,
                 lane,
-                total(entries),
+                total(entries, add, zero),
                 entries[-1].sequence,
                 below=below,
                 expected=expected,

@@ -10,11 +10,12 @@ at each renewal moment.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .aggregates import OVERALL, UNKNOWN, MarkConflict, pad
+from . import aggregates
+from .aggregates import OVERALL, UNKNOWN, Change, Pending, fold_deltas
 from .models import category_of
 from .periods import labels, utc_date
 
@@ -293,67 +294,18 @@ def stored_at_risk(image: Image | None) -> dict[str, Any]:
 # --- applying a batch exactly once (the marks of docs/aggregation.md) -----------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    sequence: str  # padded
-    index: int
-    tally: Tally
-
-
-@dataclass
-class Pending:
-    key: OutcomeKey
-    entries: list[Entry] = field(default_factory=list)
-
-    def after(self, mark: str | None) -> list[Entry]:
-        return [e for e in self.entries if mark is None or e.sequence > mark]
-
-    @property
-    def first_index(self) -> int:
-        return self.entries[0].index
-
-
-def fold(
-    changes: Iterable[tuple[int, str, Image | None, Image | None]], dimensions: Iterable[str]
-) -> dict[OutcomeKey, Pending]:
+def fold(changes: Iterable[Change], dimensions: Iterable[str]) -> dict[OutcomeKey, Pending]:
     dimensions = tuple(dimensions)
-    pending: dict[OutcomeKey, Pending] = {}
-    for index, sequence, old, new in changes:
+
+    def delta_of(old: Image | None, new: Image | None) -> dict[OutcomeKey, Tally]:
         if not (is_billing_profile(old) or is_billing_profile(new)):
-            continue
-        padded = pad(sequence)
-        for key, tally in delta(old, new, dimensions).items():
-            pending.setdefault(key, Pending(key)).entries.append(Entry(padded, index, tally))
-    return pending
+            return {}
+        return delta(old, new, dimensions)
 
-
-def total(entries: Iterable[Entry]) -> Tally:
-    result: Tally = {}
-    for entry in entries:
-        result = add_tallies(result, entry.tally)
-    return result
+    return fold_deltas(changes, delta_of)
 
 
 def apply_key(writer: Any, pending: Pending, lane: str, forget: tuple[str, ...] = ()) -> int:
-    """Like aggregates.apply_key: apply what the item's mark for this lane has not seen."""
-    entries = pending.entries
-    below: str | None = entries[0].sequence
-    expected: str | None = None
-    for writes in range(1, 5):
-        try:
-            writer.add(
-                pending.key,
-                lane,
-                total(entries),
-                entries[-1].sequence,
-                below=below,
-                expected=expected,
-                forget=forget,
-            )
-            return writes
-        except MarkConflict as conflict:
-            entries = pending.after(conflict.mark)
-            if not entries:
-                return writes
-            below, expected = None, conflict.mark
-    raise MarkConflict(expected)
+    """aggregates.apply_key with tallies: apply what the item's mark for this lane has not
+    seen."""
+    return aggregates.apply_key(writer, pending, lane, forget, add=add_tallies, zero={})
