@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import dynamo
 from .aggregates import COUNTERS, AggregateKey, Counts, MarkConflict
 from .errors import StorageUnavailable
 
@@ -208,15 +209,7 @@ class AggregatesStore:
     # --- plumbing -------------------------------------------------------------------------
 
     def _pages(self, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._call(operation, **kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        return dynamo.pages(self.client, operation, kwargs)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"DynamoDB {operation} failed") from error
+        return dynamo.call(self.client, operation, **kwargs)

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import dynamo
 from .aggregates import OVERALL, MarkConflict
 from .customer_records import CustomerRecords
 from .errors import BadRequest, StorageUnavailable
@@ -179,18 +180,10 @@ class OutcomesStore:
     # --- plumbing --------------------------------------------------------------------------
 
     def _pages(self, kwargs: dict[str, Any], operation: str = "query") -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._call(operation, **kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        return dynamo.pages(self.client, operation, kwargs)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"DynamoDB {operation} failed") from error
+        return dynamo.call(self.client, operation, **kwargs)
 
 
 class AtRiskListing:

@@ -12,10 +12,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
+from . import dynamo
 from .aggregates import ZERO, Counts, contribution
-from .errors import StorageUnavailable
 from .periods import ALL
 
 READ_INDEXES = {"account": "by_account"}  # dimension -> index of RecordsTable
@@ -85,12 +84,4 @@ class ResponseIndex:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
-        while True:
-            try:
-                page = self.client.query(**request)
-            except (ClientError, BotoCoreError) as error:
-                raise StorageUnavailable("DynamoDB query failed") from error
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from dynamo.pages(self.client, "query", request)

@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from . import identity, lww
+from . import dynamo, identity, lww
 from .customer_records import (
     DETRACTORS_PK,
     PROFILE_SK,
@@ -394,14 +394,8 @@ class RecordsStore:
         return [decompress(item["raw"]["B"]) for item in items]
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in CONDITION_FAILED:
-                raise
-            raise StorageUnavailable(f"DynamoDB {operation} failed") from error
-        except BotoCoreError as error:
-            raise StorageUnavailable(f"DynamoDB {operation} failed") from error
+        """A failed condition comes through as ClientError: the callers decide what it means."""
+        return dynamo.call(self.client, operation, passing=CONDITION_FAILED, **kwargs)
 
 
 def _fields(profile: CrmProfile | BillingProfile) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import dynamo
 from .errors import Conflict, NotFound, StorageUnavailable
 from .signing import STANDARD_PREFIX
 
@@ -323,7 +324,4 @@ class SubscriptionsStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"DynamoDB {operation} failed") from error
+        return dynamo.call(self.client, operation, **kwargs)
