@@ -55,18 +55,25 @@ class Links:
         return key
 
     def linked(self, alias: str) -> str | None:
-        item = self.records._call(
+        item = self._link(alias)
+        return item["customer_key"]["S"] if item else None
+
+    def _link(self, alias: str) -> Key | None:
+        return self.records._call(
             "get_item",
             TableName=self.table,
             Key={"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
             ConsistentRead=True,
         ).get("Item")
-        return item["customer_key"]["S"] if item else None
 
     def link(self, alias: str, key: str) -> bool:
         """Record ``alias -> key`` and move what is stored under the alias, also when the link
-        was already there (a move an earlier request left undone). True if the link is new."""
-        current = self.linked(alias)
+        was already there but its move not finished (an earlier request failed midway: the
+        link is marked ``settled`` only once its move is done). True if the link is new."""
+        item = self._link(alias)
+        if item and item["customer_key"]["S"] == key and "settled" in item:
+            return False  # linked and moved: records under the alias resolve to the key now
+        current = item["customer_key"]["S"] if item else None
         created = False
         if current is None:
             created = self._update(
@@ -87,6 +94,13 @@ class Links:
             logger.warning("identity alias already linked elsewhere; not moved")
             return False
         self.rekey(alias, key)
+        if current == key:
+            self._update(
+                {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
+                UpdateExpression="SET settled = :t",
+                ConditionExpression="customer_key = :k",
+                ExpressionAttributeValues={":t": {"BOOL": True}, ":k": {"S": key}},
+            )
         return created
 
     def settle(self, key: str, written: Iterable[Key] = ()) -> str:
