@@ -361,6 +361,7 @@ def _known_customers(backend, records: str, traffic) -> None:
                     "customer_key": {"S": customer.email},
                     "gsi1pk": key,
                     "gsi1sk": {"S": f"ID#{customer.customer_id}"},
+                    "settled": {"BOOL": True},  # its CRM/billing webhook moved what it had
                 }
             )
 
