@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -52,8 +53,18 @@ def start_runtime() -> tuple[subprocess.Popen, str, str]:
     if not (url and aws):
         process.kill()
         raise SystemExit("the local runtime did not start")
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+    tail: deque[str] = deque(maxlen=40)  # what it said last, shown if it stops on its own
+    threading.Thread(target=lambda: tail.extend(process.stdout), daemon=True).start()
+    process.tail = tail  # type: ignore[attr-defined]
     return process, url, aws
+
+
+def runtime_stopped(process: subprocess.Popen | None) -> bool:
+    if process is None or process.poll() is None:
+        return False
+    print(f"the runtime stopped (exit {process.returncode}); its last lines:")
+    print("".join(process.tail), end="")  # type: ignore[attr-defined]
+    return True
 
 
 def webhooks(count: int, rng: random.Random) -> list[tuple[str, str, bytes, str]]:
@@ -106,21 +117,40 @@ def webhooks(count: int, rng: random.Random) -> list[tuple[str, str, bytes, str]
     return out
 
 
-def post(url: str, kind: str, provider: str, body: bytes) -> tuple[int, float, int]:
-    """(status, seconds, records stored or replaced by this request)."""
+ATTEMPTS = 4  # a provider retries a 5xx or a request that got no answer
+DRAIN_SECONDS = 900  # the aggregator runs behind the receivers on a laptop: minutes for 3000
+
+
+def post(
+    url: str, kind: str, provider: str, body: bytes, gone: threading.Event | None = None
+) -> tuple[int, float, int, int, bool]:
+    """(status, seconds, records stored or replaced, retries, unsure), as a provider sends: a
+    5xx or no answer within 30 s is retried (status 0: never answered); seconds span every
+    attempt. Unsure: an attempt got no answer, so it may have stored what a retry then calls
+    a duplicate. ``gone``: the runtime stopped, nothing to retry against."""
     target = f"{url}/webhooks/{kind}/{provider}"
-    request = urllib.request.Request(  # noqa: S310 - loopback, our own runtime
-        target, data=body, method="POST", headers=signed_headers(provider, body, url=target)
-    )
+    headers = signed_headers(provider, body, url=target)
     started = time.perf_counter()
-    stored = 0
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            stored = json.loads(answer.read()).get("accepted", 0)
-            status = answer.status
-    except urllib.error.HTTPError as error:
-        status = error.code
-    return status, time.perf_counter() - started, stored
+    status, stored, unanswered = 0, 0, False
+    for attempt in range(ATTEMPTS):
+        if gone is not None and gone.is_set():
+            break
+        if attempt:
+            time.sleep(0.5 * 2**attempt)
+        request = urllib.request.Request(  # noqa: S310 - loopback, our own runtime
+            target, data=body, method="POST", headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+                stored = json.loads(answer.read()).get("accepted", 0)
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            status, unanswered = 0, True
+        if 0 < status < 500:
+            break
+    return status, time.perf_counter() - started, stored, attempt, unanswered and not stored
 
 
 def stored_counts(records_table: str) -> tuple[set[str], set[str]]:
@@ -156,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         url, aws = args.url, args.aws
     else:
         process, url, aws = start_runtime()
+    gone = threading.Event()
+    if process is not None:
+        threading.Thread(target=lambda: (process.wait(), gone.set()), daemon=True).start()
     if not url.startswith(("http://127.0.0.1", "http://localhost")):
         raise SystemExit("load is sent to loopback only")
     try:
@@ -165,24 +198,29 @@ def main(argv: list[str] | None = None) -> int:
         rng.shuffle(sends)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.senders) as pool:
-            results = list(pool.map(lambda h: post(url, h[0], h[1], h[2]), sends))
+            results = list(pool.map(lambda h: post(url, h[0], h[1], h[2], gone), sends))
         elapsed = time.perf_counter() - started
         statuses: dict[int, int] = {}
-        for status, _, _ in results:
-            statuses[status] = statuses.get(status, 0) + 1
-        latencies = sorted(seconds for _, seconds, _ in results)
+        for result in results:
+            statuses[result[0]] = statuses.get(result[0], 0) + 1
+        retries = sum(r[3] for r in results)
+        latencies = sorted(r[1] for r in results)
         # 202 for all; stored once each (a stale profile update is acknowledged, not stored)
-        answered = {h[3] for h, (status, _, _) in zip(sends, results, strict=True) if status == 202}
-        accepted = {h[3] for h, (_, _, stored) in zip(sends, results, strict=True) if stored}
+        answered = {h[3] for h, r in zip(sends, results, strict=True) if r[0] == 202}
+        accepted = {h[3] for h, r in zip(sends, results, strict=True) if r[2]}
+        unsure = {h[3] for h, r in zip(sends, results, strict=True) if r[4]} - accepted
         print(
             f"sent {len(sends)} webhooks ({len(hooks)} distinct) with {args.senders} senders "
-            f"in {elapsed:.1f} s: {len(sends) / elapsed:.0f}/s; statuses {statuses}"
+            f"in {elapsed:.1f} s: {len(sends) / elapsed:.0f}/s; statuses {statuses}, "
+            f"{retries} retried (5xx or no answer in 30 s)"
         )
         print(
             f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
             f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms"
         )
-        return check(aws, accepted, answered, hooks)
+        if runtime_stopped(process):
+            return 1
+        return check(aws, accepted, answered, hooks, unsure)
     finally:
         if process is not None:
             process.send_signal(signal.SIGINT)
@@ -192,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                 process.kill()
 
 
-def check(aws: str, accepted: set[str], answered: set[str], hooks) -> int:
+def check(aws: str, accepted: set[str], answered: set[str], hooks, unsure: set[str]) -> int:
+    """Stored exactly once: every accepted webhook, none that was not sent, and of those whose
+    answer was lost (``unsure``) either none or one."""
     os.environ.update(
         AWS_ENDPOINT_URL=aws,
         AWS_ACCESS_KEY_ID="testing",
@@ -215,8 +255,8 @@ def check(aws: str, accepted: set[str], answered: set[str], hooks) -> int:
     os.environ["AGGREGATE_DIMENSIONS"] = str(parameters.get("AggregateDimensions", "overall"))
     settings = aggregate_settings()
     report = None
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:  # the stream drains behind the answers
+    started = time.monotonic()
+    while time.monotonic() < started + DRAIN_SECONDS:  # the stream drains behind the answers
         report = reconcile(
             CustomerRecords(settings.records_table),
             AggregatesStore(settings.aggregates_table),
@@ -224,20 +264,27 @@ def check(aws: str, accepted: set[str], answered: set[str], hooks) -> int:
         )
         if report.unresolved == 0:  # aggregates, stamps and revenue outcomes alike
             break
-        time.sleep(2)
+        time.sleep(5)
+    waited = time.monotonic() - started
+    clean = report is not None and report.unresolved == 0
+    print(f"reconcile {'clean' if clean else 'still differs'} {waited:.0f} s after the last answer")
     responses, events = stored_counts(settings.records_table)
-    wanted_responses = {i for i in accepted if not i.startswith(("billing:", "crm:"))}
-    wanted_events = {
-        "generic#" + i.split(":", 1)[1] for i in accepted if i.startswith(("billing:", "crm:"))
-    }
+
+    def split(ids: set[str]) -> tuple[set[str], set[str]]:
+        profile = {i for i in ids if i.startswith(("billing:", "crm:"))}
+        return ids - profile, {"generic#" + i.split(":", 1)[1] for i in profile}
+
+    wanted_responses, wanted_events = split(accepted)
+    maybe_responses, maybe_events = split(unsure)
     print(
         f"stored: {len(responses)} responses for {len(wanted_responses)} accepted, "
-        f"{len(events)} profile events for {len(wanted_events)} accepted"
+        f"{len(events)} profile events for {len(wanted_events)} accepted "
+        f"({len(unsure)} answers lost, stored at most once)"
     )
     print(f"reconcile: {json.dumps(report.as_dict())}")
     ok = (
-        responses == wanted_responses
-        and events == wanted_events
+        wanted_responses <= responses <= wanted_responses | maybe_responses
+        and wanted_events <= events <= wanted_events | maybe_events
         and report.unresolved == 0
         and not report.differences
         and not report.outcomes.differences

@@ -94,9 +94,9 @@ class Faults:
             if self.aggregate_writes in self.crash_at:
                 self._count("crash")
                 raise RuntimeError("injected: the aggregator crashed mid-batch")
-        if model.name in ("UpdateItem", "PutItem", "DeleteItem") and _called_from(
-            "outcome_store.py"
-        ):  # the revenue-outcome counters and at-risk index (docs/outcomes.md)
+        if model.name == "UpdateItem" and _called_from("outcome_stream.py"):
+            # the revenue-outcome step: its counters, and the outcome state with the at-risk
+            # keys on the PROFILE (docs/outcomes.md)
             self.outcome_writes += 1
             if self.outcome_writes in self.outcome_crash_at:
                 self._count("outcome crash")

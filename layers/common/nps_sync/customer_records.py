@@ -249,10 +249,11 @@ class CustomerRecords:
     def restamp(self, response: Item, profile: Item) -> bool:
         """Reconcile's repair of a stale stamp: the profile's segment attributes and version
         onto the response whatever version it carries, if its stamp is still the one
-        reconcile read (a stamp landed meanwhile wins). True when it changed."""
+        reconcile read (a stamp landed meanwhile wins) and it still belongs to the profile's
+        customer (not moved meanwhile). True when it changed."""
         names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        sets, removes, checks = [], [], ["attribute_exists(pk)"]
+        values: dict[str, Any] = {":owner": {"S": profile["pk"]["S"].removeprefix("CUST#")}}
+        sets, removes, checks = [], [], ["attribute_exists(pk)", "customer_key = :owner"]
         for i, name in enumerate((*SEGMENT_ATTRIBUTES, VERSION)):
             names[f"#a{i}"] = name
             if name in profile:

@@ -31,7 +31,7 @@ from typing import Any
 
 from .aggregate_store import AggregatesStore
 from .aggregates import ZERO, AggregateKey, Counts, contribution
-from .customer_records import SEGMENT_ATTRIBUTES, VERSION, CustomerRecords
+from .customer_records import SEGMENT_ATTRIBUTES, VERSION, CustomerRecords, customer_pk
 from .observability import customer_ref
 from .outcome_reconcile import OutcomeReport, check_outcomes, repair_outcomes
 from .outcome_store import OutcomesStore
@@ -211,7 +211,8 @@ def reconcile(
     report.outcomes.fixed = repair_outcomes(settled_outcomes, records, outcomes)
     for stale in settled_stamps:
         report.restamped += records.restamp(
-            {"pk": {"S": stale.response}, **stale.stamped}, stale.current
+            {"pk": {"S": stale.response}, **stale.stamped},
+            {"pk": {"S": customer_pk(stale.customer)}, **stale.current},
         )
     report.unsettled = (
         len(report.differences)
