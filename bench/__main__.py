@@ -78,7 +78,9 @@ def render(info: dict) -> str:
     cold = info["coldstart"]
     out.append(
         "## Cold start (import + first invoke, fresh process, median of "
-        f"{next(iter(cold.values()))['samples']} samples; tracing on as in Lambda)\n"
+        f"{next(iter(cold.values()))['samples']} samples; each function with its own "
+        "environment from template.yaml, so the webhook receivers start without the X-Ray SDK, "
+        "docs/decisions.md)\n"
     )
     out.append("| function | init ms | first invoke ms | total ms | x baseline | answer |")
     out.append("|---|---:|---:|---:|---:|---|")

@@ -217,12 +217,16 @@ def import_profile(function: str = "SurveyWebhookFunction", top: int = 12) -> li
     module, _, _ = spec.handler.rpartition(".")
     code = (
         f"import sys; sys.path[:0] = [{str(spec.code_dir)!r}, "
-        f"{str(ROOT / 'layers' / 'common')!r}]; import {module}"
+        f"{str(ROOT / 'layers' / 'common')!r}, {str(deployed_packages())!r}]; import {module}"
     )
     env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    env.update({k: str(v) for k, v in spec.environment.items() if isinstance(v, str)})
     env.setdefault("RECORDS_TABLE", "x")
     out = subprocess.run(  # noqa: S603 - our own import
-        [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True
+        [sys.executable, "-I", "-S", "-X", "importtime", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     rows = []
     for line in out.stderr.splitlines():
