@@ -49,8 +49,9 @@ redrive: $(STAMP)
 	  $(if $(ENDPOINT),AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1,) \
 	  PYTHONPATH=layers/common $(BIN)/python -m nps_sync.redrive --from $(DLQ) --to $(DELIVERY_QUEUE) $(if $(LIMIT),--limit $(LIMIT),)
 
+# Both cores; a test file stays on one worker (its fixtures, e.g. one local runtime, are shared).
 test: lint $(STAMP)  ## lint, then every test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
