@@ -36,7 +36,7 @@ def main() -> int:
     print(f"READY {runtime.url}", flush=True)
     seeder = None
     if os.environ.get("SEED", "1") != "0":  # demo data (local/seed.py); SEED=0 starts empty
-        count = os.environ.get("SEED_CUSTOMERS", "100")
+        count = os.environ.get("SEED_CUSTOMERS", "2000")
         command = [sys.executable, "-m", "local.seed", "--url", runtime.url, "--count", count]
         seeder = subprocess.Popen(command)  # noqa: S603 - our own module
     done.wait()

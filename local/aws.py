@@ -6,11 +6,17 @@ cannot drift from the cloud ones.
 """
 
 import contextlib
+import io
 import json
+import logging
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,7 @@ from botocore.exceptions import ClientError
 from . import moto_speed
 from .template import Template
 
+log = logging.getLogger("local.aws")
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -43,20 +50,29 @@ class Emulator:
         os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
         if self.endpoint:
             return self.endpoint
-        port = self.port or free_port()
-        moto_speed.install()
-        self.server = _serialized_moto_server(port)
-        threading.Thread(target=self.server.serve_forever, name="moto", daemon=True).start()
-        self.endpoint = f"http://127.0.0.1:{port}"
-        os.environ["AWS_ENDPOINT_URL"] = self.endpoint
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             os.environ[name] = "testing"
+        port = self.port or free_port()
+        # Its own process: moto's work and the functions' work then run on two cores, not
+        # one (a single interpreter lock held both, and moto is half of every request).
+        self.server = subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "local.aws", "--port", str(port)],
+            stdin=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        _wait_for_port(port, self.server)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint
         return self.endpoint
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stdin.close()  # the server stops when its stdin closes
+            try:
+                self.server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
             self.server = None
 
     def client(self, service: str):
@@ -89,12 +105,82 @@ def _serialized_moto_server(port: int):
             return list(app(environ, start_response))
 
     class KeepAlive(MotoRequestHandler):
-        """HTTP/1.1: botocore keeps its connections open, as it does with AWS; werkzeug's
-        default HTTP/1.0 closes each one, so every call paid for a new connection."""
+        """HTTP/1.1 with connections kept open, as botocore keeps them with AWS.
+
+        werkzeug's development server answers every request with ``Connection: close`` and
+        then waits up to 10 ms for stray input, so each call paid for a new connection and
+        that wait. A request with a Content-Length (every botocore request but streamed S3
+        uploads) is read whole first, answered with a Content-Length, and the connection
+        stays open; anything else takes werkzeug's own path.
+        """
 
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()  # answers go out whole: no wait for the client's delayed ACK
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def run_wsgi(self) -> None:
+            length = self.headers.get("Content-Length")
+            if length is None or self.headers.get("Transfer-Encoding"):
+                return super().run_wsgi()
+            if self.headers.get("Expect", "").lower() == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = self.rfile.read(int(length))
+            environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(body)
+            answer: dict[str, Any] = {}
+            chunks: list[bytes] = []
+
+            def start_response(status, headers, exc_info=None):
+                answer.update(status=status, headers=headers)
+                return chunks.append
+
+            try:
+                chunks.extend(self.server.app(environ, start_response))
+            except Exception:
+                log.exception("the emulated AWS endpoint failed")
+                answer.update(status="500 Internal Server Error", headers=[])
+                chunks.clear()
+                self.close_connection = True
+            data = b"".join(chunks)
+            code, _, reason = answer["status"].partition(" ")
+            self.send_response(int(code), reason)
+            for name, value in answer["headers"]:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            if self.command != "HEAD":
+                self._headers_buffer.append(b"\r\n" + data)  # one write: headers and body
+            else:
+                self._headers_buffer.append(b"\r\n")
+            self.flush_headers()
+
     return make_server("127.0.0.1", port, serialized, threaded=True, request_handler=KeepAlive)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the emulated AWS endpoint exited ({process.returncode})")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"the emulated AWS endpoint did not listen on {port}")
+
+
+def serve(port: int) -> None:
+    """``python -m local.aws --port N``: moto until stdin closes (the parent stopped or died)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto_speed.install()
+    server = _serialized_moto_server(port)
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    sys.stdin.buffer.read()
+    server.shutdown()
+    server.server_close()
 
 
 class Stack:
@@ -273,3 +359,11 @@ def _queue_order(queues: dict[str, dict[str, Any]]) -> list[str]:
         for q in ready or list(pending):
             pending.pop(q)
     return ordered
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m local.aws")
+    parser.add_argument("--port", type=int, required=True)
+    serve(parser.parse_args().port)

@@ -11,15 +11,26 @@
   roll back (``_transactions``).
 - An UpdateExpression is parsed twice per call; the parse depends on its text only and every
   user of it reads it or works on a copy, so each text is parsed once.
+- Validating one walks its tree once per check, asking ``isinstance`` of abstract classes at
+  every node, on a ``deepcopy`` of the tree (``_expressions``): the class answers are kept per
+  node class, two whole-expression checks run once instead of once per clause, and the copy is
+  made by pickle, several times faster for the same tree.
+- Answers to item operations are written by walking the botocore output shape attribute by
+  attribute; their JSON is the result itself, less what the shape lacks (``_answers``).
+- In server mode each request's host is matched against ~300 URL patterns (``_hosts``).
 
 The local runtime, the benchmarks and the tests run on it; tests/integration/
 test_moto_speed.py checks the answers against moto's own code.
 """
 
+import base64
+import calendar
 import functools
 import json
 import threading
 from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 
@@ -159,6 +170,131 @@ def install() -> None:
     Item.__init__ = item_init
     UpdateExpressionParser.make = staticmethod(parsed)
     _transactions()
+    _expressions()
+    _answers()
+    _hosts()
+
+
+def _expressions() -> None:
+    import pickle
+
+    import moto.dynamodb.parsing.validators as validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+
+    # These two check "the UpdateExpression", and every clause is one too, so moto checks
+    # each subtree again (a quadratic walk); whatever a subtree breaks, the whole breaks, so
+    # the root alone decides.
+    whole = (validators.ActionCountValidator, validators.OverlappingPathsValidator)
+    processed: dict[tuple[type, type], bool] = {}
+    nodes: dict[type, bool] = {}
+
+    def traverse_node_recursively(self, node, child_id=-1):
+        kind = type(node)
+        is_node = nodes.get(kind)
+        if is_node is None:
+            is_node = nodes[kind] = issubclass(kind, Node)
+        if not is_node:
+            return node
+        parent_node = node.parent
+        if node.children is not None:
+            for i, child_node in enumerate(node.children):
+                self.pre_processing_of_child(node, i)
+                self.traverse_node_recursively(child_node, i)
+        hit = processed.get((type(self), kind))
+        if hit is None:
+            hit = processed[(type(self), kind)] = issubclass(kind, self.nodes_to_be_processed())
+        if hit and (parent_node is None or not isinstance(self, whole)):
+            node = self.process(node)
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node
+
+    def deepcopy(value, memo=None):
+        if isinstance(value, Node):
+            return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - our own objects
+        return _originals["validators_deepcopy"](value, memo)
+
+    _originals.update(
+        traverse=DepthFirstTraverser.traverse_node_recursively,
+        validators_deepcopy=validators.deepcopy,
+    )
+    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
+    validators.deepcopy = deepcopy
+
+
+ITEM_OPERATIONS = frozenset(
+    {
+        "GetRecords",  # of dynamodbstreams
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+
+def _json_default(value):
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):  # as moto's serializer writes a unix timestamp
+        seconds = calendar.timegm(value.timetuple())
+        return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
+    raise TypeError(type(value).__name__)
+
+
+def _answers() -> None:
+    from moto.core.responses import ActionResult
+
+    original = ActionResult.execute_result
+
+    def execute_result(self, context):
+        if (
+            context.service_model.service_name not in ("dynamodb", "dynamodbstreams")
+            or context.operation_model.name not in ITEM_OPERATIONS
+            or not isinstance(self.result, dict)
+        ):
+            return original(self, context)
+        members = context.operation_model.output_shape.members
+        answer = {k: v for k, v in self.result.items() if k in members}
+        body = json.dumps(_present(answer), default=_json_default)
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+    _originals["execute_result"] = original
+    ActionResult.execute_result = execute_result
+
+
+def _present(value):
+    """What the serializer leaves out: members that are None (and, above, any not in the
+    output shape)."""
+    if isinstance(value, dict):
+        return {k: _present(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_present(v) for v in value]
+    return value
+
+
+def _hosts() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host):
+        if host not in known:
+            known[host] = original(self, host)
+        return known[host]
+
+    _originals["hosts"] = original
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
 
 
 _skip_table_copy = threading.local()
@@ -258,6 +394,15 @@ def uninstall() -> None:
     dynamodb_models.copy = _originals["copy"]
     dynamodb_models.DynamoDBBackend.transact_write_items = _originals["transact"]
     UpdateExpressionParser.make = _originals["make"]
+    import moto.dynamodb.parsing.validators as validators
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    DepthFirstTraverser.traverse_node_recursively = _originals["traverse"]
+    validators.deepcopy = _originals["validators_deepcopy"]
+    ActionResult.execute_result = _originals["execute_result"]
+    DomainDispatcherApplication.get_backend_for_host = _originals["hosts"]
     Table.query = _originals["query"]
     Table.put_item = _originals["put"]
     Table.delete_item = _originals["delete"]

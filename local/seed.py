@@ -2,20 +2,24 @@
 real webhook endpoints, signed as each provider signs (local/signer.py).
 
 Reproducible: the same ``--seed`` and ``--end`` give the same bodies. ``--count`` customers
-(default 100 with `make run`) on four plans and four regions get a CRM profile and a billing
-profile (the ``generic`` receivers), then about 1.2 survey responses each over the year before
-``--end`` (Typeform, Delighted, Formbricks and generic), with a trend: NPS improves over the year,
-enterprise is happier than starter, and one month goes badly. Some customers change plan and
-some churn near the end (their responses move with them: segments follow the current profile).
+(default 2000, as `make run` loads them) on four plans and four regions get a CRM profile and a
+billing profile (the ``generic`` receivers), then about 1.2 survey responses each over the year
+before ``--end`` (Typeform, Delighted, Formbricks and generic), with a trend: NPS improves over
+the year, enterprise is happier than starter, and one month goes badly. Some customers change
+plan and some churn near the end (their responses move with them: segments follow the current
+profile). Customers come in waves of 250 — profiles, their year of answers, their plan changes —
+so the dashboard shows the whole year after the first wave and fills in with each next one.
 """
 
 import argparse
+import itertools
 import json
 import random
 import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -32,6 +36,8 @@ FIRST = ("ana", "ben", "chen", "dana", "erik", "fatima", "gus", "hana", "ivan", 
 LAST = ("smith", "ortiz", "wang", "kowalski", "nakamura", "silva", "okafor", "berg", "rossi")
 BAD_MONTH = 7  # months after the start: an outage nobody forgot
 GENERIC_CHUNK = 10
+SENDERS = 4
+WAVE = 250  # customers per wave: after the first, the dashboard already shows the whole year
 
 
 @dataclass(frozen=True)
@@ -83,11 +89,18 @@ def generate(count: int = 2000, seed: int = 42, end: date | None = None) -> list
             }
         )
         billing.append(_billing(c, c["plan"], "active", joined, f"bill-{c['id']}"))
-    requests = [
-        Request(kind, "generic", _body(items[i : i + GENERIC_CHUNK]))
-        for kind, items in (("crm", crm), ("billing", billing))
-        for i in range(0, len(items), GENERIC_CHUNK)
-    ]
+    wave_of = {c["id"]: i // WAVE for i, c in enumerate(customers)}
+    waves: list[dict[str, list]] = (
+        [
+            {"crm": [], "billing": [], "survey": [], "generic": [], "changes": []}
+            for _ in range(1 + (count - 1) // WAVE)
+        ]
+        if count
+        else []
+    )
+    for c, profile, bill in zip(customers, crm, billing, strict=True):
+        waves[wave_of[c["id"]]]["crm"].append(profile)
+        waves[wave_of[c["id"]]]["billing"].append(bill)
     answers = []
     for n in range(int(count * 1.2)):
         c = rng.choice(customers)
@@ -97,13 +110,13 @@ def generate(count: int = 2000, seed: int = 42, end: date | None = None) -> list
         score = min(10, max(0, round(rng.gauss(mood, 2.1))))
         answers.append((when, n, c, score, rng.choice(CHANNELS), rng.choice(SURVEYS)))
     answers.sort(key=lambda a: a[0])
-    generic: list[dict] = []
     for when, n, c, score, channel, survey in answers:
+        wave = waves[wave_of[c["id"]]]
         provider = rng.choice(PROVIDERS)
         response_id = f"{seed}-{n:06d}"
         comment = _comment(rng, score)
         if provider == "generic":
-            generic.append(
+            wave["generic"].append(
                 {
                     "id": f"resp-{response_id}",
                     "customer": {"email": c["email"], "id": c["id"]},
@@ -114,30 +127,42 @@ def generate(count: int = 2000, seed: int = 42, end: date | None = None) -> list
                     **({"comment": comment} if comment else {}),
                 }
             )
-            if len(generic) == GENERIC_CHUNK:
-                requests.append(Request("survey", "generic", _body(generic)))
-                generic = []
+            if len(wave["generic"]) == GENERIC_CHUNK:
+                wave["survey"].append(Request("survey", "generic", _body(wave["generic"])))
+                wave["generic"] = []
             continue
         body = {"typeform": _typeform, "delighted": _delighted, "formbricks": _formbricks}[
             provider
         ](response_id, c, score, when, channel, survey, comment)
-        requests.append(Request("survey", provider, _body(body)))
-    if generic:
-        requests.append(Request("survey", "generic", _body(generic)))
-    changes = []
+        wave["survey"].append(Request("survey", provider, _body(body)))
     for c in rng.sample(customers, k=max(1, count // 12)):  # upgrades
         plans = list(PLANS)
         new_plan = plans[min(len(plans) - 1, plans.index(c["plan"]) + 1)]
         moment = start + timedelta(days=rng.randrange(300, 365))
-        changes.append(_billing(c, new_plan, "active", moment, f"up-{c['id']}"))
+        waves[wave_of[c["id"]]]["changes"].append(
+            _billing(c, new_plan, "active", moment, f"up-{c['id']}")
+        )
     for c in rng.sample(customers, k=max(1, count // 20)):  # churn
         moment = start + timedelta(days=rng.randrange(330, 366))
-        changes.append(_billing(c, c["plan"], "canceled", moment, f"churn-{c['id']}", mrr=0))
-    requests.extend(
-        Request("billing", "generic", _body(changes[i : i + GENERIC_CHUNK]))
-        for i in range(0, len(changes), GENERIC_CHUNK)
-    )
+        waves[wave_of[c["id"]]]["changes"].append(
+            _billing(c, c["plan"], "canceled", moment, f"churn-{c['id']}", mrr=0)
+        )
+    requests = []
+    for wave in waves:  # each wave: profiles, then a year of answers, then plan changes
+        if wave["generic"]:
+            wave["survey"].append(Request("survey", "generic", _body(wave["generic"])))
+        for kind in ("crm", "billing"):
+            requests += _chunks(kind, wave[kind])
+        requests += wave["survey"]
+        requests += _chunks("billing", wave["changes"])
     return requests
+
+
+def _chunks(kind: str, items: list[dict]) -> list[Request]:
+    return [
+        Request(kind, "generic", _body(items[i : i + GENERIC_CHUNK]))
+        for i in range(0, len(items), GENERIC_CHUNK)
+    ]
 
 
 def _billing(c: dict, plan: str, status: str, moment: datetime, event: str, mrr=None) -> dict:
@@ -274,13 +299,16 @@ def progress(done: int, total: int, failed: int, started: float) -> None:
 
 
 def load(url: str, count: int, seed: int = 42, end: date | None = None) -> int:
+    """Send in order, but profiles (CRM beside billing: two functions) several at a time."""
     requests = generate(count, seed, end)
-    started, failed = time.monotonic(), 0
-    for i, request in enumerate(requests, 1):
-        if send(url, request) >= 300:
-            failed += 1
-        if i % 5 == 0 or i == len(requests):
-            progress(i, len(requests), failed, started)
+    started, failed, done = time.monotonic(), 0, 0
+    with ThreadPoolExecutor(max_workers=SENDERS) as pool:
+        for _, run in itertools.groupby(requests, key=lambda r: r.kind == "survey"):
+            for status in pool.map(lambda r: send(url, r), list(run)):
+                failed += status >= 300
+                done += 1
+                if done % 5 == 0 or done == len(requests):
+                    progress(done, len(requests), failed, started)
     sys.stderr.write(f"\nseeded {count} customers in {time.monotonic() - started:.0f} s\n")
     return failed
 
@@ -288,7 +316,7 @@ def load(url: str, count: int, seed: int = 42, end: date | None = None) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m local.seed", description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:3000")
-    parser.add_argument("--count", type=int, default=100, help="customers")
+    parser.add_argument("--count", type=int, default=2000, help="customers")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--end", type=date.fromisoformat, default=None, help="last day (UTC)")
     args = parser.parse_args()

@@ -137,3 +137,84 @@ def test_an_item_over_the_size_limit_is_still_refused(template):
             client.put_item(
                 TableName=stack.refs["RecordsTable"], Item={**item, "b": {"S": "z" * 200_000}}
             )
+
+
+def _every_type(table: str, stream_endpoint: str) -> list:
+    """Each answer the shortcuts touch: items of every attribute type, updates whose
+    validation fails, a failed condition, stream records with their timestamps."""
+    ddb = boto3.client("dynamodb")
+    key = {"pk": {"S": "T#1"}, "sk": {"S": "T"}}
+    item = {
+        **key,
+        "b": {"B": b"\x00\xff"},
+        "bs": {"BS": [b"\x01", b"\x02"]},
+        "n": {"N": "1.50"},
+        "ns": {"NS": ["1", "2.5"]},
+        "ss": {"SS": ["x", "y"]},
+        "l": {"L": [{"NULL": True}, {"BOOL": False}, {"M": {"k": {"S": ""}}}]},
+        "m": {"M": {}},
+    }
+    answers: list = [ddb.put_item(TableName=table, Item=item, ReturnValues="ALL_OLD")]
+    answers.append(ddb.get_item(TableName=table, Key=key)["Item"])
+    answers.append(
+        ddb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="ADD c :one SET #l[1] = :t, m.k = if_not_exists(m.k, :s) REMOVE ns",
+            ExpressionAttributeNames={"#l": "l"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":t": {"BOOL": True}, ":s": {"S": "v"}},
+            ReturnValues="ALL_NEW",
+            ReturnConsumedCapacity="TOTAL",
+        )
+    )
+    for bad in ("SET a = :one, a = :one", "ADD c :one ADD d :one", "SET pk = :one"):
+        with pytest.raises(ClientError) as refused:
+            ddb.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression=bad,
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        answers.append(refused.value.response["Error"])
+    with pytest.raises(ClientError) as refused:
+        ddb.delete_item(TableName=table, Key=key, ConditionExpression="attribute_not_exists(pk)")
+    answers.append(refused.value.response["Error"])
+    answers.append(ddb.delete_item(TableName=table, Key=key, ReturnValues="ALL_OLD"))
+    streams = boto3.client("dynamodbstreams", endpoint_url=stream_endpoint)
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert len(records) == 3  # insert, modify, remove
+    for record in records:
+        created = record["dynamodb"].pop("ApproximateCreationDateTime")
+        record["dynamodb"].pop("SequenceNumber")  # moto counts them across accounts
+        assert created.year >= 2026  # parsed as a timestamp either way
+        answers.append({k: v for k, v in record.items() if k not in ("eventID",)})
+    for answer in answers:
+        if isinstance(answer, dict):
+            answer.pop("ResponseMetadata", None)
+    return answers
+
+
+def test_every_attribute_type_and_error_answers_the_same(template):
+    answers = []
+    for accelerated in (False, True):
+        was_installed = bool(moto_speed._originals)
+        (moto_speed.install if accelerated else moto_speed.uninstall)()
+        try:
+            with mock_aws():
+                stack = Stack(template, _MotoAccount()).provision()
+                answers.append(
+                    _every_type(
+                        stack.refs["RecordsTable"],
+                        "https://streams.dynamodb.us-east-1.amazonaws.com",
+                    )
+                )
+        finally:
+            (moto_speed.install if was_installed else moto_speed.uninstall)()
+    plain, fast = answers
+    assert plain[1]["b"] == {"B": b"\x00\xff"}  # binary survives the round trip
+    assert fast == plain
