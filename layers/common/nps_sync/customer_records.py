@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import dynamo
 from .errors import StorageUnavailable
 
 PROFILE_SK = "PROFILE"
@@ -304,15 +305,7 @@ class CustomerRecords:
     # --- plumbing -------------------------------------------------------------------------
 
     def _pages(self, operation: str, kwargs: dict[str, Any]) -> Iterator[Item]:
-        while True:
-            page = self._call(operation, **kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        return dynamo.pages(self.client, operation, kwargs)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"DynamoDB {operation} failed") from error
+        return dynamo.call(self.client, operation, **kwargs)
