@@ -1,5 +1,6 @@
 """Wire it together: emulator + resources + functions + HTTP gateway + pollers."""
 
+import dataclasses
 import logging
 import os
 import threading
@@ -60,6 +61,7 @@ class Runtime:
             function.handler()  # import now: a broken handler fails at start, not on a request
         for mapping in template.event_sources:
             arn = stack.resolve(mapping.source)
+            mapping = dataclasses.replace(mapping, on_failure=stack.resolve(mapping.on_failure))
             poller = poller_for(
                 self.functions[mapping.function], mapping, arn, self.emulator, self.stop_event
             )

@@ -9,6 +9,7 @@ provider retries) or succeed; the stream and the queue retry (local.pollers); at
 record is stored once, reconcile finds no difference and every event reaches the subscriber.
 """
 
+import dataclasses
 import json
 import random
 import sys
@@ -226,6 +227,8 @@ def test_nothing_is_lost_or_double_counted_under_injected_faults(faults, functio
             if mapping.function not in ("AggregatorFunction", "DeliveryFunction"):
                 continue
             arn = function_env.resolve(mapping.source)
+            destination = function_env.resolve(mapping.on_failure)  # as the runtime does
+            mapping = dataclasses.replace(mapping, on_failure=destination)
             kind = StreamPoller if ":dynamodb:" in arn else SqsPoller
             pollers.append(
                 kind(
