@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
 from . import dynamo
 from .errors import StorageUnavailable
@@ -174,22 +173,15 @@ class CustomerRecords:
                 values[f":d{i}"] = value
                 sets.append(f"#d{i} = :d{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": customer_pk(customer_key)}, "sk": {"S": PROFILE_SK}},
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk) AND billing_updated_at = :stamp",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        except BotoCoreError as error:
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        return True
+        return dynamo.update_if(
+            self.client,
+            TableName=self.table_name,
+            Key={"pk": {"S": customer_pk(customer_key)}, "sk": {"S": PROFILE_SK}},
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk) AND billing_updated_at = :stamp",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def index_page(
         self, index: str, key: tuple[str, str], limit: int, start: dict[str, Any] | None
@@ -229,23 +221,16 @@ class CustomerRecords:
             else:
                 removes.append(f"#a{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": response_key["pk"], "sk": {"S": RESPONSE_SK}},
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk) AND customer_key = :owner AND "
-                "(attribute_not_exists(#ver) OR #ver < :ver)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        except BotoCoreError as error:
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        return True
+        return dynamo.update_if(
+            self.client,
+            TableName=self.table_name,
+            Key={"pk": response_key["pk"], "sk": {"S": RESPONSE_SK}},
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk) AND customer_key = :owner AND "
+            "(attribute_not_exists(#ver) OR #ver < :ver)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def restamp(self, response: Item, profile: Item) -> bool:
         """Reconcile's repair of a stale stamp: the profile's segment attributes and version
@@ -268,22 +253,15 @@ class CustomerRecords:
             else:
                 checks.append(f"attribute_not_exists(#a{i})")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": response["pk"], "sk": {"S": RESPONSE_SK}},
-                UpdateExpression=expression,
-                ConditionExpression=" AND ".join(checks),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        except BotoCoreError as error:
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        return True
+        return dynamo.update_if(
+            self.client,
+            TableName=self.table_name,
+            Key={"pk": response["pk"], "sk": {"S": RESPONSE_SK}},
+            UpdateExpression=expression,
+            ConditionExpression=" AND ".join(checks),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def delete(self, keys: list[dict[str, Any]]) -> int:
         """Delete items by key (BatchWriteItem, retrying unprocessed ones)."""

@@ -29,3 +29,12 @@ def pages(client: Any, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[
         if "LastEvaluatedKey" not in page:
             return
         kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def update_if(client: Any, **kwargs: Any) -> bool:
+    """A conditional UpdateItem: False when its condition does not hold."""
+    try:
+        call(client, "update_item", passing=("ConditionalCheckFailedException",), **kwargs)
+    except ClientError:
+        return False
+    return True

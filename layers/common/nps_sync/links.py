@@ -17,9 +17,7 @@ Moving is idempotent and resumable: every record naming an alias that is linked 
 from collections.abc import Iterable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from . import lww
+from . import dynamo, lww
 from .customer_records import PROFILE_SK, RESPONSE_SK, VERSION, CustomerRecords, customer_pk
 from .errors import StorageUnavailable
 from .observability import logger
@@ -160,16 +158,7 @@ class Links:
         self.records.delete([{"pk": {"S": customer_pk(old)}, "sk": {"S": PROFILE_SK}}])
 
     def _update(self, key: Key, **kwargs: Any) -> bool:
-        """A conditional UpdateItem: False when the condition does not hold."""
-        try:
-            self.client.update_item(TableName=self.table, Key=key, **kwargs)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        except BotoCoreError as error:
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        return True
+        return dynamo.update_if(self.client, TableName=self.table, Key=key, **kwargs)
 
 
 def _merged(source: dict[str, Any], target: dict[str, Any] | None) -> lww.Update | None:

@@ -162,20 +162,15 @@ class OutcomesStore:
             checks.append(f"(#c{i} = :s{i} OR (attribute_not_exists(#c{i}) AND :s{i} = :zero))")
         if not sets:
             return True
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=" AND ".join(checks),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise StorageUnavailable("DynamoDB update_item failed") from error
-        return True
+        return dynamo.update_if(
+            self.client,
+            TableName=self.table_name,
+            Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=" AND ".join(checks),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     # --- plumbing --------------------------------------------------------------------------
 
