@@ -38,7 +38,7 @@ AGGREGATES_TABLE ?= nps-sync-AggregatesTable
 reconcile: $(STAMP)
 	AWS_ENDPOINT_URL=$(ENDPOINT) RECORDS_TABLE=$(RECORDS_TABLE) AGGREGATES_TABLE=$(AGGREGATES_TABLE) \
 	  $(if $(ENDPOINT),AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1,) \
-	  PYTHONPATH=layers/common $(BIN)/python -m nps_sync.reconcile $(if $(FIX),--fix,)
+	  PYTHONPATH=layers/common $(BIN)/python -m nps_sync.cli.reconcile $(if $(FIX),--fix,)
 
 # Move dead-lettered webhook deliveries back to the delivery queue (docs/operations.md).
 # Against `make run` by default; for a deployed stack set ENDPOINT= and the two queue URLs.
@@ -47,7 +47,7 @@ DELIVERY_QUEUE ?= nps-sync-DeliveryQueue
 redrive: $(STAMP)
 	AWS_ENDPOINT_URL=$(ENDPOINT) \
 	  $(if $(ENDPOINT),AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1,) \
-	  PYTHONPATH=layers/common $(BIN)/python -m nps_sync.redrive --from $(DLQ) --to $(DELIVERY_QUEUE) $(if $(LIMIT),--limit $(LIMIT),)
+	  PYTHONPATH=layers/common $(BIN)/python -m nps_sync.cli.redrive --from $(DLQ) --to $(DELIVERY_QUEUE) $(if $(LIMIT),--limit $(LIMIT),)
 
 # Both cores; a test file stays on one worker (its fixtures, e.g. one local runtime, are shared).
 test: lint $(STAMP)  ## lint, then every test

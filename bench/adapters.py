@@ -21,7 +21,7 @@ KINDS = {"survey": "survey_providers", "crm": "crm_providers", "billing": "billi
 
 
 def _settings():
-    from nps_sync.config import Settings
+    from nps_sync.core.settings import Settings
 
     parameters = json.loads((ROOT / "local" / "settings.json").read_text())["parameters"]
     return Settings.model_validate(
@@ -64,7 +64,7 @@ def _peak(fn) -> int:
 def measure() -> list[dict]:
     sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
     from local.signer import credentials, signed_headers
-    from nps_sync.webhooks import WebhookRequest
+    from nps_sync.ingest.receive import WebhookRequest
 
     settings = _settings()
     rows = []

@@ -367,9 +367,9 @@ def _known_customers(backend, records: str, traffic) -> None:
 
 
 def _prefill(backend, records: str, aggregates: str, history, dimensions, shard: str) -> None:
-    from nps_sync.aggregates import COUNTERS, contribution, pad
-    from nps_sync.models import Response
-    from nps_sync.storage import response_item
+    from nps_sync.core.aggregates import COUNTERS, contribution, pad
+    from nps_sync.core.models import Response
+    from nps_sync.store.records import response_item
 
     if not history:
         return

@@ -242,10 +242,10 @@ def check(aws: str, accepted: set[str], answered: set[str], hooks, unsure: set[s
         AGGREGATES_TABLE="nps-sync-AggregatesTable",
     )
     sys.path.insert(0, str(ROOT / "layers" / "common"))
-    from nps_sync.aggregate_settings import aggregate_settings
-    from nps_sync.aggregate_store import AggregatesStore
-    from nps_sync.customer_records import CustomerRecords
-    from nps_sync.reconcile import reconcile
+    from nps_sync.aggregation.reconcile import reconcile
+    from nps_sync.core.settings import aggregate_settings
+    from nps_sync.store.aggregates import AggregatesStore
+    from nps_sync.store.customers import CustomerRecords
 
     from . import template as template_module
 

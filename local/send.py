@@ -7,7 +7,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .events import target
+from nps_sync.delivery.events import target
+
 from .signer import signed_headers
 
 

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from nps_sync.signing import hmac_sha256, standard_sign
+from nps_sync.core.signing import hmac_sha256, standard_sign
 
 DEV_SECRETS = Path(__file__).resolve().parent / "dev-secrets.json"
 

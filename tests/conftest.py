@@ -14,9 +14,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from local import moto_speed
 from local.signer import signed_headers
-from nps_sync import secrets
-from nps_sync.config import Settings, settings
-from nps_sync.webhooks import WebhookRequest
+from nps_sync.core.settings import Settings, settings
+from nps_sync.ingest.receive import WebhookRequest
+from nps_sync.store import secrets
 
 # moto as the local runtime runs it: same answers, faster (tests/integration/test_moto_speed.py).
 moto_speed.install()

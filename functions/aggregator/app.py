@@ -4,15 +4,14 @@ from functools import lru_cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nps_sync.aggregate_settings import aggregate_settings
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.aggregator import Aggregator
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.fanout import Fanout
-from nps_sync.fanout_settings import fanout_settings
-from nps_sync.observability import logger, metrics, tracer
-from nps_sync.outbound import DeliveryQueue, EventBus
-from nps_sync.subscriptions import SubscriptionsStore
+from nps_sync.aggregation.aggregator import Aggregator
+from nps_sync.core.observability import logger, metrics, tracer
+from nps_sync.core.settings import aggregate_settings, fanout_settings
+from nps_sync.delivery.fanout import Fanout
+from nps_sync.delivery.outbound import DeliveryQueue, EventBus
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.subscriptions import SubscriptionsStore
 
 
 def fanout() -> Fanout | None:

@@ -3,8 +3,8 @@ dashboard: GET /dashboard, /segments, /distribution, /detractors (docs/dashboard
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nps_sync.api import resolver
-from nps_sync.observability import logger, metrics, tracer
+from nps_sync.core.observability import logger, metrics, tracer
+from nps_sync.web.api import resolver
 
 app = resolver()
 

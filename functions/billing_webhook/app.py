@@ -1,6 +1,6 @@
 """BillingWebhookFunction: POST /webhooks/billing/{provider} -> billing profiles (plan, MRR)."""
 
 from billing_providers import ADAPTERS
-from nps_sync.webhooks import handler
+from nps_sync.web.receivers import handler
 
 lambda_handler = handler("billing", ADAPTERS)

@@ -4,13 +4,12 @@ from functools import lru_cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nps_sync.config import settings
-from nps_sync.crm_fields import hubspot_property_names
-from nps_sync.enrichment import enqueue, enrich
-from nps_sync.hubspot_api import HubSpotClient
-from nps_sync.observability import logger, metrics, tracer
-from nps_sync.secrets import provider_credentials
-from nps_sync.storage import RecordsStore
+from nps_sync.core.observability import logger, metrics, tracer
+from nps_sync.core.settings import settings
+from nps_sync.ingest.enrichment import enqueue, enrich
+from nps_sync.ingest.hubspot import HubSpotClient, hubspot_property_names
+from nps_sync.store.records import RecordsStore
+from nps_sync.store.secrets import provider_credentials
 
 
 @lru_cache(maxsize=1)

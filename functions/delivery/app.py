@@ -1,15 +1,15 @@
 """DeliveryFunction: delivery queue -> subscriber URLs, signed per Standard Webhooks, with
-back-off and partial batch failures (nps_sync.delivery)."""
+back-off and partial batch failures (nps_sync.delivery.sender)."""
 
 from functools import lru_cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nps_sync.delivery import Delivery, Sender
-from nps_sync.fanout_settings import fanout_settings
-from nps_sync.observability import logger, metrics, tracer
-from nps_sync.outbound import DeliveryQueue
-from nps_sync.subscriptions import SubscriptionsStore
+from nps_sync.core.observability import logger, metrics, tracer
+from nps_sync.core.settings import fanout_settings
+from nps_sync.delivery.outbound import DeliveryQueue
+from nps_sync.delivery.sender import Delivery, Sender
+from nps_sync.store.subscriptions import SubscriptionsStore
 
 
 @lru_cache(maxsize=1)

@@ -7,11 +7,11 @@ name customers by customer_ref only.
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nps_sync.aggregate_settings import aggregate_settings
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.observability import logger, metrics, tracer
-from nps_sync.reconcile import DEFAULT_SETTLE_SECONDS, reconcile
+from nps_sync.aggregation.reconcile import DEFAULT_SETTLE_SECONDS, reconcile
+from nps_sync.core.observability import logger, metrics, tracer
+from nps_sync.core.settings import aggregate_settings
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
 
 LOGGED = 100  # differences logged per kind; the counts are in the metrics and the answer
 

@@ -1,6 +1,6 @@
 """SurveyWebhookFunction: POST /webhooks/survey/{provider} -> verified, normalized NPS responses."""
 
-from nps_sync.webhooks import handler
+from nps_sync.web.receivers import handler
 from survey_providers import ADAPTERS
 
 lambda_handler = handler("survey", ADAPTERS)

@@ -9,7 +9,7 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from nps_sync.signing import standard_sign
+from nps_sync.core.signing import standard_sign
 from tests.fakes.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]

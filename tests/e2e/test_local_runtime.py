@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from local.signer import signed_headers
-from nps_sync.storage import RecordsStore
+from nps_sync.store.records import RecordsStore
 from tests.conftest import body_of
 from tests.e2e.conftest import ROOT
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nps_sync.signing import standard_sign
+from nps_sync.core.signing import standard_sign
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = json.loads((ROOT / "local" / "dev-secrets.json").read_text())

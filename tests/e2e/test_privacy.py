@@ -172,7 +172,7 @@ def aws_env(aws: str) -> dict[str, str]:
 
 def run_reconcile(aws: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(  # noqa: S603 - our own module
-        [sys.executable, "-m", "nps_sync.reconcile", *args],
+        [sys.executable, "-m", "nps_sync.cli.reconcile", *args],
         cwd=ROOT,
         env=aws_env(aws),
         capture_output=True,

@@ -12,15 +12,15 @@ from moto import mock_aws
 
 from local import template as template_module
 from local.aws import Stack
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.aggregates import DEFAULT_DIMENSIONS
-from nps_sync.aggregator import Aggregator
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.models import Response
-from nps_sync.reconcile import reconcile
-from nps_sync.response_index import ResponseIndex
-from nps_sync.storage import RecordsStore
-from nps_sync.stream import ShardLocator
+from nps_sync.aggregation.aggregator import Aggregator
+from nps_sync.aggregation.reconcile import reconcile
+from nps_sync.aggregation.stream import ShardLocator
+from nps_sync.core.aggregates import DEFAULT_DIMENSIONS
+from nps_sync.core.models import Response
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.records import RecordsStore
+from nps_sync.store.response_index import ResponseIndex
 
 PASSED = ("RESP", "PROFILE")
 STREAMS_ENDPOINT = "https://streams.dynamodb.us-east-1.amazonaws.com"

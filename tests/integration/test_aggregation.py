@@ -1,8 +1,8 @@
 """The aggregator against moto, with Lambda's delivery semantics and its failure modes; each
 scenario ends with reconcile (the from-scratch recomputation) finding no difference."""
 
-from nps_sync.aggregates import Counts
-from nps_sync.stream import Lane
+from nps_sync.aggregation.stream import Lane
+from nps_sync.core.aggregates import Counts
 
 from .conftest import Flaky
 
@@ -106,8 +106,8 @@ def test_a_profile_change_between_two_responses_moves_the_customer(world):
 
 
 def test_an_erasure_takes_the_customer_out_of_the_aggregates(world):
-    from nps_sync.customer_records import CustomerRecords
-    from nps_sync.customers import erase
+    from nps_sync.query.customers import erase
+    from nps_sync.store.customers import CustomerRecords
 
     world.profile("ana@example.com", 1, plan="pro")
     world.respond("r1", "ana@example.com", 10)
@@ -175,9 +175,9 @@ def test_account_on_read_equals_account_counted_on_write(world):
 
 
 def test_reconcile_fix_repairs_a_damaged_aggregate(world):
-    from nps_sync.aggregate_store import AggregatesStore
-    from nps_sync.customer_records import CustomerRecords
-    from nps_sync.reconcile import reconcile
+    from nps_sync.aggregation.reconcile import reconcile
+    from nps_sync.store.aggregates import AggregatesStore
+    from nps_sync.store.customers import CustomerRecords
 
     world.respond("r1", "ana@example.com", 10)
     world.run()

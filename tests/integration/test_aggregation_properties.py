@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.customers import erase
+from nps_sync.query.customers import erase
+from nps_sync.store.customers import CustomerRecords
 
 from .conftest import Flaky, make_world
 

@@ -11,7 +11,7 @@ from local.aws import Emulator
 from local.events import build, wire_body
 from local.lambdas import LocalFunction
 from local.pollers import SqsPoller
-from nps_sync.customer_records import CustomerRecords
+from nps_sync.store.customers import CustomerRecords
 from tests.conftest import BODIES
 from tests.fakes.hubspot import FakeHubSpot
 

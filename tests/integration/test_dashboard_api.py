@@ -10,10 +10,10 @@ import pytest
 from openapi_spec_validator import validate
 
 from local.lambdas import Context, load_handler
-from nps_sync import api as api_module
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.aggregates import DEFAULT_DIMENSIONS
-from nps_sync.customer_records import CustomerRecords
+from nps_sync.core.aggregates import DEFAULT_DIMENSIONS
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.web import api as api_module
 
 TOKEN = "dev-token-change-me"
 WITHOUT_SCORE = tuple(d for d in DEFAULT_DIMENSIONS if d != "score")

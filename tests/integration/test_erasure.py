@@ -1,4 +1,4 @@
-"""DELETE /customers/{key} (nps_sync.customers.erase_customer) through the API's resolver and
+"""DELETE /customers/{key} (nps_sync.query.customers.erase_customer) through the API's resolver and
 the stream stand-in: the key is read as identity reads it, an alias erases its customer,
 nothing found is a 404, and nothing of the customer is left in either table."""
 
@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from local.lambdas import Context
-from nps_sync import api as api_module
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.aggregates import Counts
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.models import BillingProfile, CrmProfile, Money
-from nps_sync.reconcile import reconcile
+from nps_sync.aggregation.reconcile import reconcile
+from nps_sync.core.aggregates import Counts
+from nps_sync.core.models import BillingProfile, CrmProfile, Money
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.web import api as api_module
 
 TOKEN = "test-token"
 ANA = "ana@example.com"

@@ -9,7 +9,7 @@ import pytest
 from billing_providers import ADAPTERS as BILLING
 from crm_providers import ADAPTERS as CRM
 from local.lambdas import Context
-from nps_sync.webhooks import resolver
+from nps_sync.web.receivers import resolver
 from survey_providers import ADAPTERS as SURVEY
 
 ROOT = Path(__file__).resolve().parents[2]

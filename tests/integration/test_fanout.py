@@ -19,12 +19,12 @@ from standardwebhooks.webhooks import Webhook
 from local.aws import Stack
 from local.pollers import SqsPoller
 from local.template import EventSource
-from nps_sync.delivery import MAX_ATTEMPTS, Delivery, Sender
-from nps_sync.events import EVENT_TYPES
-from nps_sync.fanout import Fanout
-from nps_sync.outbound import DeliveryQueue, EventBus
-from nps_sync.redrive import redrive
-from nps_sync.subscriptions import SubscriptionsStore
+from nps_sync.cli.redrive import redrive
+from nps_sync.delivery.events import EVENT_TYPES
+from nps_sync.delivery.fanout import Fanout
+from nps_sync.delivery.outbound import DeliveryQueue, EventBus
+from nps_sync.delivery.sender import MAX_ATTEMPTS, Delivery, Sender
+from nps_sync.store.subscriptions import SubscriptionsStore
 from tests.fakes.receiver import Receiver
 
 from .conftest import World, _MotoAccount

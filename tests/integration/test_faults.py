@@ -25,12 +25,11 @@ from local.aws import Emulator
 from local.events import build
 from local.lambdas import LocalFunction
 from local.pollers import SqsPoller, StreamPoller
-from nps_sync.aggregate_settings import aggregate_settings
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.fanout_settings import fanout_settings
-from nps_sync.reconcile import reconcile
-from nps_sync.subscriptions import SubscriptionsStore
+from nps_sync.aggregation.reconcile import reconcile
+from nps_sync.core.settings import aggregate_settings, fanout_settings
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.subscriptions import SubscriptionsStore
 from tests.fakes.receiver import Receiver
 
 WEBHOOKS = ("SurveyWebhookFunction", "CrmWebhookFunction", "BillingWebhookFunction")
@@ -90,12 +89,12 @@ class Faults:
         """The call was applied, then its answer was lost (or the aggregator crashed)."""
         if not (self.on and self._targeted(model)):
             return
-        if model.name == "UpdateItem" and _called_from("aggregate_store.py"):
+        if model.name == "UpdateItem" and _called_from("store/aggregates.py"):
             self.aggregate_writes += 1
             if self.aggregate_writes in self.crash_at:
                 self._count("crash")
                 raise RuntimeError("injected: the aggregator crashed mid-batch")
-        if model.name == "UpdateItem" and _called_from("outcome_stream.py"):
+        if model.name == "UpdateItem" and _called_from("aggregation/outcome_step.py"):
             # the revenue-outcome step: its counters, and the outcome state with the at-risk
             # keys on the PROFILE (docs/outcomes.md)
             self.outcome_writes += 1

@@ -5,15 +5,15 @@ import socket
 
 import pytest
 
-from nps_sync.enrichment import enrich
-from nps_sync.hubspot_api import (
+from nps_sync.core.models import CrmProfile
+from nps_sync.ingest.enrichment import enrich
+from nps_sync.ingest.hubspot import (
     HubSpotApiError,
     HubSpotClient,
     HubSpotRetryable,
     PropertyNames,
     fetch_profiles,
 )
-from nps_sync.models import CrmProfile
 from tests.fakes.hubspot import FakeHubSpot
 
 TOKEN = "dev-hubspot-token"

@@ -35,10 +35,8 @@ from local.gateway import api_event
 from local.lambdas import Context, load_handler
 from local.pollers import SqsPoller
 from local.template import EventSource, Template
-from nps_sync import secrets
-from nps_sync.aggregate_settings import aggregate_settings
-from nps_sync.config import settings
-from nps_sync.fanout_settings import fanout_settings
+from nps_sync.core.settings import aggregate_settings, fanout_settings, settings
+from nps_sync.store import secrets
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.receiver import Receiver
 

@@ -11,14 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from local.lambdas import Context
-from nps_sync import api as api_module
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.customers import erase
-from nps_sync.models import BillingProfile, Money, Response
-from nps_sync.outcome_reconcile import check_outcomes
-from nps_sync.outcome_store import OutcomesStore
-from nps_sync.reconcile import reconcile
+from nps_sync.aggregation.outcome_reconcile import check_outcomes
+from nps_sync.aggregation.reconcile import reconcile
+from nps_sync.core.models import BillingProfile, Money, Response
+from nps_sync.query.customers import erase
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.outcomes import OutcomesStore
+from nps_sync.web import api as api_module
 
 from .conftest import Flaky
 

@@ -12,9 +12,9 @@ from botocore.exceptions import ReadTimeoutError
 
 from local.events import build
 from local.lambdas import LocalFunction
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.models import BillingProfile, Response
-from nps_sync.storage import RecordsStore
+from nps_sync.core.models import BillingProfile, Response
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.records import RecordsStore
 from tests.conftest import body_of
 
 SUBSCRIPTION = ("billing", "stripe", "stripe-customer.subscription.updated.json")

@@ -1,17 +1,17 @@
-"""Reconcile (nps_sync.reconcile): stale segment stamps, --fix on a live stream, and output that
-names no customer. The stream is the conftest's stand-in for Lambda; "lost" records are read
-from it without running the aggregator, as records skipped after their retries are."""
+"""Reconcile (nps_sync.aggregation.reconcile): stale segment stamps, --fix on a live stream, and
+output that names no customer. The stream is the conftest's stand-in for Lambda; "lost" records
+are read from it without running the aggregator, as records skipped after their retries are."""
 
 import json
 from datetime import UTC, datetime
 
 from local.lambdas import Context, load_handler
-from nps_sync.aggregate_settings import aggregate_settings
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.aggregates import Counts
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.models import BillingProfile, Money
-from nps_sync.reconcile import reconcile
+from nps_sync.aggregation.reconcile import reconcile
+from nps_sync.core.aggregates import Counts
+from nps_sync.core.models import BillingProfile, Money
+from nps_sync.core.settings import aggregate_settings
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
 
 ANA = "ana@example.com"
 
@@ -172,7 +172,7 @@ def test_reconcile_output_names_no_customer(world, capsys, monkeypatch):
     assert {"state", "index"} <= kinds and report.stale_stamps
 
     # the command's output
-    from nps_sync import reconcile as reconcile_module
+    from nps_sync.cli import reconcile as reconcile_module
 
     monkeypatch.setenv("RECORDS_TABLE", world.records_table)
     monkeypatch.setenv("AGGREGATES_TABLE", world.aggregates_table)

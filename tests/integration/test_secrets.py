@@ -6,9 +6,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nps_sync import secrets
-from nps_sync.config import Settings
-from nps_sync.errors import StorageUnavailable
+from nps_sync.core.errors import StorageUnavailable
+from nps_sync.core.settings import Settings
+from nps_sync.store import secrets
 
 DOCUMENT = {"api_tokens": ["t1"], "providers": {"generic": {"secret": "whsec_abc"}}}
 

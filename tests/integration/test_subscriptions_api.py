@@ -10,17 +10,17 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from local.lambdas import Context
-from nps_sync import api as api_module
-from nps_sync.aggregate_store import AggregatesStore
-from nps_sync.customer_records import CustomerRecords
-from nps_sync.delivery import signature_header
-from nps_sync.ssrf import vet
-from nps_sync.subscriptions import (
+from nps_sync.delivery.sender import signature_header
+from nps_sync.delivery.ssrf import vet
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.subscriptions import (
     MAX_PREVIOUS_SECRETS,
     ROTATION_GRACE_SECONDS,
     DeliveryRecord,
     SubscriptionsStore,
 )
+from nps_sync.web import api as api_module
 
 TOKEN = "dev-token-change-me"
 PUBLIC = {"hooks.example.com": ["93.184.215.14"], "internal.example.com": ["127.0.0.1"]}

@@ -7,7 +7,7 @@ import pytest
 
 from local.events import build
 from local.lambdas import LocalFunction
-from nps_sync.storage import RecordsStore
+from nps_sync.store.records import RecordsStore
 from tests.conftest import body_of
 
 

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from billing_providers import ADAPTERS, chargebee, generic
 from billing_providers import stripe as stripe_adapter
-from nps_sync.errors import InvalidPayload, MalformedBody, SignatureError
-from nps_sync.models import Money
-from nps_sync.secrets import provider_credentials
-from nps_sync.webhooks import Batch, WebhookRequest
+from nps_sync.core.errors import InvalidPayload, MalformedBody, SignatureError
+from nps_sync.core.models import Money
+from nps_sync.ingest.receive import Batch, WebhookRequest
+from nps_sync.store.secrets import provider_credentials
 from tests.conftest import body_of, signed
 
 NOW = int(time.time())

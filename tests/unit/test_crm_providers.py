@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from crm_providers import ADAPTERS, generic, hubspot, salesforce
-from nps_sync.errors import InvalidPayload, MalformedBody, SignatureError
-from nps_sync.secrets import provider_credentials
-from nps_sync.webhooks import Receipt, WebhookRequest
+from nps_sync.core.errors import InvalidPayload, MalformedBody, SignatureError
+from nps_sync.ingest.receive import Receipt, WebhookRequest
+from nps_sync.store.secrets import provider_credentials
 from tests.conftest import BODIES, body_of, signed
 
 NOW = int(time.time())

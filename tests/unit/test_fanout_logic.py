@@ -6,7 +6,14 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from nps_sync.delivery import (
+from nps_sync.core.errors import BlockedUrl
+from nps_sync.delivery.events import (
+    EVENT_TYPES,
+    customer_change,
+    matches,
+    response_events,
+)
+from nps_sync.delivery.sender import (
     MAX_ATTEMPTS,
     QUEUE_VISIBILITY_SECONDS,
     VISIBILITY_LIMIT_SECONDS,
@@ -18,15 +25,8 @@ from nps_sync.delivery import (
     signature_header,
     visibility_allowance,
 )
-from nps_sync.errors import BlockedUrl
-from nps_sync.events import (
-    EVENT_TYPES,
-    customer_change,
-    matches,
-    response_events,
-)
-from nps_sync.ssrf import refusal, vet
-from nps_sync.subscriptions import Subscription, new_secret
+from nps_sync.delivery.ssrf import refusal, vet
+from nps_sync.store.subscriptions import Subscription, new_secret
 
 
 def response(score, updated="2026-01-15T10:00:00.000000Z", submitted=None, pk="RESP#g#r1", **more):

@@ -9,7 +9,7 @@ The values below are copied from those tables (4 decimals), not computed.
 
 import pytest
 
-from nps_sync.outcome_query import churn_gap, newcombe, wilson
+from nps_sync.query.outcomes import churn_gap, newcombe, wilson
 
 WILSON = [  # x, n, lower, upper
     (81, 263, 0.2553, 0.3662),

@@ -6,9 +6,9 @@ from fractions import Fraction
 
 import pytest
 
-from nps_sync import mrr
-from nps_sync.errors import InvalidPayload
-from nps_sync.models import Money
+from nps_sync.core import mrr
+from nps_sync.core.errors import InvalidPayload
+from nps_sync.core.models import Money
 
 AT = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -2,9 +2,9 @@ from datetime import date
 
 import pytest
 
-from nps_sync.aggregates import AggregateKey, Counts, delta, fold, pad, total
-from nps_sync.nps import margin_of_error, nps, revenue_weighted_nps
-from nps_sync.periods import between, label
+from nps_sync.core.aggregates import AggregateKey, Counts, delta, fold, pad, total
+from nps_sync.core.nps import margin_of_error, nps, revenue_weighted_nps
+from nps_sync.core.periods import between, label
 
 
 def test_nps_is_percent_promoters_minus_percent_detractors():

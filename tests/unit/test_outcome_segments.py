@@ -1,6 +1,6 @@
-"""Which segment a billing customer's outcome counts under (nps_sync.outcomes.segment)."""
+"""Which segment a billing customer's outcome counts under (nps_sync.core.outcomes.segment)."""
 
-from nps_sync.outcomes import OutcomeKey, contribution, derive, segment, stored_state
+from nps_sync.core.outcomes import OutcomeKey, contribution, derive, segment, stored_state
 
 
 def profile(**attributes):
@@ -28,7 +28,7 @@ def answered(score, channel=None):
 
 
 def with_state(image, responses):
-    from nps_sync.outcomes import to_attribute
+    from nps_sync.core.outcomes import to_attribute
 
     return {**image, "outcome": to_attribute(derive(image, responses))}
 

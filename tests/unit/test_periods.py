@@ -4,11 +4,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from nps_sync.aggregates import ZERO
-from nps_sync.errors import BadRequest
-from nps_sync.outcome_query import outcomes_report
-from nps_sync.periods import FIRST_DAY, GRANULARITIES, LAST_DAY, between, label
-from nps_sync.query import nps_series
+from nps_sync.core.aggregates import ZERO
+from nps_sync.core.errors import BadRequest
+from nps_sync.core.periods import FIRST_DAY, GRANULARITIES, LAST_DAY, between, label
+from nps_sync.query.outcomes import outcomes_report
+from nps_sync.query.series import nps_series
 
 TODAY = date(2026, 3, 2)
 RANGED = [g for g in GRANULARITIES if g != "all"]

@@ -7,10 +7,10 @@ from functools import partial
 import pytest
 from pydantic import ValidationError
 
-from nps_sync.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
-from nps_sync.models import Category
-from nps_sync.secrets import provider_credentials
-from nps_sync.webhooks import WebhookRequest
+from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
+from nps_sync.core.models import Category
+from nps_sync.ingest.receive import WebhookRequest
+from nps_sync.store.secrets import provider_credentials
 from survey_providers import delighted, formbricks, generic, typeform
 from tests.conftest import body_of, signed
 
@@ -374,7 +374,7 @@ def test_typeform_hidden_email_that_is_not_a_string_falls_back_to_the_token(test
 
 @pytest.mark.parametrize("value", [12345, 1.5, ["a@example.com"], {"a": "b@example.com"}, True])
 def test_normalize_email_refuses_what_is_not_a_string(value):
-    from nps_sync.identity import customer_key, normalize_email
+    from nps_sync.core.identity import customer_key, normalize_email
 
     assert normalize_email(value) is None
     assert customer_key(email=value, customer_id="cust-1") == "cust-1"

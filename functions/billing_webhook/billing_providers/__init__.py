@@ -1,4 +1,4 @@
-"""Billing adapters: each module has ``verify`` and ``parse`` (see nps_sync.webhooks)."""
+"""Billing adapters: each module has ``verify`` and ``parse`` (see nps_sync.ingest.receive)."""
 
 from . import chargebee, generic, stripe
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from nps_sync.models import BillingProfile, CustomerRef, Key, Money, UtcDatetime
-from nps_sync.webhooks import Batch, Record, generic_items, generic_key, verify_standard
+from nps_sync.core.models import BillingProfile, CustomerRef, Key, Money, UtcDatetime
+from nps_sync.ingest.receive import Batch, Record, generic_items, generic_key, verify_standard
 
 verify = verify_standard
 

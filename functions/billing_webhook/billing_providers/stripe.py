@@ -19,13 +19,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from nps_sync import mrr
-from nps_sync.errors import InvalidPayload, NotConfigured, SignatureError
-from nps_sync.identity import customer_key
-from nps_sync.models import BillingProfile, Key
-from nps_sync.observability import logger
-from nps_sync.signing import check_window, equal, hmac_sha256
-from nps_sync.webhooks import Batch, Record, load_json
+from nps_sync.core import mrr
+from nps_sync.core.errors import InvalidPayload, NotConfigured, SignatureError
+from nps_sync.core.identity import customer_key
+from nps_sync.core.models import BillingProfile, Key
+from nps_sync.core.observability import logger
+from nps_sync.core.signing import check_window, equal, hmac_sha256
+from nps_sync.ingest.receive import Batch, Record, load_json
 
 PROVIDER = "stripe"
 CUSTOMER_EVENTS = {"customer.created", "customer.updated"}

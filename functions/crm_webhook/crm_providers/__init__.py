@@ -1,4 +1,4 @@
-"""CRM adapters: each module has ``verify`` and ``parse`` (see nps_sync.webhooks)."""
+"""CRM adapters: each module has ``verify`` and ``parse`` (see nps_sync.ingest.receive)."""
 
 from . import generic, hubspot, salesforce
 

@@ -2,10 +2,10 @@
 
 Each event names one object and at most one changed property, so a profile from an event
 carries that one field; ``needs_fetch`` lists the objects whose full record must be read
-(nps_sync.hubspot_api) off the request path. Association changes and merges carry nothing
+(nps_sync.ingest.hubspot) off the request path. Association changes and merges carry nothing
 storable themselves: they are counted as ignored and only trigger a fetch. A company is not a
 customer: it is stored as an organization, and its contacts take its name and region when
-they are read again (nps_sync.enrichment).
+they are read again (nps_sync.ingest.enrichment).
 
 The signed URI is the URL HubSpot called. Behind a proxy or a custom domain ours differs, so
 ``credentials["target_url"]`` (the URL registered with HubSpot) wins when set.
@@ -27,13 +27,17 @@ from pydantic import (
     TypeAdapter,
 )
 
-from nps_sync.crm_fields import hubspot_property_names
-from nps_sync.errors import NotConfigured, SignatureError
-from nps_sync.hubspot_api import PropertyNames, profile_fields, provider_id
-from nps_sync.identity import customer_key
-from nps_sync.models import CrmProfile
-from nps_sync.signing import check_window, equal, hmac_sha256
-from nps_sync.webhooks import Batch, Record, load_json
+from nps_sync.core.errors import NotConfigured, SignatureError
+from nps_sync.core.identity import customer_key
+from nps_sync.core.models import CrmProfile
+from nps_sync.core.signing import check_window, equal, hmac_sha256
+from nps_sync.ingest.hubspot import (
+    PropertyNames,
+    hubspot_property_names,
+    profile_fields,
+    provider_id,
+)
+from nps_sync.ingest.receive import Batch, Record, load_json
 
 # HubSpot's documented table: only these escapes are decoded before hashing the URI.
 DECODED = {

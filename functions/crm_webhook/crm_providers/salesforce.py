@@ -12,7 +12,7 @@ delivered and is retried for 24 h. Any non-200 is a NACK; on a storage failure
 ``fault_response()`` (a SOAP fault, HTTP 500) says so in Salesforce's own terms.
 
 An Account is stored as an organization, not a customer; a Contact names its Account by Id
-(``organization_id``) and takes the stored Account's name and region (nps_sync.storage).
+(``organization_id``) and takes the stored Account's name and region (nps_sync.store.records).
 
 ``source_updated_at`` is the later of LastModifiedDate and SystemModstamp when the outbound
 message selects them (select at least one: the record sent is its state at send time, and
@@ -31,11 +31,11 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from pydantic import BaseModel, Field, TypeAdapter
 
-from nps_sync.crm_fields import CrmFieldNames, field_names
-from nps_sync.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
-from nps_sync.identity import customer_key
-from nps_sync.models import CrmProfile, UtcDatetime
-from nps_sync.webhooks import Batch, Record
+from nps_sync.core.crm_fields import CrmFieldNames, field_names
+from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
+from nps_sync.core.identity import customer_key
+from nps_sync.core.models import CrmProfile, UtcDatetime
+from nps_sync.ingest.receive import Batch, Record
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"

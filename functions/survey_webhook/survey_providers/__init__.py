@@ -1,4 +1,4 @@
-"""Survey tool adapters: each module has ``verify`` and ``parse`` (see nps_sync.webhooks)."""
+"""Survey tool adapters: each module has ``verify`` and ``parse`` (see nps_sync.ingest.receive)."""
 
 from . import delighted, formbricks, generic, typeform
 

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from nps_sync.errors import SignatureError
-from nps_sync.identity import customer_key
-from nps_sync.models import EventTime, Response, Score
-from nps_sync.signing import equal, hmac_sha256
-from nps_sync.webhooks import Batch, Record, load_json, signing_secret
+from nps_sync.core.errors import SignatureError
+from nps_sync.core.identity import customer_key
+from nps_sync.core.models import EventTime, Response, Score
+from nps_sync.core.signing import equal, hmac_sha256
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secret
 
 RESPONSE_EVENTS = {"survey_response.created", "survey_response.updated"}
 ID_PROPERTIES = ("customer id", "customer_id", "customerid", "user id", "user_id", "account id")

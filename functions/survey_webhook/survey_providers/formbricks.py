@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from nps_sync.errors import InvalidPayload
-from nps_sync.identity import customer_key
-from nps_sync.models import EventTime, Response
-from nps_sync.webhooks import Batch, Record, load_json, verify_standard
+from nps_sync.core.errors import InvalidPayload
+from nps_sync.core.identity import customer_key
+from nps_sync.core.models import EventTime, Response
+from nps_sync.ingest.receive import Batch, Record, load_json, verify_standard
 
 RESPONSE_EVENTS = {"responseCreated", "responseUpdated", "responseFinished"}
 

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from nps_sync.models import CustomerRef, EventTime, Key, Response, Score
-from nps_sync.webhooks import Batch, Record, generic_items, generic_key, verify_standard
+from nps_sync.core.models import CustomerRef, EventTime, Key, Response, Score
+from nps_sync.ingest.receive import Batch, Record, generic_items, generic_key, verify_standard
 
 verify = verify_standard
 

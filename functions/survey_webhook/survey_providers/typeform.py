@@ -10,11 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nps_sync.errors import InvalidPayload, SignatureError
-from nps_sync.identity import customer_key
-from nps_sync.models import EventTime, Response
-from nps_sync.signing import equal, hmac_sha256
-from nps_sync.webhooks import Batch, Record, load_json, signing_secret
+from nps_sync.core.errors import InvalidPayload, SignatureError
+from nps_sync.core.identity import customer_key
+from nps_sync.core.models import EventTime, Response
+from nps_sync.core.signing import equal, hmac_sha256
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secret
 
 EMAIL_FIELDS = ("email", "e_mail", "customer_email", "user_email")
 ID_FIELDS = ("customer_id", "user_id", "account_id", "id")

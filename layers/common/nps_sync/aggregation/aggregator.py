@@ -1,0 +1,266 @@
+"""The stream side: one batch of RecordsTable changes -> aggregate writes and segment stamps.
+
+A batch is folded in memory, then each aggregate key is written once with the batch's deltas
+and this shard's mark (aggregates.apply_key). Failures are reported from the first record whose
+work failed: Lambda checkpoints at the lowest reported failure and delivers everything after it
+again, and the marks make the already applied part of that redelivery a no-op.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nps_sync.aggregation.outcome_step import OutcomeStep
+from nps_sync.aggregation.stream import Change, Lane, ShardLocator, changes
+from nps_sync.core.aggregates import (
+    Applied,
+    Counts,
+    Entry,
+    Pending,
+    apply_key,
+    fold,
+    is_response,
+    total,
+)
+from nps_sync.core.errors import StorageUnavailable
+from nps_sync.core.observability import logger
+from nps_sync.delivery.events import (
+    Event,
+    aggregate_event,
+    customer_change,
+    is_new_version,
+    response_events,
+)
+from nps_sync.delivery.fanout import Fanout
+from nps_sync.delivery.outbound import PublishFailed
+from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.customers import (
+    PROFILE_SK,
+    SEGMENT_ATTRIBUTES,
+    VERSION,
+    CustomerRecords,
+    version_older,
+)
+from nps_sync.store.outcomes import OutcomesStore
+
+Locator = Callable[[str, Mapping[str, Any]], Lane]
+
+
+@dataclass
+class BatchResult:
+    records: int = 0
+    keys: int = 0
+    writes: int = 0
+    stamps: int = 0
+    events: int = 0
+    failed_from: int | None = None  # index of the first record to deliver again
+
+    def fail(self, index: int) -> None:
+        self.failed_from = index if self.failed_from is None else min(self.failed_from, index)
+
+
+def _profile_changed(change: Change) -> bool:
+    if change.sk != PROFILE_SK or not change.pk.startswith("CUST#") or not change.new:
+        return False
+    old = change.old or {}
+    return any(old.get(n) != change.new.get(n) for n in (*SEGMENT_ATTRIBUTES, VERSION))
+
+
+class Aggregator:
+    def __init__(
+        self,
+        aggregates: AggregatesStore,
+        records: CustomerRecords,
+        dimensions: Iterable[str],
+        locator: Locator | None = None,
+        fanout: Fanout | None = None,
+        event_granularities: Iterable[str] = ("all", "month"),
+    ):
+        self.aggregates = aggregates
+        self.records = records
+        self.dimensions = tuple(dimensions)
+        self.locator = locator or ShardLocator()
+        self.fanout = fanout  # None: derive no outgoing events
+        self.event_granularities = frozenset(event_granularities)
+        self.last: BatchResult | None = None  # the last batch's counts, for metrics and tests
+        # Revenue outcomes by NPS category (docs/outcomes.md), in the same AggregatesTable.
+        self.outcomes = OutcomeStep(
+            OutcomesStore(aggregates.table_name, aggregates.client), records, self.dimensions
+        )
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """A Lambda stream event -> the partial batch response."""
+        records = event.get("Records") or []
+        if not records:
+            return {"batchItemFailures": []}
+        lane = self.locator(records[0].get("eventSourceARN", ""), records[0])
+        result = self.run(records, lane)
+        failed = [] if result.failed_from is None else records[result.failed_from :]
+        logger.info(
+            "batch aggregated",
+            extra={
+                "records": result.records,
+                "keys": result.keys,
+                "writes": result.writes,
+                "stamps": result.stamps,
+                "events": result.events,
+                "failed": len(failed),
+                "shard": lane.shard_id,
+            },
+        )
+        self.last = result
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": str(r["dynamodb"]["SequenceNumber"])} for r in failed
+            ]
+        }
+
+    def run(self, records: list[Mapping[str, Any]], lane: Lane) -> BatchResult:
+        batch = changes(records)
+        result = BatchResult(records=len(batch))
+        pending = fold(((c.index, c.sequence, c.old, c.new) for c in batch), self.dimensions)
+        result.keys = len(pending)
+        created = [_created(record) for record in records]
+        events: list[Event] = []
+        for key_pending in pending.values():
+            try:
+                result.writes += apply_key(
+                    self.aggregates,
+                    key_pending,
+                    lane.shard_id,
+                    lane.ancestors,
+                    self._on_applied(key_pending, lane.shard_id, created, events),
+                )
+            except StorageUnavailable:
+                logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
+                result.fail(key_pending.first_index)
+        responses = BatchResponses(self.records)
+        self._stamp(batch, result, responses)
+        self.outcomes.run(batch, lane, result, responses)
+        if self.fanout is not None:
+            self._publish(batch, created, events, result, responses)
+        return result
+
+    # --- outgoing events (docs/events.md) -------------------------------------------------
+
+    def _on_applied(
+        self, pending: Pending, lane: str, created: list[float | None], events: list[Event]
+    ) -> Applied | None:
+        key = pending.key
+        if self.fanout is None or key.granularity not in self.event_granularities:
+            return None
+
+        def applied(entries: list[Entry], after: Counts) -> None:
+            # The entries before ``entries`` were found applied: an earlier write of this shard
+            # (a batch delivered again with more records) whose event is derived again too,
+            # with its own id, from the counters as they were after it.
+            earlier = pending.entries[: len(pending.entries) - len(entries)]
+            for part, counts in ((earlier, after - total(entries)), (entries, after)):
+                if not part:
+                    continue
+                last = part[-1]
+                event = aggregate_event(
+                    key,
+                    counts - total(part),
+                    counts,
+                    lane,
+                    last.sequence,
+                    part[0].index,
+                    created[last.index],
+                )
+                if event is not None:
+                    events.append(event)
+
+        return applied
+
+    def _publish(
+        self,
+        batch: list[Change],
+        created: list[float | None],
+        events: list[Event],
+        result: BatchResult,
+        responses: "BatchResponses",
+    ) -> None:
+        """Derive the batch's record events and hand them, with the aggregate events, over."""
+        fresh = [c for c in batch if is_new_version(c.old, c.new)]
+        latest: dict[str, list[Mapping[str, Any]] | None] = {}
+        for change in fresh:
+            customer = change.new["customer_key"]["S"] if "customer_key" in change.new else None
+            if customer is not None and customer not in latest:
+                try:
+                    latest[customer] = responses(customer)
+                except StorageUnavailable:
+                    latest[customer] = None
+            events.extend(
+                response_events(change.index, change.old, change.new, created[change.index])
+            )
+            others = latest.get(customer) if customer is not None else []
+            if others is None:
+                result.fail(change.index)  # its customer event is derived on redelivery
+                continue
+            change_event = customer_change(
+                change.index, change.old, change.new, others, created[change.index]
+            )
+            if change_event is not None:
+                events.append(change_event)
+        events.sort(key=lambda e: e.index)
+        result.events = len(events)
+        try:
+            self.fanout.publish(events)
+        except PublishFailed as failure:
+            logger.warning("publishing events failed", extra={"events": len(failure.events)})
+            result.fail(min((e.index for e in failure.events), default=0))
+
+    def _stamp(self, batch: list[Change], result: BatchResult, responses: "BatchResponses") -> None:
+        """Keep responses' segment attributes equal to their customer's current profile."""
+        for change in batch:
+            if _profile_changed(change):
+                customer = change.pk.removeprefix("CUST#")
+                try:
+                    for response in responses(customer):
+                        if version_older(response.get(VERSION), change.new.get(VERSION)):
+                            result.stamps += self.records.stamp(response, change.new)
+                except StorageUnavailable:
+                    result.fail(change.index)
+        fresh = [c for c in batch if c.new and is_response(c.new) and "customer_key" in c.new]
+        if not fresh:
+            return
+        try:
+            profiles = self.records.profiles(c.new["customer_key"]["S"] for c in fresh)
+        except StorageUnavailable:
+            result.fail(fresh[0].index)
+            return
+        for change in fresh:
+            profile = profiles.get(change.new["customer_key"]["S"])
+            if profile and version_older(change.new.get(VERSION), profile.get(VERSION)):
+                try:
+                    result.stamps += self.records.stamp(change.new, profile)
+                except StorageUnavailable:
+                    result.fail(change.index)
+
+
+class BatchResponses:
+    """Each customer's responses, read once per batch: the stamps, the outcome state and the
+    customer events all need them, and every Query is a round trip and read units. The
+    attributes they read (score, times, customer) are not what stamps change."""
+
+    def __init__(self, records: CustomerRecords):
+        self.records = records
+        self.found: dict[str, list[Mapping[str, Any]]] = {}
+
+    def __call__(self, customer: str) -> list[Mapping[str, Any]]:
+        if customer not in self.found:
+            self.found[customer] = self.records.by_customer(customer, "RESP#")
+        return self.found[customer]
+
+
+def _created(record: Mapping[str, Any]) -> float | None:
+    """The stream record's creation time (epoch seconds in Lambda's event)."""
+    value = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

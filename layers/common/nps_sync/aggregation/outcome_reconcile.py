@@ -1,0 +1,177 @@
+"""Reconcile for revenue outcomes (docs/outcomes.md), three checks from scratch:
+
+1. state: every billing PROFILE's ``outcome`` equals ``derive`` over its stored responses;
+2. counters: every outcome counter equals the sum of ``contribution`` over the PROFILE items;
+3. at-risk keys: every billing PROFILE carries exactly the ``at_risk_attributes`` of its state
+   (the sparse at-risk indexes follow them).
+
+``check_outcomes`` only compares (pure); ``repair_outcomes`` re-derives the state (the stream
+then moves counters and index by the difference), sets the counters conditional on them being
+unchanged since the scan, and writes the at-risk keys. nps_sync.aggregation.reconcile runs both.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nps_sync.core.observability import customer_ref
+from nps_sync.core.outcomes import (
+    AT_RISK_ATTRIBUTES,
+    BILLING_STAMP,
+    OutcomeKey,
+    Tally,
+    add_tallies,
+    at_risk_attributes,
+    contribution,
+    customer_of,
+    derive,
+    is_billing_profile,
+    stored_at_risk,
+    stored_state,
+    to_attribute,
+)
+from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.outcomes import OutcomesStore, tally_of
+
+
+@dataclass(frozen=True)
+class OutcomeDifference:
+    kind: str  # state | counters | index
+    key: str  # the customer key (state), the counter key, or "<pk>/<sk>" of an index item
+    stored: Any
+    expected: Any
+    customer: str | None = None  # whose it is; shown only as customer_ref
+    target: Any = None  # what the repair needs: billing stamp, OutcomeKey or (pk, sk)
+
+    def as_dict(self) -> dict[str, Any]:
+        """For reports and logs: the customer key (an e-mail, often) replaced by its
+        customer_ref wherever it appears (the state's key, index keys and items)."""
+        return {
+            "outcome": self.kind,
+            "key": _scrub(self.key, self.customer),
+            "stored": _scrub(self.stored, self.customer),
+            "expected": _scrub(self.expected, self.customer),
+        }
+
+
+def _scrub(value: Any, customer: str | None) -> Any:
+    if not customer:
+        return value
+    if isinstance(value, str):
+        return value.replace(customer, customer_ref(customer))
+    if isinstance(value, Mapping):
+        return {k: _scrub(v, customer) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, customer) for v in value]
+    return value
+
+
+@dataclass
+class OutcomeReport:
+    profiles: int = 0
+    differences: list[OutcomeDifference] = field(default_factory=list)
+    fixed: int = 0
+
+
+def expected_counters(
+    profiles: Iterable[Mapping[str, Any]], dimensions: Iterable[str]
+) -> dict[OutcomeKey, Tally]:
+    dimensions = tuple(dimensions)
+    expected: dict[OutcomeKey, Tally] = {}
+    for profile in profiles:
+        for key, tally in contribution(profile, dimensions).items():
+            expected[key] = add_tallies(expected.get(key, {}), tally)
+    return expected
+
+
+def check_outcomes(
+    profile_items: Iterable[Mapping[str, Any]],
+    response_items: Iterable[Mapping[str, Any]],
+    store_items: Iterable[Mapping[str, Any]],
+    dimensions: Iterable[str],
+) -> OutcomeReport:
+    """Compare, from the scans of RecordsTable (PROFILE and RESP items) and of the outcome
+    items of AggregatesTable (OutcomesStore.scan). Writes nothing."""
+    dimensions = tuple(dimensions)
+    report = OutcomeReport()
+    by_customer: dict[str, list[Mapping[str, Any]]] = {}
+    for item in response_items:
+        if "customer_key" in item:
+            by_customer.setdefault(item["customer_key"]["S"], []).append(item)
+    profiles = [p for p in profile_items if is_billing_profile(p)]
+    report.profiles = len(profiles)
+
+    for profile in profiles:  # 1. state
+        customer = customer_of(profile) or ""
+        expected = derive(profile, by_customer.get(customer, []))
+        if expected != stored_state(profile):
+            report.differences.append(
+                OutcomeDifference(
+                    "state",
+                    customer,
+                    stored_state(profile),
+                    expected,
+                    customer=customer,
+                    target=profile[BILLING_STAMP],
+                )
+            )
+
+    stored_counters: dict[OutcomeKey, Tally] = {}
+    for item in store_items:
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        if pk.split("#", 1)[0].removeprefix("outcome:") in dimensions:
+            stored_counters[OutcomeKey.parse(pk, sk)] = {
+                k: v for k, v in tally_of(dict(item)).items() if v
+            }
+
+    expected_tallies = expected_counters(profiles, dimensions)  # 2. counters
+    for key in sorted({*stored_counters, *expected_tallies}):
+        stored, expected = stored_counters.get(key, {}), expected_tallies.get(key, {})
+        if stored != expected:
+            report.differences.append(
+                OutcomeDifference("counters", str(key), stored, expected, target=key)
+            )
+
+    for profile in profiles:  # 3. at-risk keys, against the state as stored
+        customer = customer_of(profile) or ""
+        stored_keys = stored_at_risk(profile)
+        expected_keys = at_risk_attributes(profile, stored_state(profile))
+        if stored_keys != expected_keys:
+            report.differences.append(
+                OutcomeDifference(
+                    "index",
+                    customer,
+                    stored_keys,
+                    expected_keys,
+                    customer=customer,
+                    target=profile[BILLING_STAMP],
+                )
+            )
+    return report
+
+
+def repair_outcomes(
+    differences: Iterable[OutcomeDifference], records: CustomerRecords, store: OutcomesStore
+) -> int:
+    """Repair what check_outcomes found; the number repaired. A state is written with the
+    at-risk keys it implies, so the keys of a customer whose state was wrong follow it."""
+    differences = list(differences)
+    restated = {d.key for d in differences if d.kind == "state"}
+    fixed = 0
+    for difference in differences:
+        if difference.kind == "counters":
+            fixed += store.replace(difference.target, difference.stored, difference.expected)
+            continue
+        if difference.kind == "index" and difference.key in restated:
+            continue
+        profile = records.profile(difference.key) or {}
+        if difference.kind == "state":
+            state = difference.expected
+            keys = at_risk_attributes(profile, state)
+            written = to_attribute(state)
+        else:  # the at-risk keys, beside the state as it is
+            keys = difference.expected
+            written = profile.get("outcome", to_attribute({}))
+        derived = {name: keys.get(name) for name in AT_RISK_ATTRIBUTES}
+        fixed += records.set_outcome(difference.key, written, difference.target, derived)
+    return fixed

@@ -1,0 +1,224 @@
+"""The receiving side shared by every webhook function: read, verify, normalize, store.
+
+A provider adapter is a module with two functions:
+
+- ``verify(request, credentials, now, settings)`` raises SignatureError unless the provider
+  signed it;
+- ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload);
+- optionally ``acknowledge(receipt)``, the answer when the provider expects its own (Salesforce);
+- optionally ``needs_fetch(payload, settings)``, the records to read from the provider's API
+  afterwards.
+
+Verification always runs on the raw bytes before anything is parsed.
+"""
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from types import ModuleType
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from nps_sync.core.errors import (
+    InvalidPayload,
+    MalformedBody,
+    NotConfigured,
+    PayloadTooLarge,
+    UnknownProvider,
+)
+from nps_sync.core.identity import customer_key
+from nps_sync.core.models import BillingProfile, CrmProfile, CustomerRef, Response
+from nps_sync.core.settings import Settings
+from nps_sync.core.signing import standard_verify
+from nps_sync.store.records import RecordsStore
+from nps_sync.store.secrets import provider_credentials
+
+MAX_GENERIC_ITEMS = 500
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    body: bytes
+    headers: Mapping[str, str]  # lower-cased names
+    method: str = "POST"
+    url: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A canonical record with the provider's raw payload for it (kept, compressed)."""
+
+    record: Response | CrmProfile | BillingProfile
+    raw: Any
+
+
+@dataclass(frozen=True)
+class Batch:
+    records: list[Record] = field(default_factory=list)
+    ignored: int = 0  # payloads acknowledged but not stored (no NPS answer, pings, …)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    accepted: int
+    duplicates: int
+    ignored: int
+
+    def body(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored}
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise MalformedBody("the JSON body has an object with a duplicate key")
+    return result
+
+
+def load_json(body: bytes) -> Any:
+    """Parse strictly: valid UTF-8, no duplicate keys, no NaN, bounded nesting and numbers."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedBody("the body is not valid UTF-8") from error
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
+    except RecursionError as error:
+        raise MalformedBody("the JSON body is nested too deeply") from error
+    except ValueError as error:  # JSONDecodeError, and int() past the digit limit
+        raise MalformedBody(f"the body is not valid JSON: {_short(error)}") from error
+    _check_depth(value)
+    return value
+
+
+MAX_JSON_DEPTH = 64  # providers nest ~10 deep; json's own limit depends on the stack in use
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse deep nesting here, so that nothing recursive further on (pydantic, the raw
+    payload's json.dumps, the API) ever meets it."""
+    pending = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedBody(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(current, dict):
+            pending.extend((child, depth + 1) for child in current.values())
+        elif isinstance(current, list):
+            pending.extend((child, depth + 1) for child in current)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedBody(f"the JSON body contains {name}, which JSON does not allow")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as infinity
+        raise MalformedBody("the JSON body has a number too large for a float")
+    return value
+
+
+def _short(error: Exception) -> str:
+    return str(error).split(":", 1)[0][:120]
+
+
+def validation_message(error: ValidationError) -> str:
+    """Name the failing fields and rules, never the input values (they may be personal data)."""
+    parts = [
+        f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)[:5]
+    ]
+    return "; ".join(parts)
+
+
+def signing_secret(credentials: Mapping[str, Any]) -> str:
+    """The provider's ``secret``; a misconfigured one is refused (401), never a KeyError."""
+    secret = credentials.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise NotConfigured("the credentials have no signing secret")
+    return secret
+
+
+def verify_standard(
+    request: WebhookRequest, credentials: Mapping[str, Any], now: float, settings: Settings
+) -> None:
+    """Standard Webhooks keyed with the provider's ``secret``: Formbricks and our generic
+    receivers."""
+    standard_verify(
+        [signing_secret(credentials)],
+        request.headers,
+        request.body,
+        now,
+        settings.signature_tolerance_seconds,
+    )
+
+
+@cache
+def _many(model: type) -> TypeAdapter:
+    return TypeAdapter(Annotated[list[model], Field(max_length=MAX_GENERIC_ITEMS)])
+
+
+def generic_items(request: WebhookRequest, model: type) -> list[tuple[Any, Any]]:
+    """Our generic bodies: one object or an array of them, each with its own raw JSON."""
+    raw = load_json(request.body)
+    raws = raw if isinstance(raw, list) else [raw]
+    return list(zip(_many(model).validate_python(raws), raws, strict=True))
+
+
+def generic_key(customer: CustomerRef) -> str:
+    key = customer_key(email=customer.email, customer_id=customer.id)
+    if key is None:
+        raise InvalidPayload("customer.email is not an e-mail address and customer.id is empty")
+    return key
+
+
+def receive(
+    provider: str,
+    request: WebhookRequest,
+    adapters: Mapping[str, ModuleType],
+    store: RecordsStore,
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+) -> Receipt:
+    adapter = adapters.get(provider)
+    if adapter is None:
+        raise UnknownProvider(
+            f"unknown provider {provider!r}; known: {', '.join(sorted(adapters))}"
+        )
+    if len(request.body) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"the body is over {settings.max_body_bytes} bytes")
+    adapter.verify(request, provider_credentials(settings, provider), clock(), settings)
+    try:
+        batch = adapter.parse(request, settings)
+    except ValidationError as error:
+        raise InvalidPayload(validation_message(error)) from error
+    accepted = duplicates = 0
+    for item in batch.records:
+        if store.put(item.record, item.raw, settings.raw_retention_days):
+            accepted += 1
+        else:
+            duplicates += 1
+    return Receipt(accepted, duplicates, batch.ignored)
+
+
+def follow_up(adapter: ModuleType, request: WebhookRequest, settings: Settings) -> None:
+    """Queue what the event did not carry (thin CRM events), once the event itself is stored."""
+    needs_fetch = getattr(adapter, "needs_fetch", None)
+    if needs_fetch is None or not (settings.crm_enrichment_queue and settings.hubspot_api_url):
+        return
+    from nps_sync.ingest.enrichment import enqueue
+
+    targets = needs_fetch(load_json(request.body), settings)
+    if targets:
+        enqueue(settings.crm_enrichment_queue, adapter.__name__.rsplit(".", 1)[-1], targets)

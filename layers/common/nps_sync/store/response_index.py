@@ -1,0 +1,86 @@
+"""Dimensions answered on read: GET /nps for one account sums its responses from an index.
+
+Counting ``account`` on write costs a write per granularity for nearly every response, since
+a batch's responses rarely share an account; an account has few responses, so reading them is
+cheap. RecordsTable's sparse index ``by_account`` (hash ``account``, range ``submitted_at``)
+holds exactly the response items, the only ones with both attributes, and the numbers come
+from the same ``contribution`` the aggregator counts with, so both ways agree by construction.
+"""
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import boto3
+
+from nps_sync.core.aggregates import ZERO, Counts, contribution
+from nps_sync.core.periods import ALL
+from nps_sync.store import dynamo
+
+READ_INDEXES = {"account": "by_account"}  # dimension -> index of RecordsTable
+
+
+def period_dates(granularity: str, period: str) -> tuple[date, date]:
+    """First and last day of a period label (the inverse of periods.label)."""
+    if granularity == "day":
+        day = date.fromisoformat(period)
+        return day, day
+    if granularity == "week":
+        year, week = period.split("-W")
+        first = date.fromisocalendar(int(year), int(week), 1)
+        return first, first + timedelta(days=6)
+    if granularity == "month":
+        year, month = (int(part) for part in period.split("-"))
+        first = date(year, month, 1)
+        months = 1
+    elif granularity == "quarter":
+        year, quarter = period.split("-Q")
+        first = date(int(year), (int(quarter) - 1) * 3 + 1, 1)
+        months = 3
+    elif granularity == "year":
+        first, months = date(int(period), 1, 1), 12
+    else:
+        raise ValueError(f"no dates for granularity {granularity!r}")
+    total = first.year * 12 + first.month - 1 + months
+    following = date(total // 12, total % 12 + 1, 1) if total // 12 <= date.max.year else None
+    return first, (following - timedelta(days=1)) if following else date.max
+
+
+class ResponseIndex:
+    """The AggregateReader of dimensions answered on read (query.AggregateReader)."""
+
+    def __init__(self, table_name: str, client: Any = None):
+        self.table_name = table_name
+        self.client = client or boto3.client("dynamodb")
+
+    def series(
+        self, dimension: str, value: str, granularity: str, first: str | None, last: str | None
+    ) -> dict[str, Counts]:
+        result: dict[str, Counts] = {}
+        for item in self._responses(dimension, value, granularity, first, last):
+            for key, counts in contribution(item, (dimension,)).items():
+                if key.granularity == granularity:
+                    result[key.period] = result.get(key.period, ZERO) + counts
+        return result
+
+    def _responses(
+        self, dimension: str, value: str, granularity: str, first: str | None, last: str | None
+    ) -> Iterator[dict[str, Any]]:
+        names = {"#d": dimension}
+        values: dict[str, Any] = {":v": {"S": value}}
+        condition = "#d = :v"
+        if granularity != ALL and (first or last):
+            # Stored timestamps are fixed-width ISO strings; "<day>U" sorts after every time of
+            # that day ("T" < "U"), "<day>" before any.
+            low = period_dates(granularity, first)[0].isoformat() if first else "0"
+            high = period_dates(granularity, last)[1].isoformat() + "U" if last else "U"
+            condition += " AND submitted_at BETWEEN :low AND :high"
+            values.update({":low": {"S": low}, ":high": {"S": high}})
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": READ_INDEXES[dimension],
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        yield from dynamo.pages(self.client, "query", request)
