@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+from .output import configure
 from .runtime import Runtime
 
 
@@ -22,29 +23,50 @@ def main() -> int:
         help="port of the emulated AWS endpoint (default: any free port)",
     )
     args = parser.parse_args()
-    logging.basicConfig(
-        level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    # LOG=stdout: everything on the terminal; else the functions' logs go to a file (output.py)
+    output = configure(os.environ.get("LOG", ""), os.environ.get("LOCAL_LOG_LEVEL", "INFO"))
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    runtime = Runtime(args.host, args.port, aws_port=args.aws_port).start()
+    if output.log is not None:
+        output.say(f"LOG {output.log_name}")
+    runtime = Runtime(args.host, args.port, aws_port=args.aws_port)
+    try:
+        runtime.start()
+    except KeyboardInterrupt:  # Ctrl-C before READY
+        output.stopping()
+        runtime.stop()
+        return 0
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    print(f"AWS {runtime.emulator.endpoint}", flush=True)
-    print(f"READY {runtime.url}", flush=True)
+    output.show_function_warnings(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+    output.say(f"AWS {runtime.emulator.endpoint}")
+    output.say(f"READY {runtime.url}")
     seeder = None
     if os.environ.get("SEED", "1") != "0":  # demo data (local/seed.py); SEED=0 starts empty
         count = os.environ.get("SEED_CUSTOMERS", "2000")
         command = [sys.executable, "-m", "local.seed", "--url", runtime.url, "--count", count]
         seeder = subprocess.Popen(command)  # noqa: S603 - our own module
+        output.seeding(seeder)
     done.wait()
+    output.stopping()
     print("stopping", file=sys.stderr, flush=True)
-    if seeder is not None and seeder.poll() is None:
-        seeder.terminate()
+    if seeder is not None:
+        stop_seeder(seeder)
     runtime.stop()
     return 0
+
+
+def stop_seeder(seeder: subprocess.Popen) -> None:
+    """Before the gateway closes, so that the requests it is sending get their answers. Its own
+    Ctrl-C (a terminal's has reached it already): it ends its bar's line and exits."""
+    if seeder.poll() is None:
+        seeder.send_signal(signal.SIGINT)
+    try:
+        seeder.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        seeder.kill()
+        seeder.wait()
 
 
 if __name__ == "__main__":

@@ -126,12 +126,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(
                 413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}'
             )
+            self._log(f"{self.command} (too large)", 413, "-", started)
             return
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
         found = self.server.match(self.command, path)
         if found is None:
             self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+            self._log(f"{self.command} (no route)", 404, "-", started)
             return
         route, params = found
         headers: dict[str, str] = {}
@@ -158,12 +160,18 @@ class _Handler(BaseHTTPRequestHandler):
                 b'{"message":"Internal Server Error"}',
             )
         self._send(status, out_headers, data)
+        self._log(route.route_key, status, route.function, started)
+
+    def _log(self, route_key: str, status: int, function: str, started: float) -> None:
+        """The request line: the route's template (/customers/{key}), never the path with its
+        values. ``http_status`` marks it for the terminal (local/output.py)."""
         log.info(
             "%s -> %s %s (%.0f ms)",
-            route.route_key,  # the template (/customers/{key}), never the path with its values
+            route_key,
             status,
-            route.function,
+            function,
             (time.perf_counter() - started) * 1000,
+            extra={"http_status": status},
         )
 
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:

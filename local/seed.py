@@ -15,7 +15,9 @@ import argparse
 import itertools
 import json
 import random
+import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +40,7 @@ BAD_MONTH = 7  # months after the start: an outage nobody forgot
 GENERIC_CHUNK = 10
 SENDERS = 4
 WAVE = 250  # customers per wave: after the first, the dashboard already shows the whole year
+STOP = threading.Event()  # Ctrl-C: no new request, no retry, and no traceback
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,8 @@ def _formbricks(rid, c, score, when, channel, survey, comment) -> dict:
 def send(url: str, request: Request, attempts: int = 5) -> int:
     target = f"{url}/webhooks/{request.kind}/{request.provider}"
     for attempt in range(attempts):
+        if STOP.is_set():
+            break
         call = urllib.request.Request(  # noqa: S310 - scheme checked in main
             target,
             data=request.body,
@@ -283,7 +288,7 @@ def send(url: str, request: Request, attempts: int = 5) -> int:
                 return error.code
         except OSError:
             pass
-        time.sleep(0.5 * (attempt + 1))
+        STOP.wait(0.5 * (attempt + 1))
     return 599
 
 
@@ -305,10 +310,15 @@ def load(url: str, count: int, seed: int = 42, end: date | None = None) -> int:
     with ThreadPoolExecutor(max_workers=SENDERS) as pool:
         for _, run in itertools.groupby(requests, key=lambda r: r.kind == "survey"):
             for status in pool.map(lambda r: send(url, r), list(run)):
+                if STOP.is_set():  # what is still queued returns at once
+                    break
                 failed += status >= 300
                 done += 1
                 if done % 5 == 0 or done == len(requests):
                     progress(done, len(requests), failed, started)
+            if STOP.is_set():
+                sys.stderr.write(f"\nseeding stopped after {done}/{len(requests)} requests\n")
+                return failed
     sys.stderr.write(f"\nseeded {count} customers in {time.monotonic() - started:.0f} s\n")
     return failed
 
@@ -322,7 +332,9 @@ def main() -> int:
     args = parser.parse_args()
     if not args.url.startswith(("http://", "https://")):
         parser.error("--url must be http(s)")
-    return 1 if load(args.url.rstrip("/"), args.count, args.seed, args.end) else 0
+    signal.signal(signal.SIGINT, lambda *_: STOP.set())  # the requests in flight end first
+    failed = load(args.url.rstrip("/"), args.count, args.seed, args.end)
+    return 130 if STOP.is_set() else 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
 """Sign a request body the way each provider does, with the credentials of the secrets file.
 
 Used by the demo data, events/ and the tests: the receivers under test never see a request
-that a real provider could not have sent.
+that a real provider could not have sent. The formulas are the receivers' own
+(nps_sync.core.signing), so the two cannot drift apart.
 """
 
-import base64
 import hashlib
 import json
 import time
 from pathlib import Path
 
-from nps_sync.core.signing import hmac_sha256, standard_sign
+from nps_sync.core.signing import (
+    basic_authorization,
+    delighted_signature,
+    hubspot_sign,
+    standard_sign,
+    stripe_sign,
+    typeform_signature,
+)
 
 DEV_SECRETS = Path(__file__).resolve().parent / "dev-secrets.json"
 
@@ -27,28 +34,18 @@ def signed_headers(
     now = int(time.time()) if now is None else now
     headers = {"content-type": "application/json"}
     if provider == "typeform":
-        digest = base64.b64encode(hmac_sha256(creds["secret"].encode(), body)).decode()
-        headers["typeform-signature"] = f"sha256={digest}"
+        headers["typeform-signature"] = typeform_signature(creds["secret"], body)
     elif provider == "delighted":
-        headers["x-delighted-webhook-signature"] = (
-            "sha256=" + hmac_sha256(creds["secret"].encode(), body).hex()
-        )
+        headers["x-delighted-webhook-signature"] = delighted_signature(creds["secret"], body)
     elif provider in ("formbricks", "generic"):
-        msg_id = "msg_" + hashlib.sha256(body).hexdigest()[:24]
+        msg_id = "msg_" + hashlib.sha256(body).hexdigest()[:24]  # an id, not a signature
         headers.update(standard_sign(creds["secret"], msg_id, now, body))
     elif provider == "stripe":
-        digest = hmac_sha256(creds["secret"].encode(), f"{now}.".encode() + body).hex()
-        headers["stripe-signature"] = f"t={now},v1={digest}"
+        headers["stripe-signature"] = stripe_sign(creds["secret"], now, body)
     elif provider == "chargebee":
-        pair = f"{creds['username']}:{creds['password']}".encode()
-        headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers["authorization"] = basic_authorization(creds["username"], creds["password"])
     elif provider == "hubspot":
-        timestamp = str(now * 1000)
-        source = f"POST{url}".encode() + body + timestamp.encode()
-        headers["x-hubspot-request-timestamp"] = timestamp
-        headers["x-hubspot-signature-v3"] = base64.b64encode(
-            hmac_sha256(creds["client_secret"].encode(), source)
-        ).decode()
+        headers.update(hubspot_sign(creds["client_secret"], "POST", url, body, now))
     elif provider == "salesforce":
         headers["content-type"] = "text/xml; charset=utf-8"
         headers["soapaction"] = '""'

@@ -16,6 +16,7 @@ from billing_providers import ADAPTERS, chargebee, generic
 from billing_providers import stripe as stripe_adapter
 from nps_sync.core.errors import InvalidPayload, MalformedBody, SignatureError
 from nps_sync.core.models import Money
+from nps_sync.core.signing import basic_authorization, stripe_sign, stripe_signature
 from nps_sync.ingest.receive import Batch, WebhookRequest
 from nps_sync.store.secrets import provider_credentials
 from tests.conftest import body_of, signed
@@ -40,9 +41,7 @@ def at(seconds: int) -> datetime:
 
 
 def stripe_request(body: bytes, secret: str = STRIPE_SECRET, t: int = NOW):
-    return WebhookRequest(
-        body=body, headers={"stripe-signature": stripe_adapter.sign(secret, body, t)}
-    )
+    return WebhookRequest(body=body, headers={"stripe-signature": stripe_sign(secret, t, body)})
 
 
 def stripe_verify(request, settings, now: int = NOW) -> None:
@@ -112,8 +111,8 @@ def test_stripe_accepts_timestamps_inside_the_window_both_ways(test_settings, of
 
 def test_stripe_any_v1_may_match_during_secret_rotation(test_settings):
     body = body_of("billing", "stripe-invoice.paid.json")
-    old = stripe_adapter.signature("whsec_old_secret", NOW, body)
-    new = stripe_adapter.signature("whsec_dev_stripe_secret", NOW, body)
+    old = stripe_signature("whsec_old_secret", NOW, body)
+    new = stripe_signature("whsec_dev_stripe_secret", NOW, body)
     header = f"t={NOW},v1={old},v1={new},v0=deadbeef"
 
     stripe_verify(WebhookRequest(body, {"stripe-signature": header}), test_settings)
@@ -127,7 +126,7 @@ def test_stripe_library_accepts_our_signature_and_we_accept_the_librarys(test_se
     secret = provider_credentials(test_settings, "stripe")["secret"]
     body = body_of("billing", "stripe-customer.subscription.updated.json")
 
-    event = stripe_sdk.Webhook.construct_event(body, stripe_adapter.sign(secret, body, now), secret)
+    event = stripe_sdk.Webhook.construct_event(body, stripe_sign(secret, now, body), secret)
     assert event.id == "evt_1OqA2bLkdIwHu7ixKp3Wm9Rz"
 
     signed_payload = f"{now}.{body.decode()}"
@@ -329,7 +328,7 @@ def test_stripe_events_we_do_not_use_are_ignored(test_settings, event):
 
 
 def chargebee_request(body: bytes, username=CHARGEBEE_USER, password=CHARGEBEE_PASSWORD):
-    return WebhookRequest(body, {"authorization": chargebee.basic(username, password)})
+    return WebhookRequest(body, {"authorization": basic_authorization(username, password)})
 
 
 def chargebee_parse(body: bytes | dict, settings) -> Batch:
@@ -346,8 +345,8 @@ def chargebee_parse(body: bytes | dict, settings) -> Batch:
         "",
         "Basic",
         "Bearer dev-chargebee-password",
-        chargebee.basic("dev-chargebee", "wrong"),
-        chargebee.basic("someone", "dev-chargebee-password"),
+        basic_authorization("dev-chargebee", "wrong"),
+        basic_authorization("someone", "dev-chargebee-password"),
         "Basic " + base64.b64encode(b"dev-chargebee").decode(),  # no colon
         "Basic not base64!",
         "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),  # not UTF-8
@@ -364,7 +363,7 @@ def test_chargebee_refuses_missing_or_wrong_basic_credentials(test_settings, aut
 
 def test_chargebee_accepts_the_basic_scheme_in_any_case(test_settings):
     body = body_of("billing", "chargebee-subscription_changed-pc2.json")
-    value = chargebee.basic("dev-chargebee", "dev-chargebee-password").replace("Basic", "basic")
+    value = basic_authorization("dev-chargebee", "dev-chargebee-password").replace("Basic", "basic")
     chargebee.verify(
         WebhookRequest(body, {"authorization": value}),
         provider_credentials(test_settings, "chargebee"),

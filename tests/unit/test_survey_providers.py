@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
 from nps_sync.core.models import Category
+from nps_sync.core.signing import delighted_signature
 from nps_sync.ingest.receive import WebhookRequest
 from nps_sync.store.secrets import provider_credentials
 from survey_providers import delighted, formbricks, generic, typeform
@@ -120,11 +121,11 @@ def test_delighted_update_carries_score_comment_and_version(test_settings):
 def test_delighted_accepts_the_bare_hex_signature_and_refuses_a_wrong_key(test_settings):
     body = body_of("survey", "delighted.json")
     creds = provider_credentials(test_settings, "delighted")
-    bare = delighted.signature(creds["secret"], body).removeprefix("sha256=")
+    bare = delighted_signature(creds["secret"], body).removeprefix("sha256=")
     delighted.verify(
         WebhookRequest(body, {"x-delighted-webhook-signature": bare}), creds, NOW, test_settings
     )
-    wrong = delighted.signature("another-key", body)
+    wrong = delighted_signature("another-key", body)
     with pytest.raises(SignatureError):
         delighted.verify(
             WebhookRequest(body, {"x-delighted-webhook-signature": wrong}),

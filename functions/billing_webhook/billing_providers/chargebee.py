@@ -7,8 +7,6 @@ source_updated_at, with its milliseconds kept. Product Catalog 2.0 sites send
 own ``mrr`` field is not used, so that both billing providers normalize alike.
 """
 
-import base64
-import binascii
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -16,11 +14,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from nps_sync.core import mrr
-from nps_sync.core.errors import InvalidPayload, NotConfigured, SignatureError
+from nps_sync.core.errors import InvalidPayload, NotConfigured
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
 from nps_sync.core.observability import logger
-from nps_sync.core.signing import equal
+from nps_sync.core.signing import basic_verify
 from nps_sync.ingest.receive import Batch, Record, load_json
 
 PROVIDER = "chargebee"
@@ -46,28 +44,11 @@ Quantity = Annotated[int, Field(ge=0, lt=10**9)]
 Unit = Literal["day", "week", "month", "year"]
 
 
-def basic(username: str, password: str) -> str:
-    """An ``Authorization`` header value, as Chargebee sends it (for tests and local events)."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
 def verify(request, credentials, now, settings) -> None:
     username, password = credentials.get("username"), credentials.get("password")
     if not (isinstance(username, str) and isinstance(password, str) and username and password):
         raise NotConfigured("the chargebee credentials need a username and a password")
-    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
-    if scheme.lower() != "basic" or not token.strip():
-        raise SignatureError("missing Basic Authorization header")
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError) as error:
-        raise SignatureError("the Authorization header is not Basic credentials") from error
-    given_user, colon, given_password = decoded.partition(":")
-    # Both are compared, always, so that timing does not tell which one was wrong.
-    user_ok = equal(username, given_user)
-    password_ok = equal(password, given_password)
-    if not (colon and user_ok and password_ok):
-        raise SignatureError("the Basic credentials do not match")
+    basic_verify(username, password, request.headers.get("authorization", ""))
 
 
 class Customer(BaseModel):

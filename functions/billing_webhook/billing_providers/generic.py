@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from nps_sync.core.models import BillingProfile, CustomerRef, Key, Money, UtcDatetime
-from nps_sync.ingest.receive import Batch, Record, generic_items, generic_key, verify_standard
+from nps_sync.core.models import BillingProfile, Key, Money, UtcDatetime
+from nps_sync.ingest.receive import Batch, GenericProfile, generic_batch, verify_standard
 
 verify = verify_standard
 
@@ -19,10 +19,7 @@ class GenericMoney(BaseModel):
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")]
 
 
-class GenericBilling(BaseModel):
-    id: Key
-    customer: CustomerRef
-    updated_at: UtcDatetime
+class GenericBilling(GenericProfile):
     plan: Key | None = None
     status: Key | None = None
     mrr: GenericMoney | None = None
@@ -30,24 +27,15 @@ class GenericBilling(BaseModel):
 
 
 def parse(request, settings) -> Batch:
-    return Batch(
-        records=[_record(item, raw) for item, raw in generic_items(request, GenericBilling)]
-    )
+    return generic_batch(request, GenericBilling, _profile)
 
 
-def _record(item: GenericBilling, raw) -> Record:
-    key = generic_key(item.customer)
-    profile = BillingProfile(
-        provider="generic",
-        source_id=item.customer.id or key,
-        customer_key=key,
-        event_id=item.id,
-        source_updated_at=item.updated_at,
+def _profile(item: GenericBilling, key: str) -> BillingProfile:
+    return BillingProfile(
+        **item.identity(key),
         email=item.customer.email or None,
-        customer_id=item.customer.id,
         plan=item.plan,
         status=item.status,
         mrr=Money(amount=item.mrr.amount, currency=item.mrr.currency.upper()) if item.mrr else None,
         renews_at=item.renews_at,
     )
-    return Record(profile, raw)

@@ -2,7 +2,8 @@
 
 The key is the ``whsec_…`` string itself, not base64-decoded as in Standard Webhooks. Any v1
 may match (secret rotation); v0 and unknown schemes are ignored. The window is checked both
-ways, stricter than stripe-python, which only refuses old timestamps.
+ways, stricter than stripe-python, which only refuses old timestamps
+(nps_sync.core.signing.stripe_verify).
 
 ``data.object`` follows the endpoint's API version. Before 2025-03-31.basil the period end is on
 the subscription, an invoice names its subscription directly and a subscription carries one
@@ -20,11 +21,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from nps_sync.core import mrr
-from nps_sync.core.errors import InvalidPayload, NotConfigured, SignatureError
+from nps_sync.core.errors import InvalidPayload, NotConfigured
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
 from nps_sync.core.observability import logger
-from nps_sync.core.signing import check_window, equal, hmac_sha256
+from nps_sync.core.signing import header, stripe_verify
 from nps_sync.ingest.receive import Batch, Record, load_json
 
 PROVIDER = "stripe"
@@ -41,34 +42,12 @@ Seconds = Annotated[int, Field(ge=0, lt=10**11)]
 Minor = Annotated[int, Field(ge=0, lt=10**13)]
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac_sha256(secret.encode(), f"{timestamp}.".encode() + body).hex()
-
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """A ``Stripe-Signature`` header value, as Stripe sends it (for tests and local events)."""
-    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
-
-
 def verify(request, credentials, now, settings) -> None:
     secret = credentials.get("secret")
     if not isinstance(secret, str) or not secret:
         raise NotConfigured("the stripe credentials have no signing secret")
-    header = request.headers.get("stripe-signature")
-    if not header:
-        raise SignatureError("missing Stripe-Signature header")
-    pairs = [item.strip().partition("=") for item in header.split(",")]
-    timestamps = [value for name, _, value in pairs if name == "t"]
-    candidates = [value for name, _, value in pairs if name == "v1" and value.isascii()]
-    if not timestamps or not _unix(timestamps[0]):
-        raise SignatureError("Stripe-Signature has no unix timestamp t=")
-    if not candidates:
-        raise SignatureError("Stripe-Signature has no v1 signature")
-    timestamp = int(timestamps[0])
-    expected = signature(secret, timestamp, request.body)
-    if not any(equal(expected, candidate) for candidate in candidates):
-        raise SignatureError("no v1 signature in Stripe-Signature matches")
-    check_window(timestamp, now, settings.signature_tolerance_seconds)
+    given = header(request.headers, "Stripe-Signature")
+    stripe_verify(secret, given, request.body, now, settings.signature_tolerance_seconds)
 
 
 # --- payload shapes (only the fields we read; everything else stays in the raw payload) ---
@@ -373,10 +352,6 @@ def _log_notes(event_id: str, subscription_id: str, notes: list[str]) -> None:
 
 def _minor(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**13
-
-
-def _unix(text: str) -> bool:
-    return text.isascii() and text.isdecimal() and len(text) <= 12
 
 
 def _id(value: Named | str | None) -> str | None:

@@ -5,10 +5,10 @@ A field left out stays None, which the store reads as "unchanged".
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from nps_sync.core.models import CrmProfile, CustomerRef, Key, UtcDatetime
-from nps_sync.ingest.receive import Batch, Record, generic_items, generic_key, verify_standard
+from nps_sync.core.models import CrmProfile, Key
+from nps_sync.ingest.receive import Batch, GenericProfile, generic_batch, verify_standard
 
 verify = verify_standard
 
@@ -16,10 +16,7 @@ PropertyName = Annotated[str, Field(min_length=1, max_length=128)]
 PropertyValue = Annotated[str, Field(max_length=2_000)]
 
 
-class GenericCrm(BaseModel):
-    id: Key
-    customer: CustomerRef
-    updated_at: UtcDatetime
+class GenericCrm(GenericProfile):
     account: Key | None = None
     region: Key | None = None
     country: Key | None = None
@@ -29,21 +26,14 @@ class GenericCrm(BaseModel):
 
 
 def parse(request, settings) -> Batch:
-    items = generic_items(request, GenericCrm)
-    return Batch(records=[_record(item, raw) for item, raw in items])
+    return generic_batch(request, GenericCrm, _profile)
 
 
-def _record(item: GenericCrm, raw) -> Record:
-    key = generic_key(item.customer)
-    profile = CrmProfile(
-        provider="generic",
-        source_id=item.customer.id or key,
+def _profile(item: GenericCrm, key: str) -> CrmProfile:
+    return CrmProfile(
+        **item.identity(key),
         object_type="contact",
-        customer_key=key,
-        event_id=item.id,
-        source_updated_at=item.updated_at,
         email=item.customer.email,
-        customer_id=item.customer.id,
         account=item.account,
         region=item.region,
         country=item.country,
@@ -51,4 +41,3 @@ def _record(item: GenericCrm, raw) -> Record:
         lifecycle_stage=item.lifecycle_stage,
         properties=item.properties,
     )
-    return Record(profile, raw)

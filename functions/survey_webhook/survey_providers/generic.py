@@ -2,17 +2,15 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from nps_sync.core.models import CustomerRef, EventTime, Key, Response, Score
-from nps_sync.ingest.receive import Batch, Record, generic_items, generic_key, verify_standard
+from nps_sync.core.models import EventTime, Key, Response, Score
+from nps_sync.ingest.receive import Batch, GenericItem, generic_batch, verify_standard
 
 verify = verify_standard
 
 
-class GenericResponse(BaseModel):
-    id: Key
-    customer: CustomerRef
+class GenericResponse(GenericItem):
     score: Score
     submitted_at: EventTime
     updated_at: EventTime | None = None
@@ -22,14 +20,11 @@ class GenericResponse(BaseModel):
 
 
 def parse(request, settings) -> Batch:
-    return Batch(
-        records=[_record(item, raw) for item, raw in generic_items(request, GenericResponse)]
-    )
+    return generic_batch(request, GenericResponse, _response)
 
 
-def _record(item: GenericResponse, raw) -> Record:
-    key = generic_key(item.customer)
-    response = Response(
+def _response(item: GenericResponse, key: str) -> Response:
+    return Response(
         provider="generic",
         response_id=item.id,
         customer_key=key,
@@ -42,4 +37,3 @@ def _record(item: GenericResponse, raw) -> Record:
         email=item.customer.email,
         customer_id=item.customer.id,
     )
-    return Record(response, raw)

@@ -5,31 +5,23 @@ and stores nothing new. The NPS question is the answer whose field type is ``nps
 ``opinion_scale`` question whose ``ref`` (or id) is listed in NPS_QUESTIONS["typeform"].
 """
 
-import base64
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nps_sync.core.errors import InvalidPayload, SignatureError
+from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import EventTime, Response
-from nps_sync.core.signing import equal, hmac_sha256
+from nps_sync.core.signing import header, typeform_verify
 from nps_sync.ingest.receive import Batch, Record, load_json, signing_secret
 
 EMAIL_FIELDS = ("email", "e_mail", "customer_email", "user_email")
 ID_FIELDS = ("customer_id", "user_id", "account_id", "id")
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + base64.b64encode(hmac_sha256(secret.encode(), body)).decode()
-
-
 def verify(request, credentials, now, settings) -> None:
-    given = request.headers.get("typeform-signature")
-    if not given:
-        raise SignatureError("missing Typeform-Signature header")
-    if not equal(signature(signing_secret(credentials), request.body), given):
-        raise SignatureError("Typeform-Signature does not match")
+    given = header(request.headers, "Typeform-Signature")
+    typeform_verify(signing_secret(credentials), given, request.body)
 
 
 class AnswerField(BaseModel):

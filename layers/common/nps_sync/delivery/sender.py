@@ -7,10 +7,12 @@ a slow or failing subscriber neither holds up nor re-sends the others' messages,
 the invocation has no time left for is reported failed without being attempted. A failed
 message stays in the queue, hidden for its back-off (ChangeMessageVisibility); SQS counts its
 receives (ApproximateReceiveCount = the attempt), and after MAX_ATTEMPTS the queue's redrive
-policy moves it to the dead-letter queue (`make redrive` moves it back).
+policy moves it to the dead-letter queue (`make redrive` moves it back). The batch goes through
+powertools' BatchProcessor (DeliveryBatch), each record parsed into QueuedDelivery.
 """
 
 import contextlib
+import functools
 import http.client
 import json
 import random
@@ -21,10 +23,15 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AfterValidator, BaseModel, ConfigDict, Json
+
+from nps_sync.core.batch import SqsBatch
 from nps_sync.core.errors import NotFound, StorageUnavailable
-from nps_sync.core.observability import logger
+from nps_sync.core.observability import logger, metrics
 from nps_sync.core.signing import standard_signature
 from nps_sync.delivery.outbound import DeliveryQueue, PublishFailed
 from nps_sync.delivery.ssrf import BlockedUrl, Resolver, Target, resolve, vet, vet_addresses

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from types import ModuleType
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from nps_sync.core.errors import (
     InvalidPayload,
@@ -31,7 +31,14 @@ from nps_sync.core.errors import (
     UnknownProvider,
 )
 from nps_sync.core.identity import customer_key
-from nps_sync.core.models import BillingProfile, CrmProfile, CustomerRef, Response
+from nps_sync.core.models import (
+    BillingProfile,
+    CrmProfile,
+    CustomerRef,
+    Key,
+    Response,
+    UtcDatetime,
+)
 from nps_sync.core.settings import Settings
 from nps_sync.core.signing import standard_verify
 from nps_sync.store.records import RecordsStore
@@ -164,16 +171,55 @@ def verify_standard(
     )
 
 
+class GenericItem(BaseModel):
+    """What every item of our generic bodies (DESIGN.md §5) starts with: its id and whose it is."""
+
+    id: Key
+    customer: CustomerRef
+
+
+class GenericProfile(GenericItem):
+    """An item of our generic CRM and billing bodies: a version of a customer's profile."""
+
+    updated_at: UtcDatetime
+
+    def identity(self, key: str) -> dict[str, Any]:
+        """The profile's identity fields: filed under the customer's own id (else its key),
+        the item id as the event, ``updated_at`` as the version."""
+        return {
+            "provider": "generic",
+            "source_id": self.customer.id or key,
+            "customer_key": key,
+            "event_id": self.id,
+            "source_updated_at": self.updated_at,
+            "customer_id": self.customer.id,
+        }
+
+
 @cache
 def _many(model: type) -> TypeAdapter:
     return TypeAdapter(Annotated[list[model], Field(max_length=MAX_GENERIC_ITEMS)])
 
 
-def generic_items(request: WebhookRequest, model: type) -> list[tuple[Any, Any]]:
-    """Our generic bodies: one object or an array of them, each with its own raw JSON."""
+Item = TypeVar("Item", bound=GenericItem)
+
+
+def generic_batch(
+    request: WebhookRequest,
+    model: type[Item],
+    build: Callable[[Item, str], Response | CrmProfile | BillingProfile],
+) -> Batch:
+    """Our generic bodies: one object or an array of them. Every item is validated first, then
+    each is built into its record with its customer's key, its own raw JSON kept beside it."""
     raw = load_json(request.body)
     raws = raw if isinstance(raw, list) else [raw]
-    return list(zip(_many(model).validate_python(raws), raws, strict=True))
+    items = _many(model).validate_python(raws)
+    return Batch(
+        records=[
+            Record(build(item, generic_key(item.customer)), item_raw)
+            for item, item_raw in zip(items, raws, strict=True)
+        ]
+    )
 
 
 def generic_key(customer: CustomerRef) -> str:

@@ -8,15 +8,17 @@ detractors' and promoters' churn rates gets a 95 % Newcombe (hybrid Wilson score
 
 import math
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from nps_sync.core.aggregates import OVERALL
 from nps_sync.core.errors import BadRequest
 from nps_sync.core.nps import Z_95
 from nps_sync.core.outcomes import CATEGORIES, NOW, ORDERS, Tally, add_tallies
-from nps_sync.core.periods import ALL, GRANULARITIES, between, label
-from nps_sync.query.series import MAX_BUCKETS, window_days
+from nps_sync.core.periods import ALL, label
+from nps_sync.query.ranges import asked_range, segment_value
 
 DAYS_PER_MONTH = 30.4375
 
@@ -29,6 +31,79 @@ class OutcomeReader(Protocol):
     def at_risk(
         self, dimension: str, value: str, order: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+# --- the answers (GET /outcomes, GET /outcomes/at-risk) ----------------------------------------
+
+
+class Money(BaseModel):
+    amount: int
+    currency: str
+
+
+class Lifetime(Money):
+    customers: int  # active customers the average is over (billing_since known)
+
+
+class CurrentCategory(BaseModel):
+    customers: int  # active (not churned) billing customers whose latest answer is this category
+    mrr: list[Money]  # their current MRR, minor units, per currency
+    avg_lifetime_revenue: list[Lifetime]  # MRR x months since the first billing update
+
+
+class PeriodCategory(BaseModel):
+    churned: int  # by the category at the churn moment
+    at_risk: int  # active now + churned from the period's start on
+    churn_rate: float | None  # % = churned / at_risk
+    renewals: int  # by the category at the renewal moment
+
+
+class ChurnGap(BaseModel):
+    difference: float | None  # detractor churn rate - promoter churn rate, percentage points
+    low: float | None  # 95 % interval (Newcombe hybrid score)
+    high: float | None
+    significant: bool | None  # the interval excludes 0
+    method: str
+
+
+class OutcomeBucket(BaseModel):
+    period: str
+    categories: dict[str, PeriodCategory]
+    churn_gap: ChurnGap
+
+
+class MrrAtRisk(BaseModel):
+    customers: int
+    mrr: list[Money]
+
+
+class Outcomes(BaseModel):
+    model_config = ConfigDict(extra="allow")  # from/to, window
+
+    dimension: str
+    value: str
+    granularity: str
+    as_of: str
+    categories: dict[str, CurrentCategory]
+    mrr_at_risk: MrrAtRisk
+    buckets: list[OutcomeBucket]
+
+
+class AtRiskAccount(BaseModel):
+    customer_key: str
+    plan: str | None
+    account: str | None
+    mrr: Money | None
+    score: int
+    comment_date: str  # when the latest (detractor) answer was submitted
+
+
+class AtRiskPage(BaseModel):
+    dimension: str
+    value: str
+    order: str
+    accounts: list[AtRiskAccount]
+    next_cursor: str | None
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -127,18 +202,6 @@ def _suffix_sums(stored: dict[str, Tally], periods: list[str]) -> dict[str, Tall
     return result
 
 
-def segment_value(dimensions: tuple[str, ...], dimension: str, value: str | None) -> str:
-    if dimension not in dimensions:
-        raise BadRequest(f"dimension must be one of {', '.join(dimensions)}")
-    if dimension == OVERALL:
-        if value not in (None, "", "all"):
-            raise BadRequest("dimension overall takes no value")
-        return "all"
-    if not value:
-        raise BadRequest(f"dimension {dimension} needs a value")
-    return value
-
-
 def outcomes_report(
     reader: OutcomeReader,
     dimensions: Iterable[str],
@@ -150,7 +213,7 @@ def outcomes_report(
     last: date | None = None,
     window: str | None = None,
 ) -> dict[str, Any]:
-    value = segment_value(tuple(dimensions), dimension, value)
+    value = segment_value(dimensions, dimension, value)
     stock = reader.series(dimension, value, NOW[0], NOW[1], NOW[1]).get(NOW[1], {})
     categories = current(stock, today)
     body: dict[str, Any] = {
@@ -163,51 +226,32 @@ def outcomes_report(
             "mrr": categories["detractor"]["mrr"],
         },
     }
-    if window is not None:
-        if first is not None or last is not None:
-            raise BadRequest("give either window or from/to, not both")
-        if granularity not in (None, "day"):
-            raise BadRequest("window sums daily buckets: leave granularity out")
-        days = window_days(window)
-        first, last = today - timedelta(days=days - 1), today
-        stored = reader.series(dimension, value, "day", label("day", first), None)
+    asked = asked_range(today, granularity, first, last, window)
+    if asked.window is not None:
+        last_day = label("day", asked.last)
+        stored = reader.series(dimension, value, "day", label("day", asked.first), None)
         flows = {}
         for period, tally in stored.items():
-            if period <= label("day", last):
+            if period <= last_day:
                 flows = add_tallies(flows, tally)
         since = {}
         for tally in stored.values():
             since = add_tallies(since, tally)
-        body.update(granularity="day", window=window, **{"from": first.isoformat()})
-        body["to"] = last.isoformat()
+        body.update(granularity="day", window=window, **asked.dates())
         body["buckets"] = [bucket(window, flows, since, stock)]
         return body
-    granularity = granularity or ALL
-    if granularity not in GRANULARITIES:
-        raise BadRequest(f"granularity must be one of {', '.join(GRANULARITIES)}")
-    body["granularity"] = granularity
-    if granularity == ALL:
-        if first is not None or last is not None:
-            raise BadRequest("from/to need a granularity other than all")
+    body["granularity"] = asked.granularity
+    if asked.granularity == ALL:
         flows = reader.series(dimension, value, ALL, ALL, ALL).get(ALL, {})
         body["buckets"] = [bucket(ALL, flows, flows, stock)]
         return body
-    if first is None and last is not None:
-        raise BadRequest("to needs from")
-    if first is None:
-        stored = reader.series(dimension, value, granularity, None, None)
+    if asked.periods is None:
+        stored = reader.series(dimension, value, asked.granularity, None, None)
         periods = sorted(stored)
     else:
-        last = last or today
-        if last < first:
-            raise BadRequest("to is before from")
-        periods = []
-        for period in between(granularity, first, last):
-            periods.append(period)
-            if len(periods) > MAX_BUCKETS:
-                raise BadRequest(f"more than {MAX_BUCKETS} buckets: use a coarser granularity")
-        stored = reader.series(dimension, value, granularity, periods[0], None)
-        body.update({"from": first.isoformat(), "to": last.isoformat()})
+        periods = list(asked.periods)
+        stored = reader.series(dimension, value, asked.granularity, periods[0], None)
+        body.update(asked.dates())
     since = _suffix_sums(stored, periods)
     body["buckets"] = [bucket(p, stored.get(p, {}), since.get(p, {}), stock) for p in periods]
     return body
@@ -222,7 +266,7 @@ def at_risk_page(
     limit: int = 25,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    value = segment_value(tuple(dimensions), dimension, value)
+    value = segment_value(dimensions, dimension, value)
     if order not in ORDERS:
         raise BadRequest(f"order must be one of {', '.join(ORDERS)}")
     items, next_cursor = reader.at_risk(dimension, value, order, limit, cursor)

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
 from nps_sync.core.aggregates import Counts
 from nps_sync.core.errors import BadRequest
 from nps_sync.core.models import category_of
-from nps_sync.query.series import AggregateReader, bucket, nps_series
+from nps_sync.query.series import AggregateReader, Bucket, bucket, nps_series
 
 SCORE = "score"  # the aggregate dimension whose values are the answers 0-10
 SCORES = range(11)
@@ -20,16 +20,10 @@ MAX_SEGMENTS = 1000
 MAX_DETRACTORS = 100
 
 
-class Segment(BaseModel):
-    value: str
-    period: str
-    promoters: int
-    passives: int
-    detractors: int
-    n: int
-    nps: float | None
-    margin_of_error: float | None
-    revenue_weighted_nps: float | None
+# A segment's answer: its value, then the fields of its all-time bucket (in that order).
+Segment = create_model(
+    "Segment", value=str, **{name: (f.annotation, f) for name, f in Bucket.model_fields.items()}
+)
 
 
 class Segments(BaseModel):

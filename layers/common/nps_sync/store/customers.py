@@ -128,24 +128,19 @@ class CustomerRecords:
 
     def responses(self) -> Iterator[Item]:
         """Every response item (Scan): the offline oracle of reconcile, never a request path."""
-        yield from self._pages(
-            "scan",
-            {
-                "TableName": self.table_name,
-                "FilterExpression": "sk = :resp",
-                "ExpressionAttributeValues": {":resp": {"S": RESPONSE_SK}},
-                "ConsistentRead": True,
-            },
-        )
+        return self._scan_sk(RESPONSE_SK)
 
     def profile_items(self) -> Iterator[Item]:
         """Every merged customer PROFILE (Scan): reconcile's oracle of the outcome aggregates."""
-        yield from self._pages(
+        return self._scan_sk(PROFILE_SK)
+
+    def _scan_sk(self, sk: str) -> Iterator[Item]:
+        return self._pages(
             "scan",
             {
                 "TableName": self.table_name,
-                "FilterExpression": "sk = :profile",
-                "ExpressionAttributeValues": {":profile": {"S": PROFILE_SK}},
+                "FilterExpression": "sk = :sk",
+                "ExpressionAttributeValues": {":sk": {"S": sk}},
                 "ConsistentRead": True,
             },
         )

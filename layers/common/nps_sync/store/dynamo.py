@@ -23,12 +23,13 @@ def call(client: Any, operation: str, *, passing: Collection[str] = (), **kwargs
 
 
 def pages(client: Any, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    while True:
-        page = call(client, operation, **kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+    """Every item of a Query or Scan, page by page (botocore's paginator follows
+    LastEvaluatedKey); a failure on any page is StorageUnavailable like a single call's."""
+    try:
+        for page in client.get_paginator(operation).paginate(**kwargs):
+            yield from page.get("Items", [])
+    except (ClientError, BotoCoreError) as error:
+        raise StorageUnavailable(f"DynamoDB {operation} failed") from error
 
 
 def update_if(client: Any, **kwargs: Any) -> bool:

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from nps_sync.core.aggregates import OVERALL, MarkConflict
-from nps_sync.core.errors import BadRequest, StorageUnavailable
+from nps_sync.core.aggregates import OVERALL
+from nps_sync.core.errors import BadRequest
 from nps_sync.core.outcomes import (
     AT_RISK,
     AT_RISK_INDEXES,
@@ -26,25 +25,19 @@ from nps_sync.core.outcomes import (
     stored_state,
 )
 from nps_sync.store import dynamo
+from nps_sync.store.counters import Counters, amounts_of
 from nps_sync.store.customers import CustomerRecords
-
-MARK_PREFIX = "hwm#"
-META = {"pk", "sk", "dimension", "value", "granularity", "period"}
 
 
 def tally_of(item: dict[str, Any]) -> Tally:
-    return {
-        name: int(float(value["N"]))
-        for name, value in item.items()
-        if "N" in value and name not in META and not name.startswith(MARK_PREFIX)
-    }
+    return amounts_of(item)
 
 
 class OutcomesStore:
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
         self.client = client or boto3.client("dynamodb")
-        self.writes = 0
+        self.counters = Counters(self.client, table_name, tally_of)
 
     # --- the aggregator's writes -----------------------------------------------------------
 
@@ -59,60 +52,16 @@ class OutcomesStore:
         expected: str | None = None,
         forget: tuple[str, ...] = (),
     ) -> None:
-        """ADD the counters and SET this lane's mark in one conditional update (the same
-        protocol as AggregatesStore.add); MarkConflict carries the stored mark."""
-        names = {"#m": MARK_PREFIX + lane, "#d": "dimension", "#v": "value"}
-        values: dict[str, Any] = {
-            ":mark": {"S": mark},
-            ":d": {"S": key.dimension},
-            ":v": {"S": key.value},
-            ":g": {"S": key.granularity},
-            ":p": {"S": key.period},
-        }
-        adds = []
-        for i, (name, amount) in enumerate(sorted(tally.items())):
-            names[f"#c{i}"] = name
-            values[f":c{i}"] = {"N": str(amount)}
-            adds.append(f"#c{i} :c{i}")
-        if below is not None:
-            condition = "attribute_not_exists(#m) OR #m < :below"
-            values[":below"] = {"S": below}
-        elif expected is not None:
-            condition = "#m = :expected"
-            values[":expected"] = {"S": expected}
-        else:
-            condition = "attribute_not_exists(#m)"
-        expression = "SET #m = :mark, #d = :d, #v = :v, granularity = :g, period = :p"
-        if adds:
-            expression += " ADD " + ", ".join(adds)
-        names.update({f"#f{i}": MARK_PREFIX + shard for i, shard in enumerate(forget)})
-        if forget:
-            expression += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(forget)))
-        self.writes += 1
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise StorageUnavailable("DynamoDB update_item failed") from error
-            item = error.response.get("Item")
-            if item is None:
-                item = self._call(
-                    "get_item",
-                    TableName=self.table_name,
-                    Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
-                    ConsistentRead=True,
-                ).get("Item")
-            raise MarkConflict((item or {}).get(MARK_PREFIX + lane, {}).get("S")) from error
-        except BotoCoreError as error:
-            raise StorageUnavailable("DynamoDB update_item failed") from error
+        """The outcome step's write, the same protocol as the NPS counters' (store/counters.py)."""
+        self.counters.add(
+            key,
+            lane,
+            dict(sorted(tally.items())),
+            mark,
+            below=below,
+            expected=expected,
+            forget=forget,
+        )
 
     # --- reads for the API (Query only) ----------------------------------------------------
 
@@ -121,18 +70,7 @@ class OutcomesStore:
     ) -> dict[str, Tally]:
         """period -> counters for one dimension value, periods first..last (inclusive) or all."""
         pk = OutcomeKey(dimension, value, granularity, "").pk
-        low = f"{granularity}#{first}" if first is not None else f"{granularity}#"
-        high = f"{granularity}#{last}" if last is not None else f"{granularity}#\U0010ffff"
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": pk},
-                ":low": {"S": low},
-                ":high": {"S": high},
-            },
-        }
-        return {item["sk"]["S"].split("#", 1)[1]: tally_of(item) for item in self._pages(kwargs)}
+        return self.counters.series(pk, granularity, first, last)
 
     # --- reconcile -------------------------------------------------------------------------
 
@@ -150,35 +88,13 @@ class OutcomesStore:
 
     def replace(self, key: OutcomeKey, stored: Tally | None, expected: Tally) -> bool:
         """Set the counters to ``expected`` if they still are ``stored``; marks stay."""
-        stored = stored or {}
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {":zero": {"N": "0"}}
-        sets, checks = [], []
-        for i, name in enumerate(sorted({*stored, *expected})):
-            names[f"#c{i}"] = name
-            values[f":e{i}"] = {"N": str(expected.get(name, 0))}
-            values[f":s{i}"] = {"N": str(stored.get(name, 0))}
-            sets.append(f"#c{i} = :e{i}")
-            checks.append(f"(#c{i} = :s{i} OR (attribute_not_exists(#c{i}) AND :s{i} = :zero))")
-        if not sets:
-            return True
-        return dynamo.update_if(
-            self.client,
-            TableName=self.table_name,
-            Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=" AND ".join(checks),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        return self.counters.replace(key, stored or {}, expected)
 
     # --- plumbing --------------------------------------------------------------------------
 
     def _pages(self, kwargs: dict[str, Any], operation: str = "query") -> Iterator[dict[str, Any]]:
         return dynamo.pages(self.client, operation, kwargs)
 
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        return dynamo.call(self.client, operation, **kwargs)
 
 
 class AtRiskListing:

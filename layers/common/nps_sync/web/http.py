@@ -2,6 +2,7 @@
 
 import json
 from http import HTTPStatus
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
@@ -38,16 +39,23 @@ STATUS = {
 }
 
 
-def json_response(status: int, body: dict) -> Response:
-    return Response(
-        status_code=int(status),
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, separators=(",", ":")),
-    )
+def json_response(status: int, body: Any) -> Response:
+    """A JSON answer. A dict is written here; a model (or a document already written) is left to
+    the resolver, which serializes it as the route's answer model says."""
+    if isinstance(body, dict):
+        body = json.dumps(body, separators=(",", ":"))
+    return Response(status_code=int(status), content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def status_of(error: NpsSyncError) -> HTTPStatus:
+    """The status of the nearest mapped class in the error's MRO, so that a subclass answers
+    like its parent (as starlette looks up exception handlers); 400 for none."""
+    mapped = (STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
+    return next(mapped, HTTPStatus.BAD_REQUEST)
 
 
 def error_response(error: NpsSyncError) -> Response:
-    status = STATUS.get(type(error), HTTPStatus.BAD_REQUEST)
+    status = status_of(error)
     # The message names the problem, never the payload's values (they may be personal data).
     logger.info("request refused", extra={"error": error.code, "status": int(status)})
     metrics.add_metric(name="RequestsRefused", unit="Count", value=1)
