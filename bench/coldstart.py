@@ -76,8 +76,20 @@ print(json.dumps({"init": t1 - t0, "invoke": t2 - t1, "status": status}))
 """
 
 
+# SQS consumers get a one-message batch (powertools' BatchProcessor refuses an empty one, and
+# Lambda never sends one) whose body is not a message of ours: parsed, dropped, no network.
+QUEUE_SAMPLES = {"DeliveryFunction": "delivery.json", "CrmEnrichFunction": "crm-enrichment.json"}
+
+
+def _queue_event(name: str) -> dict:
+    event = json.loads((ROOT / "events" / "queues" / name).read_text())
+    event["Records"] = [{**event["Records"][0], "body": "{}"}]
+    return event
+
+
 def _events(template, stack) -> dict[str, dict]:
-    """A first event for each function: a signed webhook, a GET /nps, or an empty batch."""
+    """A first event for each function: a signed webhook, a GET /nps, a one-message queue
+    batch, or an empty stream batch."""
     from local.gateway import api_event
     from local.signer import signed_headers
 
@@ -85,7 +97,8 @@ def _events(template, stack) -> dict[str, dict]:
     events = {}
     for logical_id in template.functions:
         routes = [r for r in template.routes if r.function == logical_id]
-        event: dict = {"Records": []}
+        queue = QUEUE_SAMPLES.get(logical_id)
+        event: dict = _queue_event(queue) if queue else {"Records": []}
         for route in routes:
             if route.path.startswith("/webhooks/") and route.method == "POST":
                 kind = route.path.split("/")[2]

@@ -369,6 +369,7 @@ def _known_customers(backend, records: str, traffic) -> None:
 def _prefill(backend, records: str, aggregates: str, history, dimensions, shard: str) -> None:
     from nps_sync.core.aggregates import COUNTERS, contribution, pad
     from nps_sync.core.models import Response
+    from nps_sync.store.items import stored_response
     from nps_sync.store.records import response_item
 
     if not history:
@@ -401,7 +402,7 @@ def _prefill(backend, records: str, aggregates: str, history, dimensions, shard:
                 profile_version={"N": "2"},
             )
             table.put_item(item)
-            for key, counts in contribution(item, dimensions).items():
+            for key, counts in contribution(stored_response(item), dimensions).items():
                 sums[key] = sums[key] + counts if key in sums else counts
     target = backend.get_table(aggregates)
     mark = pad("0")

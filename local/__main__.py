@@ -9,7 +9,6 @@ import sys
 import threading
 
 from .output import configure
-from .runtime import Runtime
 
 
 def main() -> int:
@@ -23,22 +22,38 @@ def main() -> int:
         help="port of the emulated AWS endpoint (default: any free port)",
     )
     args = parser.parse_args()
-    # LOG=stdout: everything on the terminal; else the functions' logs go to a file (output.py)
-    output = configure(os.environ.get("LOG", ""), os.environ.get("LOCAL_LOG_LEVEL", "INFO"))
-    for noisy in ("werkzeug", "botocore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    if output.log is not None:
-        output.say(f"LOG {output.log_name}")
-    runtime = Runtime(args.host, args.port, aws_port=args.aws_port)
-    try:
-        runtime.start()
-    except KeyboardInterrupt:  # Ctrl-C before READY
-        output.stopping()
-        runtime.stop()
-        return 0
-    done = threading.Event()
+    done, starting = threading.Event(), threading.Event()
+
+    def stop(*_) -> None:
+        done.set()
+        if starting.is_set():  # out of start() at once; ``done`` holds if a library swallows it
+            starting.clear()
+            raise KeyboardInterrupt
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
+        signal.signal(sig, stop)
+    starting.set()
+    output = runtime = None
+    try:
+        # LOG=stdout: everything on the terminal; else the functions' logs go to a file
+        output = configure(os.environ.get("LOG", ""), os.environ.get("LOCAL_LOG_LEVEL", "INFO"))
+        for noisy in ("werkzeug", "botocore", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        if output.log is not None:
+            output.say(f"LOG {output.log_name}")
+        from .runtime import Runtime  # here: Ctrl-C during its imports (moto's) ends quietly too
+
+        runtime = Runtime(args.host, args.port, aws_port=args.aws_port)
+        runtime.start()
+        starting.clear()
+    except KeyboardInterrupt:
+        done.set()
+    if done.is_set() or output is None or runtime is None:  # Ctrl-C before READY
+        if output is not None:
+            output.stopping()
+        if runtime is not None:
+            runtime.stop()
+        return 0
     output.show_function_warnings(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
     output.say(f"AWS {runtime.emulator.endpoint}")
     output.say(f"READY {runtime.url}")

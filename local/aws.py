@@ -59,6 +59,7 @@ class Emulator:
             [sys.executable, "-m", "local.aws", "--port", str(port)],
             stdin=subprocess.PIPE,
             cwd=Path(__file__).resolve().parent.parent,
+            process_group=0,  # a terminal's Ctrl-C is the parent's to handle, even mid-import
         )
         _wait_for_port(port, self.server)
         self.endpoint = f"http://127.0.0.1:{port}"

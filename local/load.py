@@ -8,10 +8,10 @@ and p50/p99 latency. Loopback traffic only.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -19,51 +19,32 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .process import LocalRuntime, NotStarted
+from .process import start_runtime as start_local
 from .signer import signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 BODIES = ROOT / "events" / "bodies"
+LOG = ROOT / ".nps-sync" / "load.log"  # the runtime's log file (a `make run` beside keeps its own)
 
 
-def start_runtime() -> tuple[subprocess.Popen, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(PORT="0", SEED="0", PYTHONUNBUFFERED="1", LOCAL_LOG_LEVEL="WARNING")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local"],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = aws = ""
-    deadline = time.monotonic() + 60
-    for line in process.stdout:
-        if line.startswith("AWS "):
-            aws = line.split()[1]
-        if line.startswith("READY "):
-            url = line.split()[1]
-            break
-        if time.monotonic() > deadline:
-            break
-    if not (url and aws):
-        process.kill()
-        raise SystemExit("the local runtime did not start")
-    tail: deque[str] = deque(maxlen=40)  # what it said last, shown if it stops on its own
-    threading.Thread(target=lambda: tail.extend(process.stdout), daemon=True).start()
-    process.tail = tail  # type: ignore[attr-defined]
-    return process, url, aws
+def start_runtime() -> tuple[LocalRuntime, str, str]:
+    """(process, url, AWS endpoint) of a runtime of its own: empty, warnings only."""
+    try:
+        process = start_local(log=LOG, PORT="0", SEED="0", LOCAL_LOG_LEVEL="WARNING")
+    except NotStarted as error:
+        raise SystemExit(str(error)) from None
+    return process, process.url, process.aws_endpoint
 
 
-def runtime_stopped(process: subprocess.Popen | None) -> bool:
+def runtime_stopped(process: LocalRuntime | None) -> bool:
     if process is None or process.poll() is None:
         return False
     print(f"the runtime stopped (exit {process.returncode}); its last lines:")
-    print("".join(process.tail), end="")  # type: ignore[attr-defined]
+    print("".join(process.lines[-40:]), end="")
     return True
 
 
@@ -223,11 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         return check(aws, accepted, answered, hooks, unsure)
     finally:
         if process is not None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):  # killed then
+                process.stop(timeout=20)
 
 
 def check(aws: str, accepted: set[str], answered: set[str], hooks, unsure: set[str]) -> int:

@@ -24,7 +24,9 @@ CLEAR_LINE = "\r\x1b[K"
 
 class Terminal(logging.Handler):
     """The terminal's share of the log records: warnings and errors, and the gateway's request
-    lines (records with an ``http_status``), which are only counted while the seeder runs."""
+    lines (records with an ``http_status``), which are only counted while the seeder runs.
+    Python's warnings stay in the file: the functions' (powertools' "No application metrics to
+    publish") are their output, as their stderr is in Lambda."""
 
     def __init__(self, stream: TextIO):
         super().__init__()
@@ -36,7 +38,9 @@ class Terminal(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         status = getattr(record, "http_status", None)
-        if self.stopping.is_set() or (status is None and record.levelno < logging.WARNING):
+        if self.stopping.is_set() or record.name == "py.warnings":
+            return
+        if status is None and record.levelno < logging.WARNING:
             return
         if status is not None and self.seeding.is_set():
             self.while_seeding[status] += 1  # emit runs under the handler's lock
@@ -51,6 +55,18 @@ class Terminal(logging.Handler):
             self.stream.flush()
         except OSError:
             pass  # a closed terminal must not stop the runtime
+
+
+class _Warnings(logging.Handler):
+    """A function logger's warnings and errors, to the terminal. Not the terminal's handler
+    itself: powertools puts a filter on every root handler that drops its loggers' records."""
+
+    def __init__(self, terminal: Terminal):
+        super().__init__(logging.WARNING)
+        self.terminal = terminal
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.terminal.emit(record)
 
 
 class _Compact(logging.Formatter):
@@ -82,7 +98,7 @@ class Output:
         """The functions' powertools logger (named after POWERTOOLS_SERVICE_NAME) keeps its own
         handler, the log file; their warnings and errors reach the terminal too."""
         if self.terminal is not None:
-            logging.getLogger(logger_name).addHandler(self.terminal)
+            logging.getLogger(logger_name).addHandler(_Warnings(self.terminal))
 
     def seeding(self, seeder: subprocess.Popen) -> None:
         """The seeder's bar owns the terminal until it ends; then one line sums up its requests."""
@@ -126,4 +142,5 @@ def configure(destination: str = "", level: str = "INFO") -> Output:
     file_handler = logging.StreamHandler(log_file)
     file_handler.setFormatter(logging.Formatter(FORMAT))
     logging.basicConfig(level=level, handlers=[file_handler, terminal])
+    logging.captureWarnings(True)
     return output

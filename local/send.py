@@ -7,8 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from nps_sync.delivery.events import target
-
+from .events import target
 from .signer import signed_headers
 
 

@@ -26,6 +26,11 @@ def credentials(provider: str, secrets_file: Path = DEV_SECRETS) -> dict:
     return json.loads(secrets_file.read_text())["providers"][provider]
 
 
+def newest(secret: str | list[str]) -> str:
+    """A secret listed while it is rotated (README "Secrets") signs with its first entry."""
+    return secret[0] if isinstance(secret, list) else secret
+
+
 def signed_headers(
     provider: str, body: bytes, creds: dict | None = None, now: int | None = None, url: str = ""
 ) -> dict[str, str]:
@@ -34,18 +39,20 @@ def signed_headers(
     now = int(time.time()) if now is None else now
     headers = {"content-type": "application/json"}
     if provider == "typeform":
-        headers["typeform-signature"] = typeform_signature(creds["secret"], body)
+        headers["typeform-signature"] = typeform_signature(newest(creds["secret"]), body)
     elif provider == "delighted":
-        headers["x-delighted-webhook-signature"] = delighted_signature(creds["secret"], body)
+        signature = delighted_signature(newest(creds["secret"]), body)
+        headers["x-delighted-webhook-signature"] = signature
     elif provider in ("formbricks", "generic"):
         msg_id = "msg_" + hashlib.sha256(body).hexdigest()[:24]  # an id, not a signature
-        headers.update(standard_sign(creds["secret"], msg_id, now, body))
+        headers.update(standard_sign(newest(creds["secret"]), msg_id, now, body))
     elif provider == "stripe":
-        headers["stripe-signature"] = stripe_sign(creds["secret"], now, body)
+        headers["stripe-signature"] = stripe_sign(newest(creds["secret"]), now, body)
     elif provider == "chargebee":
-        headers["authorization"] = basic_authorization(creds["username"], creds["password"])
+        login = creds if "username" in creds else creds["logins"][0]
+        headers["authorization"] = basic_authorization(login["username"], login["password"])
     elif provider == "hubspot":
-        headers.update(hubspot_sign(creds["client_secret"], "POST", url, body, now))
+        headers.update(hubspot_sign(newest(creds["client_secret"]), "POST", url, body, now))
     elif provider == "salesforce":
         headers["content-type"] = "text/xml; charset=utf-8"
         headers["soapaction"] = '""'

@@ -3,13 +3,16 @@ back-off and partial batch failures (nps_sync.delivery.sender)."""
 
 from functools import lru_cache
 
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nps_sync.core.observability import logger, metrics, tracer
 from nps_sync.core.settings import fanout_settings
 from nps_sync.delivery.outbound import DeliveryQueue
-from nps_sync.delivery.sender import Delivery, Sender
+from nps_sync.delivery.sender import Delivery, DeliveryBatch, Sender
 from nps_sync.store.subscriptions import SubscriptionsStore
+
+processor = DeliveryBatch()
 
 
 @lru_cache(maxsize=1)
@@ -28,11 +31,9 @@ def delivery() -> Delivery:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    answer = delivery().handle(event, context.get_remaining_time_in_millis)
-    failed = len(answer["batchItemFailures"])
-    metrics.add_metric(name="Deliveries", unit="Count", value=len(event.get("Records", [])))
-    metrics.add_metric(name="DeliveriesFailed", unit="Count", value=failed)
-    return answer
+    return process_partial_response(
+        event=event, record_handler=delivery().deliver, processor=processor, context=context
+    )

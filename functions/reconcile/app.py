@@ -1,8 +1,9 @@
 """ReconcileFunction: recompute the aggregates from the responses; repair them on request.
 
 Invoke with ``{"fix": true}`` to repair (optionally ``"settle_seconds"``, the pause between the
-two passes, docs/aggregation.md); the schedule (disabled by default) only reports. Log lines
-name customers by customer_ref only.
+two passes, docs/aggregation.md); the schedule only reports. ``ReconcileDifferences`` counts what
+the run found and left unrepaired (all of it when reporting); ReconcileDifferencesAlarm in
+template.yaml watches it. Log lines name customers by customer_ref only.
 """
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,7 +18,7 @@ LOGGED = 100  # differences logged per kind; the counts are in the metrics and t
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     event = event or {}
@@ -41,5 +42,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_metric(
         name="OutcomeDifferences", unit="Count", value=len(report.outcomes.differences)
     )
+    # Every kind, what the run left unrepaired: template.yaml ReconcileDifferencesAlarm.
+    metrics.add_metric(name="ReconcileDifferences", unit="Count", value=report.unresolved)
     logger.info("reconciled", extra=report.as_dict())
     return report.as_dict()

@@ -3,18 +3,14 @@ local mode), a signed detractor response in, the signed detractor.alert out."""
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from nps_sync.core.signing import standard_sign
+from local.signer import signed_headers
+from tests.e2e.client import AUTH
 from tests.fakes.receiver import Receiver
-
-ROOT = Path(__file__).resolve().parents[2]
-SECRETS = json.loads((ROOT / "local" / "dev-secrets.json").read_text())
-AUTH = {"authorization": f"Bearer {SECRETS['api_tokens'][0]}"}
 
 pytestmark = pytest.mark.e2e
 
@@ -45,13 +41,10 @@ def test_a_detractor_response_reaches_the_subscriber_within_seconds(runtime):
                 "comment": "support never answered",
             }
         ).encode()
-        headers = standard_sign(
-            SECRETS["providers"]["generic"]["secret"], "msg_fanout", int(time.time()), body
-        )
         answer = requests.post(
             f"{runtime.url}/webhooks/survey/generic",
             data=body,
-            headers={**headers, "content-type": "application/json"},
+            headers=signed_headers("generic", body),
             timeout=10,
         )
         assert answer.status_code == 202, answer.text

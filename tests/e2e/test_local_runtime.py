@@ -1,14 +1,15 @@
 """Through `make run`'s runtime over HTTP: signed webhooks in, records in the emulated table."""
 
 import json
-import signal
+import re
 import subprocess
-import sys
+import time
 
 import boto3
 import pytest
 import requests
 
+from local.process import LocalRuntime, start_runtime
 from local.signer import signed_headers
 from nps_sync.store.records import RecordsStore
 from tests.conftest import body_of
@@ -65,20 +66,125 @@ def test_http_errors_come_back_as_json(runtime):
     assert missing.status_code == 404
 
 
-def test_ctrl_c_stops_the_runtime_cleanly(tmp_path):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def wait_for(runtime: LocalRuntime, pattern: str, seconds: float = 120) -> str:
+    """The first line of its terminal matching ``pattern``; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = next((line for line in list(runtime.lines) if re.search(pattern, line)), None)
+        if found is not None:
+            return found
+        assert runtime.poll() is None, runtime.terminal()
+        time.sleep(0.1)
+    pytest.fail(f"no line matching {pattern!r} in:\n{runtime.terminal()}")
+
+
+def post_typeform(runtime: LocalRuntime) -> None:
+    body = body_of("survey", "typeform.json")
+    answer = requests.post(
+        f"{runtime.url}/webhooks/survey/typeform",
+        data=body,
+        headers=signed_headers("typeform", body),
+        timeout=10,
     )
-    for line in process.stdout:
-        if line.startswith("READY"):
-            break
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=15)  # reads what is left, so a full pipe cannot block it
-    assert process.returncode == 0
+    assert answer.status_code == 202
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def children(runtime: LocalRuntime) -> list[int]:
+    """The processes the runtime started: `python -m local.aws`, and the seeder if it runs."""
+    command = ["pgrep", "-P", str(runtime.pid)]
+    found = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def ended(pids: list[int], seconds: float = 5) -> bool:
+    def running(pid: int) -> bool:
+        command = ["ps", "-o", "stat=", "-p", str(pid)]
+        state = subprocess.run(command, capture_output=True, check=False)  # noqa: S603
+        return bool(state.stdout.strip()) and not state.stdout.startswith(b"Z")
+
+    deadline = time.monotonic() + seconds
+    while any(running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_the_terminal_shows_the_bar_then_one_line_per_request_and_the_file_the_logs(tmp_path):
+    log = tmp_path / "local.log"
+    runtime = start_runtime(log=log, PORT="0", SEED="1", SEED_CUSTOMERS="10")
+    try:
+        summary = wait_for(runtime, r"^\d+ requests while seeding \(\d+ x 202\), one line each in ")
+        seeding = runtime.lines[: runtime.lines.index(summary)]
+
+        post_typeform(runtime)
+        line = wait_for(runtime, r"POST /webhooks/survey/\{provider\} -> ")
+        deadline = time.monotonic() + 60  # the stream's function, behind its batching window
+        while '"batch aggregated"' not in runtime.logged() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        code = runtime.stop()
+
+    assert runtime.log == log and f"LOG {log}\n" in runtime.lines
+    assert any(text.startswith("seeding [") for text in seeding)  # the bar drew
+    assert not [text for text in seeding if " -> " in text]  # and owned the terminal
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d POST /webhooks/survey/\{provider\} -> 202 SurveyWebhookFunction"
+        r" \(\d+ ms\)\n",
+        line,
+    )
+    assert json_lines(runtime.terminal()) == []  # no function log, no metric line
+    logged = json_lines(runtime.logged())
+    messages = {entry.get("message") for entry in logged}
+    assert {"webhook received", "batch aggregated"} <= messages  # receivers' and aggregator's
+    assert any("_aws" in entry for entry in logged)  # EMF metrics
+    assert "local.runtime INFO POST /webhooks/crm/{provider} -> 202" in runtime.logged()
+    assert code == 0
+
+
+def test_log_stdout_puts_everything_on_the_terminal(tmp_path):
+    runtime = start_runtime(log="stdout", PORT="0", SEED="0")
+    try:
+        post_typeform(runtime)
+        wait_for(runtime, r"local.runtime INFO POST /webhooks/survey/\{provider\} -> 202")
+        wait_for(runtime, r'^\{"level":"INFO".*"message":"webhook received"')
+    finally:
+        runtime.stop()
+
+    assert runtime.log is None and not [line for line in runtime.lines if line.startswith("LOG ")]
+    assert any("_aws" in entry for entry in json_lines(runtime.terminal()))
+
+
+def test_ctrl_c_stops_the_runtime_cleanly(tmp_path):
+    runtime = start_runtime(log=tmp_path / "local.log", PORT="0", SEED="0", own_group=True)
+    emulator = children(runtime)
+
+    code = runtime.stop()  # SIGINT to the group, as a terminal's Ctrl-C
+
+    assert code == 0
+    assert "Traceback" not in runtime.terminal(), runtime.terminal()
+    assert len(emulator) == 1 and ended(emulator)
+
+
+def test_ctrl_c_while_seeding_stops_the_seeder_the_runtime_and_the_emulator(tmp_path):
+    runtime = start_runtime(
+        log=tmp_path / "local.log", PORT="0", SEED="1", SEED_CUSTOMERS="200", own_group=True
+    )
+    wait_for(runtime, r"^seeding \[")
+    emulator_and_seeder = children(runtime)
+
+    code = runtime.stop()
+
+    output = runtime.terminal()
+    assert "seeded 200 customers" not in output  # it was stopped while sending
+    assert re.search(r"^seeding stopped after \d+/\d+ requests$", output, re.MULTILINE), output
+    assert code == 0
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert len(emulator_and_seeder) == 2 and ended(emulator_and_seeder)
 
 
 def test_events_files_are_valid_api_gateway_events():

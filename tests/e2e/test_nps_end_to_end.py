@@ -1,34 +1,20 @@
 """The whole pipeline over HTTP: the local runtime as a separate process, a signed generic
 survey webhook in, the aggregated NPS out of GET /nps."""
 
-import json
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from nps_sync.core.signing import standard_sign
-
-ROOT = Path(__file__).resolve().parents[2]
-SECRETS = json.loads((ROOT / "local" / "dev-secrets.json").read_text())
-TOKEN = SECRETS["api_tokens"][0]
+from tests.e2e.client import TOKEN, post_generic, request
 
 pytestmark = pytest.mark.e2e
 
 
-def request(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310 (local http only)
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_a_webhook_shows_up_in_the_nps_within_seconds(runtime):
     base = runtime.url
-    body = json.dumps(
+    status, receipt = post_generic(
+        base,
+        "survey",
         [
             {
                 "id": "e2e-1",
@@ -46,16 +32,7 @@ def test_a_webhook_shows_up_in_the_nps_within_seconds(runtime):
                 "survey": "e2e",
                 "channel": "email",
             },
-        ]
-    ).encode()
-    headers = standard_sign(
-        SECRETS["providers"]["generic"]["secret"], "msg_e2e", int(time.time()), body
-    )
-    status, receipt = request(
-        "POST",
-        f"{base}/webhooks/survey/generic",
-        body,
-        {**headers, "content-type": "application/json"},
+        ],
     )
     assert status == 202 and receipt["accepted"] == 2
     auth = {"authorization": f"Bearer {TOKEN}"}

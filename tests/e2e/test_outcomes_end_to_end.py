@@ -1,44 +1,19 @@
 """Revenue outcomes over HTTP: signed generic billing and survey webhooks into the local
 runtime, then GET /outcomes shows the churned detractor and the at-risk listing loses it."""
 
-import json
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from nps_sync.core.signing import standard_sign
+from tests.e2e.client import AUTH, post_generic, request
 
-ROOT = Path(__file__).resolve().parents[2]
-SECRETS = json.loads((ROOT / "local" / "dev-secrets.json").read_text())
-TOKEN = SECRETS["api_tokens"][0]
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 PLAN = "e2e-outcomes"
 
 pytestmark = pytest.mark.e2e
 
 
-def request(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310 (local http only)
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def post(base, kind, message_id, payload):
-    body = json.dumps(payload).encode()
-    headers = standard_sign(
-        SECRETS["providers"]["generic"]["secret"], message_id, int(time.time()), body
-    )
-    status, receipt = request(
-        "POST",
-        f"{base}/webhooks/{kind}/generic",
-        body,
-        {**headers, "content-type": "application/json"},
-    )
+    status, receipt = post_generic(base, kind, payload)
     assert status == 202 and receipt["accepted"] == 1, receipt
 
 

@@ -1,20 +1,19 @@
 """No e-mail, comment or person name anywhere in what the pipeline writes out (docs/security.md).
 
 The local runtime runs with every logger at DEBUG (LOCAL_LOG_LEVEL, POWERTOOLS_LOG_LEVEL and
-AWS_LAMBDA_LOG_LEVEL, Lambda's own log-level control, which powertools honours first), all of
-its output captured. Every provider sample of events/bodies is sent signed, plus a probe whose
-values appear nowhere else; customers are read and erased over the API; reconcile runs as a
-command on a damaged outcome state (so it has customers to report) and repairs it. The
-personal values are taken from the samples themselves, so a new sample is covered too.
+AWS_LAMBDA_LOG_LEVEL, Lambda's own log-level control, which powertools honours first), its
+terminal and its log file captured. Every provider sample of events/bodies is sent signed,
+plus a probe whose values appear nowhere else; customers are read and erased over the API;
+reconcile runs as a command on a damaged outcome state (so it has customers to report) and
+repairs it. The personal values are taken from the samples themselves, so a new sample is
+covered too.
 """
 
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ import pytest
 
 from local.aws import free_port
 from local.events import target, wire_body
+from local.process import LocalRuntime, NotStarted, start_runtime
 from local.signer import signed_headers
 
 pytestmark = pytest.mark.e2e
@@ -102,48 +102,25 @@ def needles(sent: list[tuple[str, str, bytes]]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def debug_runtime():
-    """The runtime at DEBUG, every line of its output kept (stdout and stderr)."""
+def debug_runtime(tmp_path_factory):
+    """The runtime at DEBUG, all it writes kept: its terminal (stdout and stderr, in ``lines``)
+    and its log file (the functions' JSON logs and EMF lines, every runtime record)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        PORT=str(port),
-        PYTHONUNBUFFERED="1",
-        SEED="0",
-        LOCAL_LOG_LEVEL="DEBUG",
-        POWERTOOLS_LOG_LEVEL="DEBUG",
-        AWS_LAMBDA_LOG_LEVEL="DEBUG",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local"],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("READY "):
-                ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    if not ready.wait(60) or not any(line.startswith("READY ") for line in lines):
-        process.kill()
-        pytest.fail("the local runtime did not start:\n" + "".join(lines[-50:]))
-    aws = next(line.split()[1] for line in lines if line.startswith("AWS "))
-    yield f"http://127.0.0.1:{port}", aws, lines
-    process.send_signal(signal.SIGINT)
+    log = tmp_path_factory.mktemp("privacy") / "local.log"
     try:
-        process.wait(timeout=15)
-    finally:
-        reader.join(timeout=5)
+        process = start_runtime(
+            log=log,
+            PORT=str(port),
+            SEED="0",
+            LOCAL_LOG_LEVEL="DEBUG",
+            POWERTOOLS_LOG_LEVEL="DEBUG",
+            AWS_LAMBDA_LOG_LEVEL="DEBUG",
+        )
+    except NotStarted as error:
+        pytest.fail(str(error))
+    assert process.log == log
+    yield f"http://127.0.0.1:{port}", process.aws_endpoint, process
+    process.stop()
 
 
 def request(method: str, url: str, body: bytes | None = None, headers=None) -> tuple[int, str]:
@@ -194,15 +171,19 @@ def emulated_dynamodb(aws: str):
     )
 
 
-def settled(lines: list[str], idle: float = 1.5, seconds: float = 20) -> bool:
-    """The runtime has written nothing for ``idle`` seconds: the stream and queues are drained
-    (an idle runtime logs nothing, even at DEBUG)."""
+def written(runtime: LocalRuntime) -> tuple[int, int]:
+    return len(runtime.lines), runtime.log.stat().st_size
+
+
+def settled(runtime: LocalRuntime, idle: float = 1.5, seconds: float = 20) -> bool:
+    """The runtime has written nothing for ``idle`` seconds, to its terminal or its log file:
+    the stream and queues are drained (an idle runtime logs nothing, even at DEBUG)."""
     deadline = time.monotonic() + seconds
-    seen, since = len(lines), time.monotonic()
+    seen, since = written(runtime), time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.1)
-        if len(lines) != seen:
-            seen, since = len(lines), time.monotonic()
+        if written(runtime) != seen:
+            seen, since = written(runtime), time.monotonic()
         elif time.monotonic() - since >= idle:
             return True
     return False
@@ -221,7 +202,7 @@ def drained(aws: str, seconds: float = 60) -> bool:
 
 
 def test_no_email_comment_or_name_in_any_output(debug_runtime):
-    url, aws, lines = debug_runtime
+    url, aws, runtime = debug_runtime
     sent = samples()
     personal = needles(sent)
     assert PROBE_EMAIL in personal and PROBE_COMMENT in personal
@@ -244,7 +225,7 @@ def test_no_email_comment_or_name_in_any_output(debug_runtime):
     assert request("DELETE", f"{url}/customers/{quote(PROBE_EMAIL)}", headers=auth)[0] == 404
 
     # reconcile, once the stream is quiet, on a damaged outcome state: it reports customers
-    assert settled(lines) and drained(aws), "the stream did not drain"
+    assert settled(runtime) and drained(aws), "the stream did not drain"
     ddb = emulated_dynamodb(aws)
     damaged = ddb.update_item(
         TableName="nps-sync-RecordsTable",
@@ -258,9 +239,12 @@ def test_no_email_comment_or_name_in_any_output(debug_runtime):
     assert found.returncode == 1 and '"outcome": "state"' in found.stdout, found.stderr
     repaired = run_reconcile(aws, "--fix", "--settle", "0.2")
     assert "outcomes_fixed" in repaired.stderr
-    assert settled(lines, idle=0.5)  # the stream's last lines: the repair moving the counters
-    output = "".join(lines) + "".join(p.stdout + p.stderr for p in (found, repaired))
-    assert " DEBUG " in output  # the capture is at DEBUG
+    assert settled(runtime, idle=0.5)  # the stream's last lines: the repair moving the counters
+    logged = runtime.logged()
+    output = runtime.terminal() + logged + "".join(p.stdout + p.stderr for p in (found, repaired))
+    assert " DEBUG " in logged  # the capture is at DEBUG: the runtime's records
+    # and the functions' powertools JSON lines, the receivers' and the stream's
+    assert '"message":"webhook received"' in logged and '"message":"batch aggregated"' in logged
     assert "GET /customers/{key} -> 200" in output  # the gateway logs the route template
     leaked = sorted(v for v in personal if v.lower() in output.lower())
     assert leaked == [], [

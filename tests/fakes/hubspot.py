@@ -4,7 +4,9 @@ associations (v4), counted.
 Answers like HubSpot does: requested properties come back (null when unset), ids it does not
 have are listed under ``errors`` with HTTP 207, more than 100 inputs is a 400, a wrong bearer
 token a 401. Associations come ``page_size`` per object, with ``paging.next.after`` when there
-are more. ``fail_next`` queues error answers (429 with Retry-After, 5xx) for the next calls.
+are more. ``fail_next`` queues error answers (5xx, or any status) for the next calls;
+``rate_limit`` queues HubSpot's 429s: the body names the limit hit in ``policyName`` (the
+10-second burst limit per app, or the account's daily one), a Retry-After header only when given.
 """
 
 import contextlib
@@ -12,9 +14,11 @@ import json
 import re
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATH = "/crm/v3/objects/{kind}/batch/read"
+LIMITS = {"TEN_SECONDLY_ROLLING": "ten_secondly_rolling", "DAILY": "daily"}
 ASSOCIATIONS = re.compile(r"^/crm/v4/associations/(\w+)/(\w+)/batch/read$")
 
 
@@ -25,7 +29,7 @@ class FakeHubSpot:
         self.associations: dict[tuple[str, str, str], list[str]] = {}
         self.page_size = 500
         self.calls: list[tuple[str, list[str]]] = []  # (kind, ids) of each batch read
-        self.failures: list[tuple[int, dict[str, str]]] = []
+        self.failures: list[tuple[int, dict[str, str], dict]] = []
         self.delay = 0.0
         self._server: ThreadingHTTPServer | None = None
 
@@ -41,7 +45,17 @@ class FakeHubSpot:
                 back.append(str(object_id))
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
-        self.failures.append((status, headers or {}))
+        body = {"status": "error", "message": "internal error", "category": "INTERNAL_ERROR"}
+        if status == 429:
+            body = _rate_limited("TEN_SECONDLY_ROLLING")
+        self.failures.append((status, headers or {}, body))
+
+    def rate_limit(
+        self, retry_after: str | None = None, policy: str = "TEN_SECONDLY_ROLLING", times: int = 1
+    ) -> None:
+        """The next ``times`` calls answer 429 as HubSpot does when ``policy`` is exceeded."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.failures.extend([(429, headers, _rate_limited(policy))] * times)
 
     def start(self) -> str:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -70,8 +84,7 @@ class FakeHubSpot:
         ids = [str(item["id"]) for item in request["inputs"]]
         self.calls.append((kind or f"{pair[1]}->{pair[2]}", ids))
         if self.failures:
-            status, headers = self.failures.pop(0)
-            return status, headers, {"status": "error", "category": "RATE_LIMITS"}
+            return self.failures.pop(0)
         if len(ids) > 100:
             return 400, {}, {"status": "error", "category": "VALIDATION_ERROR"}
         if kind is None:
@@ -130,6 +143,17 @@ class FakeHubSpot:
                 result["paging"] = {"next": {"after": str(start + self.page_size), "link": None}}
             results.append(result)
         return 200, {}, {"status": "COMPLETE", "results": results}
+
+
+def _rate_limited(policy: str) -> dict:
+    """HubSpot's 429 body (its usage guidelines; hubspot-api-python issue 117 shows one)."""
+    return {
+        "status": "error",
+        "message": f"You have reached your {LIMITS[policy]} limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": str(uuid.uuid4()),
+        "policyName": policy,
+    }
 
 
 def _handler(fake: FakeHubSpot) -> type[BaseHTTPRequestHandler]:

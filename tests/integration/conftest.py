@@ -1,9 +1,14 @@
-"""Moto-backed tables created from template.yaml, and a stand-in for Lambda's stream polling."""
+"""Moto-backed tables created from template.yaml, a stand-in for Lambda's stream polling, and
+ApiFunction called with the events the local HTTP API makes."""
 
 import itertools
+import json
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -12,6 +17,9 @@ from moto import mock_aws
 
 from local import template as template_module
 from local.aws import Stack
+from local.gateway import api_event
+from local.lambdas import Context, load_handler
+from local.template import Route
 from nps_sync.aggregation.aggregator import Aggregator
 from nps_sync.aggregation.reconcile import reconcile
 from nps_sync.aggregation.stream import ShardLocator
@@ -21,6 +29,8 @@ from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.records import RecordsStore
 from nps_sync.store.response_index import ResponseIndex
+from nps_sync.store.secrets import parse as parse_secrets
+from nps_sync.web.api import Services, resolver
 
 PASSED = ("RESP", "PROFILE")
 STREAMS_ENDPOINT = "https://streams.dynamodb.us-east-1.amazonaws.com"
@@ -199,3 +209,64 @@ def make_world(template) -> World:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# --- ApiFunction ---------------------------------------------------------------------------
+
+API_TOKEN = "dev-token-change-me"  # in DEV_SECRETS as a bare token: scope admin
+READ_TOKEN = "dev-read-token"  # in DEV_SECRETS with scope read
+DEV_SECRETS = Path(__file__).parents[2] / "local" / "dev-secrets.json"
+
+
+def api_resolver(world: World, client: Any = None, dimensions=None, **fields: Any):
+    """The API's resolver over the world's tables (through ``client``, else the world's own),
+    accepting the tokens of DEV_SECRETS; ``fields`` are the other Services (today, ...)."""
+
+    def services() -> Services:
+        return Services(
+            AggregatesStore(world.aggregates_table, client or world.ddb),
+            CustomerRecords(world.records_table, client or world.ddb),
+            dimensions or world.dimensions,
+            lambda: parse_secrets(DEV_SECRETS.read_text()).api_tokens,
+            **fields,
+        )
+
+    return resolver(services)
+
+
+@pytest.fixture
+def api_function(world, template, monkeypatch):
+    """ApiFunction's handler as template.yaml names it; ``api_function(**fields)`` makes it
+    serve ``api_resolver(world, **fields)`` and returns it."""
+    monkeypatch.setenv("NPS_SYNC_SECRETS_FILE", str(DEV_SECRETS))
+    monkeypatch.setenv("RECORDS_TABLE", world.records_table)
+    monkeypatch.setenv("AGGREGATES_TABLE", world.aggregates_table)
+    handler = load_handler(template.functions["ApiFunction"])
+
+    def serving(**fields: Any):
+        monkeypatch.setattr(sys.modules[handler.__module__], "app", api_resolver(world, **fields))
+        return handler
+
+    return serving
+
+
+def api_request(resolve, method, path, query=None, body=None, token=API_TOKEN, route=None):
+    """One request to ``resolve`` (a resolver's ``resolve``, or ApiFunction's handler) as the
+    local HTTP API sends it; ``route``: the route's path where it is not ``path``. Returns the
+    function's answer."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    payload = b""
+    if body is not None:
+        headers["content-type"] = "application/json"
+        payload = json.dumps(body).encode()
+    target = f"{path}?{urlencode(query)}" if query else path
+    route_ = Route(method, route or path, "ApiFunction")
+    event = api_event(method, target, headers, payload, route_, {}, "localhost", "127.0.0.1")
+    context = Context("ApiFunction", 512, 10, "req-1", "arn:aws:lambda:::function:ApiFunction")
+    return resolve(event, context)
+
+
+def call_api(resolve, method, path, query=None, body=None, token=API_TOKEN, route=None):
+    """api_request's status and JSON body (None for an empty body)."""
+    answer = api_request(resolve, method, path, query, body, token, route)
+    return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else None

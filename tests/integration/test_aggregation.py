@@ -58,7 +58,7 @@ def test_records_of_two_shards_touching_the_same_key_both_count(world):
     records = world.new_records()
     first, second = records[:2], records[2:]
     lanes = {id(r): "shard-a" for r in first} | {id(r): "shard-b" for r in second}
-    aggregator = world.aggregator(locator=lambda arn, record: Lane(lanes[id(record)]))
+    aggregator = world.aggregator(locator=lambda arn, batch: Lane(lanes[id(batch[0])]))
     # shard b's batch is processed before shard a's, with higher sequence numbers
     assert aggregator.handle({"Records": second}) == {"batchItemFailures": []}
     assert aggregator.handle({"Records": first}) == {"batchItemFailures": []}
@@ -72,7 +72,7 @@ def test_records_arriving_out_of_order_end_in_the_right_counts(world):
     assert not world.respond("r1", "ana@example.com", 10, version=1)  # older: ignored
     world.respond("r2", "bo@example.com", 8)
     records = world.new_records()
-    aggregator = world.aggregator(locator=lambda arn, record: Lane(f"s{record['eventID']}"))
+    aggregator = world.aggregator(locator=lambda arn, batch: Lane(f"s{batch[0]['eventID']}"))
     for record in reversed(records):  # every record in a lane of its own, newest first
         aggregator.handle({"Records": [record]})
     assert overall(world) == Counts(passives=1, detractors=1)

@@ -1,67 +1,24 @@
 """ApiFunction's handler (loaded from template.yaml) against moto."""
 
-import json
-import sys
 from datetime import date
+from functools import partial
 
 import pytest
 from openapi_spec_validator import validate
 
-from local.lambdas import Context, load_handler
-from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.response_index import ResponseIndex
-from nps_sync.web import api as api_module
 
-TOKEN = "dev-token-change-me"
+from .conftest import API_TOKEN, READ_TOKEN, call_api
 
 
 @pytest.fixture
-def call(world, template, monkeypatch):
-    from pathlib import Path
-
-    monkeypatch.setenv(
-        "NPS_SYNC_SECRETS_FILE", str(Path(__file__).parents[2] / "local" / "dev-secrets.json")
+def call(world, api_function):
+    handler = api_function(  # a fixed "today" for the windows
+        today=lambda: date(2026, 1, 31),
+        index=ResponseIndex(world.records_table, world.ddb),
+        read_dimensions=("account",),
     )
-    monkeypatch.setenv("RECORDS_TABLE", world.records_table)
-    monkeypatch.setenv("AGGREGATES_TABLE", world.aggregates_table)
-    handler = load_handler(template.functions["ApiFunction"])
-    app = api_module.resolver(
-        lambda: api_module.Services(
-            AggregatesStore(world.aggregates_table, world.ddb),
-            CustomerRecords(world.records_table, world.ddb),
-            world.dimensions,
-            lambda: [TOKEN],
-            today=lambda: date(2026, 1, 31),
-            index=ResponseIndex(world.records_table, world.ddb),
-            read_dimensions=("account",),
-        )
-    )
-    # the function module's app, with a fixed "today" for the windows
-    monkeypatch.setattr(sys.modules["lambda_ApiFunction_app"], "app", app)
-
-    def call(method, path, query=None, token=TOKEN):
-        event = {
-            "version": "2.0",
-            "routeKey": f"{method} {path}",
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": {"authorization": f"Bearer {token}"} if token else {},
-            "requestContext": {
-                "http": {"method": method, "path": path, "sourceIp": "127.0.0.1"},
-                "stage": "$default",
-                "domainName": "localhost",
-                "requestId": "r",
-            },
-            "isBase64Encoded": False,
-        }
-        if query:
-            event["queryStringParameters"] = query
-        context = Context("ApiFunction", 512, 10, "req-1", "arn:aws:lambda:::function:ApiFunction")
-        answer = handler(event, context)
-        return answer["statusCode"], json.loads(answer["body"])
-
-    return call
+    return partial(call_api, handler)
 
 
 def test_nps_series_by_month_fills_empty_months(world, call):
@@ -185,3 +142,92 @@ def test_openapi_document_is_public_and_valid(call):
     assert status == 200
     validate(document)
     assert "/nps" in document["paths"]
+
+
+# --- scopes: read and admin (README "Secrets") ---------------------------------------------
+
+
+def operations(document):
+    """(method, path with its parameters filled in, the scope the document says it needs)."""
+    for template, item in document["paths"].items():
+        path = template.replace("{key}", "ana@example.com").replace("{subscription_id}", "sub_1")
+        for method, operation in item.items():
+            [[scope]] = [need["bearer"] for need in operation["security"]]
+            yield method.upper(), path, template, scope
+
+
+def test_the_openapi_document_names_the_scope_of_every_operation(call):
+    _, document = call("GET", "/openapi.json", token=None)
+    scopes = {(m, t): scope for m, _, t, scope in operations(document)}
+    assert {t for (_, t), scope in scopes.items() if scope == "admin"} == {
+        "/customers/{key}",
+        "/subscriptions",
+        "/subscriptions/{subscription_id}",
+        "/subscriptions/{subscription_id}/rotate",
+        "/subscriptions/{subscription_id}/deliveries",
+    }
+    assert {t for (_, t), scope in scopes.items() if scope == "read"} == {
+        "/nps",
+        "/segments",
+        "/distribution",
+        "/detractors",
+        "/outcomes",
+        "/outcomes/at-risk",
+    }
+    assert "admin" in document["components"]["securitySchemes"]["bearer"]["description"]
+
+
+def test_a_read_token_is_refused_403_where_the_document_says_admin_and_served_elsewhere(
+    world, call
+):
+    world.profile("ana@example.com", 1, plan="pro")
+    world.respond("r1", "ana@example.com", 4, day="2026-01-10")
+    world.run()
+    _, document = call("GET", "/openapi.json", token=None)
+    for method, path, template, scope in operations(document):
+        query = {"dimension": "plan"} if template == "/segments" else None
+        status, body = call(method, path, query, token=READ_TOKEN, route=template)
+        if scope == "admin":
+            assert (status, body["error"]) == (403, "insufficient_scope"), (method, template)
+            assert "admin" in body["message"] and "read" in body["message"]
+        else:
+            assert status == 200, (method, template, body)
+    # nothing was erased by the refused DELETE
+    assert call("GET", "/customers/ana%40example.com", route="/customers/{key}")[0] == 200
+
+
+def test_an_admin_token_may_do_what_a_read_token_may(call):
+    for path, query in (("/nps", None), ("/segments", {"dimension": "plan"}), ("/outcomes", None)):
+        assert call("GET", path, query, token=API_TOKEN)[0] == 200
+        assert call("GET", path, query, token=READ_TOKEN)[0] == 200
+
+
+def test_the_dashboards_reads_need_only_the_read_scope(call):
+    for path, query in (
+        ("/nps", {"granularity": "month", "from": "2026-01-01", "to": "2026-01-31"}),
+        ("/nps", {"window": "90d"}),
+        ("/segments", {"dimension": "region"}),
+        ("/distribution", None),
+        ("/detractors", {"limit": "20"}),
+    ):
+        assert call("GET", path, query, token=READ_TOKEN)[0] == 200, path
+
+
+def test_a_read_token_is_refused_before_the_body_is_validated(call):
+    """403, not 422: a token that may not subscribe learns nothing about what it sent."""
+    status, body = call("POST", "/subscriptions", body={"url": 7}, token=READ_TOKEN)
+    assert (status, body["error"]) == (403, "insufficient_scope")
+    status, body = call("POST", "/subscriptions", body={"url": 7}, token="wrong")
+    assert (status, body["error"]) == (401, "unauthorized")
+    status, body = call("POST", "/subscriptions", body={"url": 7}, token=API_TOKEN)
+    assert status == 422
+
+
+@pytest.mark.parametrize("token", ["wrong", READ_TOKEN + "x", READ_TOKEN[:-1], "", None])
+def test_an_unknown_token_is_401_on_read_and_admin_routes(call, token):
+    for method, path, route in (
+        ("GET", "/nps", None),
+        ("DELETE", "/customers/ana%40example.com", "/customers/{key}"),
+    ):
+        status, body = call(method, path, token=token, route=route)
+        assert (status, body["error"]) == (401, "unauthorized")

@@ -358,3 +358,39 @@ def test_a_salesforce_contact_takes_its_accounts_name_in_either_order(
     send(functions, "crm", "salesforce", salesforce_message(renamed))
     assert customers.profile("ana@example.com")["account"]["S"] == "Acme Group"
     assert customers.profile("salesforce:0015g00000AbCdEAAV") is None  # not a customer
+
+
+# --- an event id re-delivered with other content --------------------------------------------
+
+
+def test_a_stripe_event_id_redelivered_with_other_content_keeps_the_first_and_is_counted(
+    functions, customers, stripe_customer
+):
+    send(functions, "billing", "stripe", subscription("evt_s1", 1772445600, "active"))
+
+    changed = subscription("evt_s1", 1772445600, "past_due")  # the same event id
+    answer = json.loads(send(functions, "billing", "stripe", changed)["body"])
+
+    assert answer == {"accepted": 0, "duplicates": 0, "ignored": 0, "conflicts": 1}
+    assert customers.profile("ana@example.com")["status"]["S"] == "active"
+
+
+def test_a_generic_event_id_resent_with_other_content_is_a_409_naming_it(functions, customers):
+    body = json.loads((BODIES / "billing" / "generic.json").read_text())
+    send(functions, "billing", "generic", body)
+    body[1]["status"] = "active"  # evt-41 again, now saying something else
+
+    answer = functions["BillingWebhookFunction"].invoke(
+        build("billing", "generic", json.dumps(body).encode())
+    )
+
+    refused = json.loads(answer["body"])
+    assert (answer["statusCode"], refused["error"]) == (409, "conflict")
+    assert "(evt-41)" in refused["message"] and "new event" in refused["message"]
+    assert customers.profile("erik@example.com")["status"]["S"] == "past_due"
+
+    # when: the change comes as a new event, it is applied
+    body[1]["id"], body[1]["updated_at"] = "evt-42", "2026-03-02T12:00:00Z"
+    answer = json.loads(send(functions, "billing", "generic", body)["body"])
+    assert (answer["accepted"], answer["duplicates"]) == (1, 1)
+    assert customers.profile("erik@example.com")["status"]["S"] == "active"

@@ -2,30 +2,30 @@
 /detractors) through ApiFunction's handler, against moto."""
 
 import json
-import sys
 from datetime import date
-from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
 
-from local.lambdas import Context, load_handler
 from nps_sync.core.aggregates import DEFAULT_DIMENSIONS
-from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.customers import CustomerRecords
-from nps_sync.web import api as api_module
 
-TOKEN = "dev-token-change-me"
+from .conftest import API_TOKEN, api_request
+
 WITHOUT_SCORE = tuple(d for d in DEFAULT_DIMENSIONS if d != "score")
 DIMENSIONS = (*WITHOUT_SCORE, "score")
 
 
 class Recording:
-    """A DynamoDB client that remembers the operations called on it."""
+    """A DynamoDB client that remembers the operations called on it (a paginator's by the
+    operation it pages)."""
 
     def __init__(self, client):
         self.client = client
         self.operations: list[str] = []
+
+    def get_paginator(self, operation):
+        self.operations.append(operation)
+        return self.client.get_paginator(operation)
 
     def __getattr__(self, name):
         self.operations.append(name)
@@ -38,44 +38,12 @@ def ddb(world):
 
 
 @pytest.fixture
-def call(world, template, monkeypatch, ddb):
-    monkeypatch.setenv(
-        "NPS_SYNC_SECRETS_FILE", str(Path(__file__).parents[2] / "local" / "dev-secrets.json")
-    )
-    monkeypatch.setenv("RECORDS_TABLE", world.records_table)
-    monkeypatch.setenv("AGGREGATES_TABLE", world.aggregates_table)
+def call(world, api_function, ddb):
     world.dimensions = DIMENSIONS
-    handler = load_handler(template.functions["ApiFunction"])
-    app = api_module.resolver(
-        lambda: api_module.Services(
-            AggregatesStore(world.aggregates_table, ddb),
-            CustomerRecords(world.records_table, ddb),
-            DIMENSIONS,
-            lambda: [TOKEN],
-            today=lambda: date(2026, 3, 31),
-        )
-    )
-    monkeypatch.setattr(sys.modules["lambda_ApiFunction_app"], "app", app)
+    handler = api_function(client=ddb, today=lambda: date(2026, 3, 31))
 
-    def call(path, query=None, token=TOKEN, route=None):
-        event = {
-            "version": "2.0",
-            "routeKey": f"GET {route or path}",
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": {"authorization": f"Bearer {token}"} if token else {},
-            "requestContext": {
-                "http": {"method": "GET", "path": path, "sourceIp": "127.0.0.1"},
-                "stage": "$default",
-                "domainName": "localhost",
-                "requestId": "r",
-            },
-            "isBase64Encoded": False,
-        }
-        if query:
-            event["queryStringParameters"] = query
-        context = Context("ApiFunction", 512, 10, "req-1", "arn:aws:lambda:::function:ApiFunction")
-        return handler(event, context)
+    def call(path, query=None, token=API_TOKEN, route=None):
+        return api_request(handler, "GET", path, query, token=token, route=route)
 
     return call
 
@@ -166,16 +134,8 @@ def test_the_distribution_counts_each_score_coloured_by_category(world, call, dd
     assert {s["score"] for s in recent["scores"] if s["count"]} == {6, 8}
 
 
-def test_the_distribution_needs_the_score_dimension(world, template, monkeypatch, call):
-    app = api_module.resolver(
-        lambda: api_module.Services(
-            AggregatesStore(world.aggregates_table, world.ddb),
-            CustomerRecords(world.records_table, world.ddb),
-            WITHOUT_SCORE,
-            lambda: [TOKEN],
-        )
-    )
-    monkeypatch.setattr(sys.modules["lambda_ApiFunction_app"], "app", app)
+def test_the_distribution_needs_the_score_dimension(api_function, call):
+    api_function(dimensions=WITHOUT_SCORE)
     answer = call("/distribution")
     assert answer["statusCode"] == 400 and "score" in body(answer)["message"]
 

@@ -5,53 +5,25 @@ nothing found is a 404, and nothing of the customer is left in either table."""
 import json
 import zlib
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
-from local.lambdas import Context
 from nps_sync.aggregation.reconcile import reconcile
 from nps_sync.core.aggregates import Counts
 from nps_sync.core.models import BillingProfile, CrmProfile, Money
 from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import CustomerRecords
-from nps_sync.web import api as api_module
 
-TOKEN = "test-token"
+from .conftest import READ_TOKEN, api_resolver, call_api
+
 ANA = "ana@example.com"
 COMMENT = "Exports time out every Monday"
 
 
 @pytest.fixture
 def call(world):
-    app = api_module.resolver(
-        lambda: api_module.Services(
-            AggregatesStore(world.aggregates_table, world.ddb),
-            CustomerRecords(world.records_table, world.ddb),
-            world.dimensions,
-            lambda: [TOKEN],
-        )
-    )
-
-    def call(method, path):
-        event = {
-            "version": "2.0",
-            "routeKey": f"{method} {path}",
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": {"authorization": f"Bearer {TOKEN}"},
-            "requestContext": {
-                "http": {"method": method, "path": path, "sourceIp": "127.0.0.1"},
-                "stage": "$default",
-                "domainName": "localhost",
-                "requestId": "r",
-            },
-            "isBase64Encoded": False,
-        }
-        context = Context("ApiFunction", 512, 10, "req-1", "arn:aws:lambda:::function:ApiFunction")
-        answer = app.resolve(event, context)
-        return answer["statusCode"], json.loads(answer["body"])
-
-    return call
+    return partial(call_api, api_resolver(world).resolve)
 
 
 def at(day: str) -> datetime:
@@ -155,3 +127,14 @@ def test_erasing_a_customer_nobody_stored_answers_404_and_deletes_nothing(world,
     status, body = call("DELETE", "/customers/%20")
     assert status == 404
     assert call("GET", "/customers/BO@example.com")[0] == 200  # the view reads keys alike
+
+
+def test_a_read_token_can_neither_erase_nor_read_a_customer(world, call):
+    ana_everywhere(world)
+    before = residue(world, ANA, COMMENT)
+    for method in ("DELETE", "GET"):
+        status, body = call(method, f"/customers/{ANA}", token=READ_TOKEN)
+        assert (status, body["error"]) == (403, "insufficient_scope")
+    world.run()
+    assert residue(world, ANA, COMMENT) == before  # nothing was erased
+    assert call("GET", f"/customers/{ANA}")[0] == 200  # the admin token reads her

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -17,14 +18,19 @@ from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
 from local.aws import Stack
+from local.lambdas import Context
 from local.pollers import SqsPoller
 from local.template import EventSource
 from nps_sync.cli.redrive import redrive
-from nps_sync.delivery.events import EVENT_TYPES
-from nps_sync.delivery.fanout import Fanout
+from nps_sync.core.observability import metrics
+from nps_sync.delivery.events import COMMENT_LIMIT, EVENT_TYPES, Event
+from nps_sync.delivery.fanout import TOO_LARGE_METRIC, Fanout
 from nps_sync.delivery.outbound import DeliveryQueue, EventBus
-from nps_sync.delivery.sender import MAX_ATTEMPTS, Delivery, Sender
+from nps_sync.delivery.sender import MAX_ATTEMPTS, Delivery, DeliveryBatch, Sender
+from nps_sync.query.customers import customer_view
+from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.subscriptions import SubscriptionsStore
+from tests.fakes.aws_limits import Limits, RawBody
 from tests.fakes.receiver import Receiver
 
 from .conftest import World, _MotoAccount
@@ -36,6 +42,7 @@ class Fan:
     stack: Stack
     account: Any
     subscriptions: SubscriptionsStore
+    limits: Limits  # what AWS refuses and moto does not, in front of fanout()'s clients
 
     @property
     def sqs(self):
@@ -46,8 +53,10 @@ class Fan:
 
     def fanout(self) -> Fanout:
         return Fanout(
-            EventBus(self.stack.refs["EventBus"], self.account.client("events")),
-            DeliveryQueue(self.queue(), self.sqs),
+            EventBus(
+                self.stack.refs["EventBus"], self.limits.install(self.account.client("events"))
+            ),
+            DeliveryQueue(self.queue(), self.limits.install(self.sqs)),
             self.subscriptions,
         )
 
@@ -62,22 +71,33 @@ class Fan:
         kwargs.setdefault("delay", lambda attempt: 0)  # no real back-off in tests
         return Delivery(self.subscriptions, DeliveryQueue(self.queue(), self.sqs), **kwargs)
 
-    def deliver(self, delivery: Delivery | None = None, rounds: int = 1, remaining_ms=None):
-        """Lambda's SQS event source mapping (local.pollers), polled ``rounds`` times;
-        ``remaining_ms`` stands for the context's get_remaining_time_in_millis."""
+    def deliver(
+        self, delivery: Delivery | None = None, rounds: int = 1, timeout: float | None = None
+    ) -> list[dict]:
+        """Lambda's SQS event source mapping (local.pollers), polled ``rounds`` times, invoking
+        what DeliveryFunction's handler runs (with a context of ``timeout`` seconds, or none:
+        no deadline); returns the answers."""
         delivery = delivery or self.delivery()
+        answers = []
 
         class Function:
             name = "DeliveryFunction"
 
             def invoke(self, event):
-                return delivery.handle(event, remaining_ms)
+                context = None
+                if timeout is not None:
+                    context = Context("DeliveryFunction", 256, timeout, "req", "arn:delivery")
+                answers.append(
+                    process_partial_response(event, delivery.deliver, DeliveryBatch(), context)
+                )
+                return answers[-1]
 
         arn = self.stack.attributes[("DeliveryQueue", "Arn")]
         mapping = EventSource("DeliveryFunction", arn, 10, True, None, False)
         poller = SqsPoller(Function(), mapping, arn, self.account, threading.Event())
         for _ in range(rounds):
             poller.poll_once()
+        return answers
 
     def bus_tap(self) -> str:
         """A queue that a rule on the bus fills with every nps-sync event (what AWS-native
@@ -132,7 +152,8 @@ def fan(template, monkeypatch):
             ddb=account.client("dynamodb"),
             streams=account.client("dynamodbstreams"),
         )
-        yield Fan(world, stack, account, SubscriptionsStore(stack.refs["SubscriptionsTable"]))
+        subscriptions = SubscriptionsStore(stack.refs["SubscriptionsTable"])
+        yield Fan(world, stack, account, subscriptions, Limits())
 
 
 @pytest.fixture
@@ -390,12 +411,53 @@ def test_a_message_the_invocation_has_no_time_left_for_is_not_attempted(fan, rec
     subscription = fan.subscriptions.create(receiver.url, ["response.received"], {})
     fan.world.respond("r1", "ana@example.com", 9)
     fan.aggregate()
-    fan.deliver(remaining_ms=lambda: 2500)  # less than a delivery and its bookkeeping need
+    [answer] = fan.deliver(timeout=2.5)  # less than a delivery and its bookkeeping need
 
+    assert len(answer["batchItemFailures"]) == 1  # answered, not raised
     assert receiver.attempts == 0
     assert fan.subscriptions.deliveries(subscription.id) == []  # no attempt logged
     visible = fan.sqs.receive_message(QueueUrl=fan.queue()).get("Messages", [])
     assert visible == [] and fan.depth("DeliveryQueue") == 1  # hidden as received: no back-off
+
+
+def test_a_malformed_message_is_dropped_and_the_rest_of_its_batch_delivered(fan, receiver):
+    refusing = Receiver(always_fail=True).start()
+    try:
+        ok = fan.subscriptions.create(receiver.url, ["response.received"], {})
+        failing = fan.subscriptions.create(refusing.url, ["response.received"], {})
+        event = {"id": "evt_1", "type": "response.received", "version": 1, "data": {}}
+
+        def send(body) -> str:
+            return fan.sqs.send_message(QueueUrl=fan.queue(), MessageBody=body)["MessageId"]
+
+        send(json.dumps({"subscription_id": ok.id, "event": event}))
+        refused = send(json.dumps({"subscription_id": failing.id, "event": event}))
+        send("not json")
+        send(json.dumps({"subscription_id": ok.id, "event": {"type": "response.received"}}))
+        [answer] = fan.deliver()
+    finally:
+        refusing.stop()
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": refused}]}
+    assert [r.event for r in receiver.received] == [event]
+    assert refusing.attempts == 1
+    [left] = fan.sqs.receive_message(QueueUrl=fan.queue())["Messages"]  # no back-off in tests
+    assert left["MessageId"] == refused and fan.depth("DeliveryQueue") == 1
+
+
+def test_a_batch_whose_every_message_failed_is_answered_and_stays_in_the_queue(fan):
+    refusing = Receiver(always_fail=True).start()
+    try:
+        fan.subscriptions.create(refusing.url, ["response.received"], {})
+        fan.world.respond("r1", "ana@example.com", 9)
+        fan.world.respond("r2", "bo@example.com", 8)
+        fan.aggregate()
+        [answer] = fan.deliver()
+    finally:
+        refusing.stop()
+
+    assert len(answer["batchItemFailures"]) == refusing.attempts == 2
+    assert fan.depth("DeliveryQueue") == 2
 
 
 def test_a_deleted_subscription_gets_nothing_more(fan, receiver):
@@ -447,14 +509,6 @@ def test_every_event_is_put_on_the_bus(fan):
     assert all(m["source"] == "nps-sync" and m["detail"]["id"].startswith("evt_") for m in seen)
 
 
-class _Raw:
-    def __init__(self, body: bytes):
-        self.body = body
-
-    def stream(self, **kwargs):
-        yield self.body
-
-
 @pytest.mark.parametrize(
     ("service", "operation"), [("events", "PutEvents"), ("sqs", "SendMessageBatch")]
 )
@@ -474,7 +528,7 @@ def test_a_failed_publish_loses_no_event_on_the_bus_or_for_the_subscribers(
             return None
         body = json.dumps({"__type": "InternalFailure", "message": "injected"}).encode()
         headers = {"content-type": "application/x-amz-json-1.0"}
-        return AWSResponse(request.url, 500, headers, raw=_Raw(body))
+        return AWSResponse(request.url, 500, headers, raw=RawBody(body))
 
     faulty.meta.events.register_first(f"before-send.{service}.{operation}", refuse_the_second_call)
     clients = {"events": fan.account.client("events"), "sqs": fan.sqs, service: faulty}
@@ -495,3 +549,106 @@ def test_a_failed_publish_loses_no_event_on_the_bus_or_for_the_subscribers(
     delivered = {r.headers["webhook-id"] for r in receiver.received}
     assert len(on_the_bus) > 10
     assert delivered == on_the_bus
+
+
+# --- size: AWS's request limits, enforced by tests.fakes.aws_limits ------------------------
+
+
+def test_the_double_refuses_what_aws_refuses(fan):
+    events = fan.limits.install(fan.account.client("events"))
+    sqs = fan.limits.install(fan.sqs)
+    entry = {"Source": "nps-sync", "DetailType": "t", "Detail": json.dumps({"a": "x" * 130_000})}
+
+    with pytest.raises(ClientError, match=r"ValidationException.*Total size of the entries"):
+        events.put_events(Entries=[entry, entry])
+    with pytest.raises(ClientError, match=r"ValidationException.*less than or equal to 10"):
+        events.put_events(Entries=[{**entry, "Detail": "{}"}] * 11)
+    with pytest.raises(sqs.exceptions.BatchRequestTooLong):
+        sqs.send_message_batch(
+            QueueUrl=fan.queue(),
+            Entries=[{"Id": str(n), "MessageBody": "é" * 14_000} for n in range(10)],
+        )
+    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0  # one alone is fine
+    assert fan.limits.refused == [
+        ("PutEvents", "ValidationException"),
+        ("PutEvents", "ValidationException"),
+        ("SendMessageBatch", "AWS.SimpleQueueService.BatchRequestTooLong"),
+    ]
+
+
+def test_two_long_detractor_comments_in_one_batch_reach_the_bus_and_every_subscriber(fan, receiver):
+    """Two 20,000-character comments (multi-byte: 70 and 60 KB) in one stream batch: their
+    four events made a PutEvents request over 256 KB, refused on every retry. Cut to
+    COMMENT_LIMIT characters they go out the first time, and none is lost."""
+    fan.subscriptions.create(receiver.url, list(EVENT_TYPES), {})
+    tap = fan.bus_tap()
+    comments = {"r1": "€😀" * 10_000, "r2": ("ß日😀" * 6_667)[:20_000]}
+    fan.world.respond("r1", "ana@example.com", 2, comment=comments["r1"])
+    fan.world.respond("r2", "bo@example.com", 3, comment=comments["r2"])
+    aggregator = fan.world.aggregator()
+    aggregator.fanout = fan.fanout()
+    aggregator.event_granularities = frozenset()  # the six record events: one request
+
+    batches = fan.world.run(aggregator, attempts=3)
+    fan.deliver(rounds=3)
+
+    assert len(batches) == 1  # no failure reported, nothing delivered again
+    assert fan.limits.refused == []
+    seen = [m["detail"] for m in fan.tapped(tap)]
+    kinds = ["response.received", "detractor.alert", "customer.nps_changed"]
+    assert sorted(e["type"] for e in seen) == sorted(kinds * 2)
+    assert sorted(r.headers["webhook-id"] for r in receiver.received) == sorted(
+        e["id"] for e in seen
+    )
+    for event in (e for e in seen if "comment" in e["data"]):
+        whole = comments[event["data"]["response_id"]]
+        assert event["data"]["comment"] == whole[:COMMENT_LIMIT]
+        assert event["data"]["comment_truncated"] is True
+    # the whole text stays readable: GET /customers/{key}
+    records = CustomerRecords(fan.world.records_table, fan.world.ddb)
+    view = customer_view(records, "ana@example.com")
+    assert [response["comment"] for response in view["responses"]] == [comments["r1"]]
+
+
+def test_events_over_one_request_together_are_split_and_one_over_it_alone_is_left_out(
+    fan, receiver
+):
+    fan.subscriptions.create(receiver.url, ["response.received"], {})
+    tap = fan.bus_tap()
+    events = [  # 60 KB each, the fourth 320 KB: more than any request takes
+        Event(f"evt_{n}", "response.received", "2026-03-02T10:15:04Z", {"note": "😀" * size}, n)
+        for n, size in enumerate([15_000] * 3 + [80_000] + [15_000] * 4)
+    ]
+    fanout = fan.fanout()
+    metrics.clear_metrics()
+    try:
+        fanout.publish(events)  # raises nothing
+        counted = metrics.metric_set[TOO_LARGE_METRIC]["Value"]
+    finally:
+        metrics.clear_metrics()
+    fan.deliver(rounds=3)
+
+    assert fan.limits.refused == []
+    assert [n for op, n in fan.limits.requests if op == "PutEvents"] == [4, 3]
+    assert [n for op, n in fan.limits.requests if op == "SendMessageBatch"] == [4, 3]
+    sent = sorted(e.id for e in events if e.index != 3)
+    assert sorted(m["detail"]["id"] for m in fan.tapped(tap)) == sent
+    assert sorted(r.headers["webhook-id"] for r in receiver.received) == sent
+    assert fanout.too_large == 1 and counted == [1.0]
+
+
+def test_an_event_left_out_sets_off_an_alarm(template):
+    [alarm] = [
+        resource["Properties"]
+        for resource in template.of_type("AWS::CloudWatch::Alarm").values()
+        if resource["Properties"].get("MetricName") == TOO_LARGE_METRIC
+    ]
+    assert (alarm["Namespace"], alarm["Dimensions"]) == (
+        "NpsSync",  # POWERTOOLS_METRICS_NAMESPACE and _SERVICE_NAME in Globals
+        [{"Name": "service", "Value": "nps-sync"}],
+    )
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["TreatMissingData"]) == (
+        "Sum",
+        1,
+        "notBreaching",
+    )

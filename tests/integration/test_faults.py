@@ -34,6 +34,7 @@ from tests.fakes.receiver import Receiver
 
 WEBHOOKS = ("SurveyWebhookFunction", "CrmWebhookFunction", "BillingWebhookFunction")
 FAULTY_SQS = {"SendMessage", "SendMessageBatch", "ChangeMessageVisibility"}
+TARGETED = ("dynamodb", "eventbridge")  # botocore's hyphenized service ids
 
 
 class Faults:
@@ -62,39 +63,38 @@ class Faults:
         service = model.service_model.service_name
         if service == "sqs":
             return model.name in FAULTY_SQS
-        return service in ("dynamodb", "events")
+        return service in ("dynamodb", "events")  # service names (after-call has the model)
 
-    def before_send(self, request, **kwargs):
-        """A throttle (400) or a server error (500) instead of the call; nothing applied."""
-        model = kwargs.get("model") or getattr(request, "context", {}).get("operation_model")
-        if not (self.on and model is not None and self._targeted(model)):
+    def before_send(self, request, event_name: str = "", **kwargs):
+        """A throttle (400) or a server error (500) instead of the call; nothing applied.
+        botocore names the call only in the event: ``before-send.<service id>.<operation>``."""
+        _, service, operation = [*event_name.split("."), "", ""][:3]
+        targeted = operation in FAULTY_SQS if service == "sqs" else service in TARGETED
+        if not (self.on and targeted):
             return None
         if self.random.random() >= self.rate:
             return None
-        service = model.service_model.service_name
         if service == "dynamodb" and self.random.random() < 0.5:
             code, status = "ProvisionedThroughputExceededException", 400
         else:
             code, status = "InternalServerError", 500
         self._count(code)
-        if service == "sqs":
-            body = f"<ErrorResponse><Error><Code>{code}</Code></Error></ErrorResponse>".encode()
-            headers = {"content-type": "text/xml"}
-        else:
-            body = json.dumps({"__type": f"com.amazonaws#{code}", "message": "injected"}).encode()
-            headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-errortype": code}
+        # every targeted service speaks botocore's JSON protocol (SQS since botocore 1.31)
+        body = json.dumps({"__type": f"com.amazonaws#{code}", "message": "injected"}).encode()
+        headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-errortype": code}
         return AWSResponse(request.url, status, headers, raw=_Raw(body))
 
     def after_call(self, model, **kwargs):
         """The call was applied, then its answer was lost (or the aggregator crashed)."""
         if not (self.on and self._targeted(model)):
             return
-        if model.name == "UpdateItem" and _called_from("store/aggregates.py"):
+        outcome = _called_from("aggregation/outcome_step.py")
+        if model.name == "UpdateItem" and _called_from("store/counters.py") and not outcome:
             self.aggregate_writes += 1
             if self.aggregate_writes in self.crash_at:
                 self._count("crash")
                 raise RuntimeError("injected: the aggregator crashed mid-batch")
-        if model.name == "UpdateItem" and _called_from("aggregation/outcome_step.py"):
+        if model.name == "UpdateItem" and outcome:
             # the revenue-outcome step: its counters, and the outcome state with the at-risk
             # keys on the PROFILE (docs/outcomes.md)
             self.outcome_writes += 1
@@ -274,6 +274,9 @@ def test_nothing_is_lost_or_double_counted_under_injected_faults(faults, functio
         missing = {r["response_id"]["S"] for r in responses} - delivered
         assert not missing, (missing, failed, faults.injected, answers)
         assert faults.injected.get("crash", 0) >= 1
+        # the calls refused before they were applied, not only answers lost after
+        assert faults.injected.get("ProvisionedThroughputExceededException", 0) >= 1
+        assert faults.injected.get("InternalServerError", 0) >= 1, faults.injected
         assert faults.injected.get("outcome crash", 0) >= 1, faults.injected
         assert sum(faults.injected.values()) >= 20, faults.injected
         assert answers.get(503, 0) + answers.get(500, 0) >= 1, answers

@@ -1,12 +1,21 @@
-"""HubSpot CRM reads against a local fake API: batching, profiles, retryable failures."""
+"""HubSpot CRM reads against a local fake API: batching, profiles, retryable failures, and
+rate limits waited out on the enrichment queue."""
 
 import json
 import socket
+import threading
+from pathlib import Path
 
+import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch import process_partial_response
 
+from local.aws import Emulator
+from local.lambdas import LocalFunction
+from local.pollers import SqsPoller
+from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.models import CrmProfile
-from nps_sync.ingest.enrichment import enrich
+from nps_sync.ingest.enrichment import EnrichmentBatch, QueuedRead, enqueue, enrich
 from nps_sync.ingest.hubspot import (
     HubSpotApiError,
     HubSpotClient,
@@ -14,9 +23,12 @@ from nps_sync.ingest.hubspot import (
     PropertyNames,
     fetch_profiles,
 )
+from nps_sync.store.customers import CustomerRecords
 from tests.fakes.hubspot import FakeHubSpot
 
 TOKEN = "dev-hubspot-token"
+# the enrichment queue's sample SQS event: one record
+SAMPLE = Path(__file__).resolve().parents[2] / "events" / "queues" / "crm-enrichment.json"
 
 
 @pytest.fixture
@@ -179,9 +191,17 @@ def test_a_contact_without_a_region_takes_its_companys_and_the_newer_time(hubspo
     assert profile.event_id == "fetch-contact-901-1772524800000"  # a new version of the read
 
 
-def message(object_type: str, object_id: str, n: int) -> dict:
+def record(n: int, body: str) -> dict:
+    [sample] = json.loads(SAMPLE.read_text())["Records"]
+    return {**sample, "messageId": f"m{n}", "receiptHandle": f"h{n}", "body": body}
+
+
+def message(object_type: str, object_id: str, n: int, receive: int = 1) -> QueuedRead:
+    """The ``receive``-th receive of a queued read (message ``m<n>``, receipt handle ``h<n>``)."""
     body = {"provider": "hubspot", "object_type": object_type, "object_id": object_id}
-    return {"messageId": f"m{n}", "body": json.dumps(body)}
+    queued = record(n, json.dumps(body))
+    queued["attributes"] = {**queued["attributes"], "ApproximateReceiveCount": str(receive)}
+    return QueuedRead.model_validate(queued)
 
 
 def test_enrich_skips_an_invalid_record_and_stores_the_others(hubspot):
@@ -226,3 +246,169 @@ def test_enrich_without_a_queue_reads_a_changed_companys_contacts_at_once(hubspo
 
     ana = next(p for p in stored if p.object_type == "contact")
     assert (ana.customer_key, ana.account) == ("ana@example.com", "Acme Group")
+
+
+def test_an_enrichment_batch_drops_unreadable_messages_and_reads_the_rest_at_once(hubspot):
+    hubspot.add("contacts", "901", email="ana@example.com")
+    hubspot.add("contacts", "902", email="ben@example.org")
+    read = json.dumps({"provider": "hubspot", "object_type": "contact", "object_id": 901})
+    event = {
+        "Records": [
+            record(0, read),
+            record(1, "not json"),
+            record(2, json.dumps({"provider": "hubspot", "object_type": "contact"})),  # no id
+            {**record(3, read), "eventSource": None},  # a broken SQS envelope
+            record(4, read.replace("901", "902")),
+        ]
+    }
+    stored, batches = [], []
+
+    def handler(records):
+        batches.append([r.messageId for r in records])
+        return enrich(records, client_for(hubspot), stored.append)
+
+    answer = process_partial_response(event, handler, EnrichmentBatch())
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m3"}]}  # it comes back
+    assert batches == [["m0", "m4"]]  # one call with what parsed
+    assert sorted(p.customer_key for p in stored) == ["ana@example.com", "ben@example.org"]
+    assert [call for call, _ in hubspot.calls] == ["contacts"]
+
+
+def test_an_enrichment_batch_hubspot_refuses_is_answered_failed_not_raised(hubspot):
+    hubspot.fail_next(429, {"Retry-After": "7"})
+    stored = []
+    reads = [{"object_type": "contact", "object_id": str(901 + n)} for n in range(2)]
+    event = {"Records": [record(n, json.dumps(body)) for n, body in enumerate(reads)]}
+
+    answer = process_partial_response(
+        event,
+        lambda records: enrich(records, client_for(hubspot), stored.append),
+        EnrichmentBatch(),
+    )
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+    assert stored == []
+
+
+# --- rate limits: a 429's messages wait it out, hidden, instead of spending their receives ---
+
+
+def test_a_rate_limited_batch_waits_retry_after_at_least_and_longer_the_more_it_was_received(
+    hubspot,
+):
+    hubspot.rate_limit(retry_after="90")
+    waits = []
+
+    result = enrich(
+        [message("contact", "901", 0), message("contact", "902", 1, receive=3)],
+        client_for(hubspot),
+        [].append,
+        wait=waits.append,
+    )
+
+    assert result.failed == ["m0", "m1"]  # both stay queued
+    assert waits == [[("h0", 90), ("h1", 240)]]  # Retry-After; the third receive's 240 s
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_failing_hubspot_is_left_to_the_queues_visibility_timeout(hubspot, status):
+    hubspot.fail_next(status)
+    waits = []
+
+    result = enrich(
+        [message("contact", "901", 0)], client_for(hubspot), [].append, wait=waits.append
+    )
+
+    assert (result.failed, waits) == (["m0"], [])
+
+
+def test_a_rate_limited_batch_sqs_would_not_hide_still_stays_queued(hubspot):
+    hubspot.rate_limit(policy="DAILY")
+
+    def refuse(waits):
+        raise StorageUnavailable("SQS did not hide 1 rate-limited reads")
+
+    result = enrich([message("contact", "901", 0)], client_for(hubspot), [].append, wait=refuse)
+
+    assert result.failed == ["m0"]  # back after the queue's visibility timeout instead
+
+
+class EnrichmentQueue:
+    """CrmEnrichmentQueue in moto, polled into CrmEnrichFunction's handler as Lambda's mapping
+    polls it (local.pollers), with each visibility change the handler asks SQS for recorded."""
+
+    def __init__(self, stack, template, session: boto3.Session):
+        (mapping,) = [m for m in template.event_sources if m.function == "CrmEnrichFunction"]
+        function = LocalFunction(template.functions["CrmEnrichFunction"])
+        arn = stack.resolve(mapping.source)
+        self.poller = SqsPoller(function, mapping, arn, Emulator(), threading.Event(), 0)
+        self.url = stack.refs["CrmEnrichmentQueue"]
+        self.dead_letters = stack.refs["CrmEnrichmentDeadLetterQueue"]
+        self.sqs = boto3.client("sqs")
+        self.hidden: list[dict] = []  # ChangeMessageVisibility entries, in order
+        self.waiting: list[dict] = []  # those of messages still hidden
+        session.events.register(
+            "provide-client-params.sqs.ChangeMessageVisibilityBatch", self._hide
+        )
+
+    def _hide(self, params, **_):
+        self.hidden.extend(params["Entries"])
+        self.waiting.extend(params["Entries"])
+
+    def poll(self) -> bool:
+        return self.poller.poll_once()
+
+    def waits_pass(self) -> None:
+        """The hidden messages come back, as they do once their wait is over."""
+        for entry in self.waiting:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.url, ReceiptHandle=entry["ReceiptHandle"], VisibilityTimeout=0
+            )
+        self.waiting.clear()
+
+    def depth(self) -> tuple[int, int, int]:
+        """(visible, hidden, dead-lettered) messages."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        queue, dead = (
+            self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+            for url in (self.url, self.dead_letters)
+        )
+        return (int(queue[names[0]]), int(queue[names[1]]), sum(map(int, dead.values())))
+
+
+@pytest.fixture
+def queue(function_env, template, hubspot, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_API_URL", hubspot.base_url)
+    session = boto3.Session()  # the handler's clients come from it: their calls are seen
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    return EnrichmentQueue(function_env, template, session)
+
+
+def test_a_rate_limited_batch_is_hidden_for_hubspots_retry_after_and_stays_queued(queue, hubspot):
+    enqueue(queue.url, "hubspot", [("contact", "901"), ("contact", "902")])
+    hubspot.rate_limit(retry_after="120")
+
+    assert queue.poll()
+
+    assert [entry["VisibilityTimeout"] for entry in queue.hidden] == [120, 120]
+    assert queue.depth() == (0, 2, 0)  # hidden: not deleted, not dead-lettered
+
+
+def test_a_rate_limit_storm_spends_the_receives_slowly_and_loses_nothing(
+    queue, hubspot, function_env
+):
+    hubspot.add("contacts", "901", email="ana@example.com")
+    enqueue(queue.url, "hubspot", [("contact", "901")])
+    hubspot.rate_limit(retry_after="1", policy="DAILY", times=4)
+
+    for _ in range(4):  # four receives rate-limited
+        assert queue.poll()
+        queue.waits_pass()
+    assert queue.poll()  # then HubSpot answers
+
+    # a wait doubling with the receives, longer than the second HubSpot asked for
+    assert [entry["VisibilityTimeout"] for entry in queue.hidden] == [60, 120, 240, 480]
+    assert queue.depth() == (0, 0, 0)
+    customers = CustomerRecords(function_env.refs["RecordsTable"], boto3.client("dynamodb"))
+    assert customers.profile("ana@example.com")["email"]["S"] == "ana@example.com"  # stored

@@ -36,6 +36,7 @@ from local.lambdas import Context, load_handler
 from local.pollers import SqsPoller
 from local.template import EventSource, Template
 from nps_sync.core.settings import aggregate_settings, fanout_settings, settings
+from nps_sync.ingest.enrichment import enqueue
 from nps_sync.store import secrets
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.receiver import Receiver
@@ -697,6 +698,12 @@ def run_flows(rig: Rig, receiver: Receiver, refusing: Receiver) -> None:
     drift(rig)
     report = rig.functions["ReconcileFunction"].invoke({"fix": True, "settle_seconds": 0})
     assert report["fixed"] == 1 and report["outcomes_fixed"] >= 1, report
+
+    # HubSpot rate-limits a read: its message is hidden for the wait, and kept
+    enqueue(rig.stack.refs["CrmEnrichmentQueue"], "hubspot", [("contact", "901")])
+    hubspot.rate_limit(retry_after="1")
+    assert rig.drain("CrmEnrichFunction") == 1
+    assert rig.queue_depth("CrmEnrichmentQueue") == 1
 
 
 def generic(rig: Rig, kind: str, **body: Any) -> None:

@@ -1,4 +1,5 @@
-"""local/moto_speed.py changes how fast moto answers, never what it answers."""
+"""local/moto_speed.py changes how fast moto answers, never what it answers, and patches only
+the moto it was checked against."""
 
 import contextlib
 import random
@@ -11,7 +12,7 @@ from moto import mock_aws
 from local import moto_speed
 from local.aws import Stack
 
-from .conftest import _MotoAccount
+from .conftest import STREAMS_ENDPOINT, _MotoAccount
 
 
 def _workload(ddb, table: str, seed: int) -> list:
@@ -108,15 +109,21 @@ def _workload(ddb, table: str, seed: int) -> list:
     return answers
 
 
-def _run(template, accelerated: bool, seed: int) -> list:
-    was_installed = bool(moto_speed._originals)
+@contextlib.contextmanager
+def _patched(accelerated: bool):
+    """moto with the patches or without them, then as it was."""
+    was_installed = moto_speed.installed()
     (moto_speed.install if accelerated else moto_speed.uninstall)()
     try:
-        with mock_aws():
-            stack = Stack(template, _MotoAccount()).provision()
-            return _workload(boto3.client("dynamodb"), stack.refs["RecordsTable"], seed)
+        yield
     finally:
         (moto_speed.install if was_installed else moto_speed.uninstall)()
+
+
+def _run(template, accelerated: bool, seed: int) -> list:
+    with _patched(accelerated), mock_aws():
+        stack = Stack(template, _MotoAccount()).provision()
+        return _workload(boto3.client("dynamodb"), stack.refs["RecordsTable"], seed)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -167,7 +174,14 @@ def _every_type(table: str, stream_endpoint: str) -> list:
             ReturnConsumedCapacity="TOTAL",
         )
     )
-    for bad in ("SET a = :one, a = :one", "ADD c :one ADD d :one", "SET pk = :one"):
+    invalid = (
+        "SET a = :one, a = :one",
+        "ADD c :one ADD d :one",
+        "SET pk = :one",
+        "ADD c :one SET a = :one ADD d :one SET e = :one",  # moto names the first it meets
+        "SET a = :one, a.b = :one ADD a :one",  # and the pair of paths it meets first
+    )
+    for bad in invalid:
         with pytest.raises(ClientError) as refused:
             ddb.update_item(
                 TableName=table,
@@ -203,19 +217,28 @@ def _every_type(table: str, stream_endpoint: str) -> list:
 def test_every_attribute_type_and_error_answers_the_same(template):
     answers = []
     for accelerated in (False, True):
-        was_installed = bool(moto_speed._originals)
-        (moto_speed.install if accelerated else moto_speed.uninstall)()
-        try:
-            with mock_aws():
-                stack = Stack(template, _MotoAccount()).provision()
-                answers.append(
-                    _every_type(
-                        stack.refs["RecordsTable"],
-                        "https://streams.dynamodb.us-east-1.amazonaws.com",
-                    )
-                )
-        finally:
-            (moto_speed.install if was_installed else moto_speed.uninstall)()
+        with _patched(accelerated), mock_aws():
+            stack = Stack(template, _MotoAccount()).provision()
+            answers.append(_every_type(stack.refs["RecordsTable"], STREAMS_ENDPOINT))
     plain, fast = answers
     assert plain[1]["b"] == {"B": b"\x00\xff"}  # binary survives the round trip
     assert fast == plain
+
+
+def test_install_refuses_a_moto_the_patches_were_not_checked_against():
+    with _patched(False):
+        with pytest.raises(moto_speed.UnverifiedMoto) as refused:
+            moto_speed.install(moto_version="5.3.0")
+        assert not moto_speed.installed()  # refused before patching anything
+    message = str(refused.value)
+    assert f"moto {moto_speed.MOTO_VERSION}'s internals" in message
+    assert "moto 5.3.0 is installed" in message
+    assert f"moto[server]=={moto_speed.MOTO_VERSION}" in message  # pin it back, or
+    assert "tests/integration/test_moto_speed.py" in message  # re-verify and
+    assert 'MOTO_VERSION = "5.3.0"' in message  # bump the constant
+
+
+def test_install_patches_the_moto_it_was_written_for():
+    with _patched(False):
+        moto_speed.install(moto_version=moto_speed.MOTO_VERSION)
+        assert moto_speed.installed()

@@ -3,26 +3,26 @@ answers, plan changes, churn and renewals goes through storage and the aggregato
 duplicate and failed deliveries); GET /outcomes must show what the test computes on its own
 from the generated events, and reconcile must find nothing to repair."""
 
+import base64
 import json
 import random
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 import pytest
 
-from local.lambdas import Context
 from nps_sync.aggregation.outcome_reconcile import check_outcomes
 from nps_sync.aggregation.reconcile import reconcile
 from nps_sync.core.models import BillingProfile, Money, Response
 from nps_sync.query.customers import erase
 from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import CustomerRecords
-from nps_sync.store.outcomes import OutcomesStore
-from nps_sync.web import api as api_module
+from nps_sync.store.items import stored_profile, stored_response
+from nps_sync.store.outcomes import OutcomesStore, _decode_cursor, _encode_cursor
 
-from .conftest import Flaky
+from .conftest import Flaky, api_resolver, call_api
 
-TOKEN = "test-token"
 TODAY = date(2026, 12, 31)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CHURNED = ("canceled", "cancelled", "deleted")
@@ -161,44 +161,15 @@ def answer(world, item):
 
 @pytest.fixture
 def call(world):
-    app = api_module.resolver(
-        lambda: api_module.Services(
-            AggregatesStore(world.aggregates_table, world.ddb),
-            CustomerRecords(world.records_table, world.ddb),
-            world.dimensions,
-            lambda: [TOKEN],
-            today=lambda: TODAY,
-        )
-    )
-
-    def call(path, query):
-        event = {
-            "version": "2.0",
-            "routeKey": f"GET {path}",
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": {"authorization": f"Bearer {TOKEN}"},
-            "queryStringParameters": query,
-            "requestContext": {
-                "http": {"method": "GET", "path": path, "sourceIp": "127.0.0.1"},
-                "stage": "$default",
-                "domainName": "localhost",
-                "requestId": "r",
-            },
-            "isBase64Encoded": False,
-        }
-        context = Context("ApiFunction", 512, 10, "req-1", "arn:aws:lambda:::function:ApiFunction")
-        answer = app.resolve(event, context)
-        return answer["statusCode"], json.loads(answer["body"])
-
-    return call
+    app = api_resolver(world, today=lambda: TODAY)
+    return lambda path, query: call_api(app.resolve, "GET", path, query)
 
 
 def outcome_differences(world):
     records = CustomerRecords(world.records_table, world.ddb)
     return check_outcomes(
-        list(records.profile_items()),
-        list(records.responses()),
+        [p for p in map(stored_profile, records.profile_items()) if p is not None],
+        [r for r in map(stored_response, records.responses()) if r is not None],
         OutcomesStore(world.aggregates_table, world.ddb).scan(),
         world.dimensions,
     ).differences
@@ -368,3 +339,114 @@ def test_at_risk_listing_of_a_segment_pages_through_that_segment_only(world, cal
     _, after = call("/outcomes/at-risk", {"dimension": "plan", "value": "pro", "limit": "10"})
     assert "p2@example.com" not in [a["customer_key"] for a in after["accounts"]]
     assert outcome_differences(world) == []
+
+
+# --- the at-risk cursor: opaque and tamper-evident -------------------------------------------
+
+
+def at_risk_accounts(world, keys):
+    for i, key in enumerate(keys):
+        event = {"key": key, "at": START, "plan": "pro", "status": "active", "mrr": 900 * (i + 1)}
+        bill(world, {**event, "renewed": False}, i)
+        answer(world, {"key": key, "id": f"k{i}", "score": 2, "at": START + timedelta(days=i)})
+    world.run()
+
+
+def flipped(cursor: str, at: int) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    swapped = alphabet[(alphabet.index(cursor[at]) + 1) % len(alphabet)]
+    return cursor[:at] + swapped + cursor[at + 1 :]
+
+
+def test_the_at_risk_cursor_names_no_customer_and_refuses_any_change_with_400(world, call):
+    at_risk_accounts(world, ["ana@example.com", "bo@example.com", "cy@example.com"])
+    _, first = call("/outcomes/at-risk", {"limit": "1"})
+    cursor = first["next_cursor"]
+    # then: nothing of the index key can be read from it, base64 or not
+    decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    for readable in (cursor, decoded.decode("latin-1")):
+        assert "example.com" not in readable and "cy@" not in readable
+        assert "CUST#" not in readable and "DETRACTOR" not in readable
+    status, second = call("/outcomes/at-risk", {"limit": "1", "cursor": cursor})
+    assert status == 200 and second["accounts"][0]["customer_key"] == "bo@example.com"
+    # when it is altered anywhere, cut, or made up, it is a 400 (not a 503 from DynamoDB)
+    old_style = base64.urlsafe_b64encode(
+        json.dumps(
+            {
+                "listing": "mrr/overall#overall",
+                "key": {"pk": "CUST#x", "sk": "PROFILE", "at_risk": "DETRACTOR", "at_risk_mrr": 1},
+            }
+        ).encode()
+    ).decode()
+    bad = [flipped(cursor, at) for at in (0, len(cursor) // 2, len(cursor) - 1)]
+    bad += [cursor[:-4], cursor[:20], cursor + "AAAA", "x" * 80, old_style, "é" * 40, "=="]
+    for forged in bad:
+        status, body = call("/outcomes/at-risk", {"limit": "1", "cursor": forged})
+        assert (status, body["error"]) == (400, "bad_request"), forged
+
+
+def test_an_at_risk_cursor_opens_only_its_own_listing_and_key(world, call):
+    at_risk_accounts(world, ["ana@example.com", "bo@example.com", "cy@example.com"])
+    _, by_mrr = call("/outcomes/at-risk", {"limit": "1"})
+    _, of_pro = call("/outcomes/at-risk", {"limit": "1", "dimension": "plan", "value": "pro"})
+    other_key = api_resolver(world, today=lambda: TODAY)  # another container's key
+    refused = [
+        ({"order": "recent", "cursor": by_mrr["next_cursor"]}, call),
+        ({"dimension": "plan", "value": "pro", "cursor": by_mrr["next_cursor"]}, call),
+        ({"cursor": of_pro["next_cursor"]}, call),
+        ({"cursor": by_mrr["next_cursor"]}, partial(call_other, other_key)),
+    ]
+    for query, caller in refused:
+        status, body = caller("/outcomes/at-risk", {"limit": "1", **query})
+        assert (status, body["error"]) == (400, "bad_request"), query
+    assert call("/outcomes/at-risk", {"limit": "1", "cursor": by_mrr["next_cursor"]})[0] == 200
+
+
+def call_other(app, path, query):
+    return call_api(app.resolve, "GET", path, query)
+
+
+def test_the_cursor_of_the_longest_key_fits_the_cursor_parameter():
+    """A key of 512 four-byte characters is in the index key twice; the sealed cursor still
+    fits the 4096 characters GET /outcomes/at-risk accepts."""
+    longest = "\U0001f600" * 512
+    key = {
+        "pk": f"CUST#{longest}",
+        "sk": "PROFILE",
+        "at_risk": "DETRACTOR",
+        "at_risk_mrr": f"{0:016d}#2026-01-01T00:00:00+00:00#{longest}",
+    }
+    secret = bytes(32)
+    cursor = _encode_cursor(key, "mrr/overall#overall", secret)
+    assert len(cursor) <= 4096
+    assert _decode_cursor(cursor, "mrr/overall#overall", secret) == {
+        name: {"S": value} for name, value in key.items()
+    }
+
+
+def test_an_older_derivation_written_late_leaves_the_newer_outcome_state(world):
+    # given: a billing customer, and two derivations of its state: the newer (started later,
+    # so it read the records later) is written first, the older one (a lagging shard) after it
+    bill(
+        world,
+        {
+            "key": "ana@example.com",
+            "at": START,
+            "plan": "pro",
+            "status": "active",
+            "mrr": 900,
+            "renewed": False,
+        },
+        1,
+    )
+    records = CustomerRecords(world.records_table, world.ddb)
+    stamp = records.profiles(["ana@example.com"])["ana@example.com"]["billing_updated_at"]
+    newer, older = {"M": {"seen": {"S": "newer"}}}, {"M": {"seen": {"S": "older"}}}
+    assert records.set_outcome("ana@example.com", newer, stamp, version=2_000)
+    # when
+    written = records.set_outcome("ana@example.com", older, stamp, version=1_000)
+    # then
+    assert not written
+    item = records.profiles(["ana@example.com"])["ana@example.com"]
+    assert item["outcome"] == newer and item["outcome_version"] == {"N": "2000"}
+    assert records.set_outcome("ana@example.com", older, stamp, version=3_000)  # a newer one

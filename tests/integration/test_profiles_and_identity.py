@@ -101,11 +101,13 @@ def test_redelivered_and_stale_events_change_nothing(post, records):
         "accepted": 0,
         "duplicates": 1,
         "ignored": 0,
+        "conflicts": 0,
     }
     assert post("billing", "stripe", body=json.dumps(older).encode())[1] == {
         "accepted": 0,
         "duplicates": 1,
         "ignored": 0,
+        "conflicts": 0,
     }
     assert customers.profile("cust-1001")["plan"]["S"] == "Pro monthly"
 

@@ -9,20 +9,17 @@ import boto3
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from local.lambdas import Context
 from nps_sync.delivery.sender import signature_header
 from nps_sync.delivery.ssrf import vet
-from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.subscriptions import (
     MAX_PREVIOUS_SECRETS,
     ROTATION_GRACE_SECONDS,
     DeliveryRecord,
     SubscriptionsStore,
 )
-from nps_sync.web import api as api_module
 
-TOKEN = "dev-token-change-me"
+from .conftest import API_TOKEN, READ_TOKEN, api_resolver, call_api
+
 PUBLIC = {"hooks.example.com": ["93.184.215.14"], "internal.example.com": ["127.0.0.1"]}
 
 
@@ -33,38 +30,15 @@ def store(world):
 
 @pytest.fixture
 def call(world, store):
-    app = api_module.resolver(
-        lambda: api_module.Services(
-            AggregatesStore(world.aggregates_table, world.ddb),
-            CustomerRecords(world.records_table, world.ddb),
-            world.dimensions,
-            lambda: [TOKEN],
-            today=lambda: date(2026, 1, 31),
-            subscriptions=store,
-            vet_url=lambda url: vet(url, resolver=lambda host, port: PUBLIC[host]),
-        )
+    app = api_resolver(
+        world,
+        today=lambda: date(2026, 1, 31),
+        subscriptions=store,
+        vet_url=lambda url: vet(url, resolver=lambda host, port: PUBLIC[host]),
     )
 
-    def call(method, path, body=None, token=TOKEN):
-        event = {
-            "version": "2.0",
-            "routeKey": f"{method} {path}",
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
-            "requestContext": {
-                "http": {"method": method, "path": path, "sourceIp": "127.0.0.1"},
-                "stage": "$default",
-                "domainName": "localhost",
-                "requestId": "r",
-            },
-            "isBase64Encoded": False,
-        }
-        if body is not None:
-            event["body"] = json.dumps(body)
-        context = Context("ApiFunction", 512, 10, "req-1", "arn:aws:lambda:::function:ApiFunction")
-        answer = app.resolve(event, context)
-        return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else None
+    def call(method, path, body=None, token=API_TOKEN):
+        return call_api(app.resolve, method, path, body=body, token=token)
 
     return call
 
@@ -260,3 +234,26 @@ def test_the_openapi_document_lists_the_subscription_routes(call):
     status, document = call("GET", "/openapi.json", token=None)
     assert status == 200
     assert {"/subscriptions", "/subscriptions/{subscription_id}/rotate"} <= set(document["paths"])
+
+
+def test_a_read_token_may_not_subscribe_list_read_rotate_or_delete(call, store):
+    """Subscriptions receive every e-mail and comment: they need the admin scope."""
+    _, created = call(
+        "POST",
+        "/subscriptions",
+        {"url": "https://hooks.example.com/", "events": ["detractor.alert"]},
+    )
+    one = f"/subscriptions/{created['id']}"
+    new = {"url": "https://hooks.example.com/mine", "events": ["response.received"]}
+    for method, path, body in (
+        ("POST", "/subscriptions", new),
+        ("GET", "/subscriptions", None),
+        ("GET", one, None),
+        ("GET", f"{one}/deliveries", None),
+        ("POST", f"{one}/rotate", None),
+        ("DELETE", one, None),
+    ):
+        status, answer = call(method, path, body, token=READ_TOKEN)
+        assert (status, answer["error"]) == (403, "insufficient_scope"), (method, path)
+    [kept] = store.all()
+    assert (kept.id, kept.secret) == (created["id"], created["secret"])  # nothing changed

@@ -39,8 +39,8 @@ def test_each_provider_sample_is_stored_once(invoke, store, provider):
     again = invoke(event)  # the provider re-delivers
 
     expected = 2 if provider == "generic" else 1
-    assert first == (202, {"accepted": expected, "duplicates": 0, "ignored": 0})
-    assert again == (202, {"accepted": 0, "duplicates": expected, "ignored": 0})
+    assert first == (202, {"accepted": expected, "duplicates": 0, "ignored": 0, "conflicts": 0})
+    assert again == (202, {"accepted": 0, "duplicates": expected, "ignored": 0, "conflicts": 0})
 
 
 def test_stored_response_keeps_its_raw_payload(invoke, store):
@@ -62,7 +62,7 @@ def test_a_provider_update_replaces_and_an_older_one_is_ignored(invoke, store):
     assert invoke(event_for("delighted", json.dumps(payload).encode()))[1]["accepted"] == 1
     stale = invoke(event_for("delighted", json.dumps(created).encode()))  # late re-delivery
 
-    assert stale[1] == {"accepted": 0, "duplicates": 1, "ignored": 0}
+    assert stale[1] == {"accepted": 0, "duplicates": 1, "ignored": 0, "conflicts": 0}
     stored = store.get_response("delighted", "58201771")
     assert (stored.score, stored.comment) == (9, "Support answered within minutes.")
     assert len(store.raw_payloads("delighted", "58201771")) == 2
@@ -182,3 +182,85 @@ def test_a_non_string_email_answer_is_422_not_a_crash(invoke):
     status, answer = invoke(event_for("typeform", json.dumps(payload).encode()))
     assert (status, answer["error"]) == (422, "invalid_payload")
     assert "email" in answer["message"]
+
+
+# --- an update is never mistaken for a duplicate ------------------------------------------------
+
+
+def test_a_generic_correction_without_a_later_updated_at_is_a_409_and_stores_nothing(invoke, store):
+    payload = json.loads(body_of("survey", "generic.json"))
+    assert invoke(event_for("generic", json.dumps(payload).encode()))[0] == 202
+    corrected = json.loads(json.dumps(payload))
+    corrected[0]["score"] = 6  # no updated_at: the version of the stored answer, other content
+    corrected.append(
+        {
+            "id": "resp-90",
+            "customer": {"email": "eve@example.com"},
+            "score": 8,
+            "submitted_at": "2026-03-03T09:00:00Z",
+        }
+    )
+
+    status, answer = invoke(event_for("generic", json.dumps(corrected).encode()))
+
+    assert (status, answer["error"]) == (409, "conflict")
+    assert "(resp-81)" in answer["message"] and "later updated_at" in answer["message"]
+    assert "Nothing of this body was stored" in answer["message"]
+    assert store.get_response("generic", "resp-81").score == 10
+    assert store.get_response("generic", "resp-90") is None
+    assert len(store.raw_payloads("generic", "resp-81")) == 1
+
+    # when: the sender does what the 409 says, the correction replaces the answer
+    corrected[0]["updated_at"] = "2026-03-02T12:00:00Z"
+    status, answer = invoke(event_for("generic", json.dumps(corrected).encode()))
+
+    assert (status, answer) == (202, {"accepted": 2, "duplicates": 1, "ignored": 0, "conflicts": 0})
+    assert store.get_response("generic", "resp-81").score == 6
+    assert store.get_response("generic", "resp-90").score == 8
+
+
+def test_two_items_of_one_generic_body_at_one_version_with_other_content_are_a_409(invoke, store):
+    item = json.loads(body_of("survey", "generic.json"))[0]
+    body = json.dumps([item, {**item, "score": 2}]).encode()
+
+    status, answer = invoke(event_for("generic", body))
+
+    assert (status, answer["error"]) == (409, "conflict")
+    assert "earlier item of this body" in answer["message"]
+    assert store.get_response("generic", "resp-81") is None
+
+
+def _metrics(output: str) -> list[dict]:
+    """The EMF documents powertools printed (one JSON object a line)."""
+    lines = (line for line in output.splitlines() if line.startswith('{"_aws"'))
+    return [json.loads(line) for line in lines]
+
+
+def test_a_provider_redelivery_with_other_content_keeps_the_first_and_is_counted(
+    invoke, store, caplog, capsys
+):
+    caplog.set_level("INFO", logger="nps-sync")
+    payload = json.loads(body_of("survey", "typeform.json"))
+    invoke(event_for("typeform", json.dumps(payload).encode()))
+    changed = json.loads(json.dumps(payload))
+    answers = changed["form_response"]["answers"]
+    answers[0]["number"], answers[1]["text"] = 9, "Changed my mind about the exports."
+    capsys.readouterr()
+
+    status, answer = invoke(event_for("typeform", json.dumps(changed).encode()))
+
+    # then: a 202 (Typeform cannot correct it) that says so, and the first version is kept
+    assert (status, answer) == (202, {"accepted": 0, "duplicates": 0, "ignored": 0, "conflicts": 1})
+    stored = store.get_response("typeform", "a3a12ec67a1365927098a606107fac15")
+    assert (stored.score, stored.comment) == (4, "Exports keep timing out.")
+    raws = store.raw_payloads("typeform", stored.response_id)
+    assert sorted(r["form_response"]["answers"][0]["number"] for r in raws) == [4, 9]
+    # counted, and logged by references only
+    output = capsys.readouterr().out
+    assert [m["WebhookConflicts"] for m in _metrics(output) if "WebhookConflicts" in m] == [[1.0]]
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("webhook record repeats")]
+    assert (line.levelname, line.provider) == ("WARNING", "typeform")
+    assert line.record.startswith("rec_") and line.customer.startswith("cust_")
+    text = json.dumps([r.__dict__ for r in caplog.records], default=str) + output
+    for secret in ("ana@example", "Exports keep", "Changed my mind", stored.response_id):
+        assert secret not in text

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from billing_providers import ADAPTERS, chargebee, generic
 from billing_providers import stripe as stripe_adapter
-from nps_sync.core.errors import InvalidPayload, MalformedBody, SignatureError
+from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
 from nps_sync.core.models import Money
 from nps_sync.core.signing import basic_authorization, stripe_sign, stripe_signature
 from nps_sync.ingest.receive import Batch, WebhookRequest
@@ -639,3 +639,76 @@ def test_hostile_values_anywhere_are_refused_cleanly_never_crash(test_settings, 
 def test_unreadable_bodies_are_malformed_or_invalid(test_settings, provider, body):
     with pytest.raises(REFUSED):
         ADAPTERS[provider].parse(WebhookRequest(body, {}), test_settings)
+
+
+# --- rotation: a provider's secret may be a list (README "Secrets") -----------------------
+
+
+def test_stripe_during_a_rotation_the_old_and_the_new_secret_verify_and_a_third_does_not(
+    test_settings,
+):
+    body = body_of("billing", "stripe-invoice.paid.json")
+    rotating = {"secret": ["whsec_new", "whsec_old"]}
+    for secret in ("whsec_old", "whsec_new"):
+        stripe_adapter.verify(stripe_request(body, secret), rotating, NOW, test_settings)
+    with pytest.raises(SignatureError):
+        stripe_adapter.verify(stripe_request(body, "whsec_third"), rotating, NOW, test_settings)
+
+
+@pytest.mark.parametrize(
+    "rotating",
+    [
+        {
+            "logins": [
+                {"username": "new", "password": "new-pw"},
+                {"username": "old", "password": "pw"},
+            ]
+        },
+        {
+            "username": "old",
+            "password": "pw",
+            "logins": [{"username": "new", "password": "new-pw"}],
+        },
+    ],
+    ids=["logins", "pair-and-logins"],
+)
+def test_chargebee_during_a_rotation_the_old_and_the_new_login_verify_not_a_third(
+    test_settings, rotating
+):
+    body = body_of("billing", "chargebee-subscription_changed-pc2.json")
+    chargebee.verify(chargebee_request(body, "old", "pw"), rotating, NOW, test_settings)
+    chargebee.verify(chargebee_request(body, "new", "new-pw"), rotating, NOW, test_settings)
+    for username, password in (("third", "third-pw"), ("new", "pw"), ("old", "new-pw")):
+        with pytest.raises(SignatureError):
+            chargebee.verify(
+                chargebee_request(body, username, password), rotating, NOW, test_settings
+            )
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {},
+        {"username": "u"},
+        {"username": "u", "password": ""},
+        {"logins": []},
+        {"logins": "u:p"},
+        {"logins": [{"username": "u"}]},
+        {"logins": [{"username": "u", "password": 7}]},
+        {"logins": ["u:p"]},
+        {"username": "u", "password": "p", "logins": [{"password": "p"}]},
+    ],
+)
+def test_chargebee_misconfigured_credentials_are_not_configured_not_a_crash(
+    test_settings, credentials
+):
+    request = chargebee_request(body_of("billing", "chargebee-subscription_changed-pc2.json"))
+    with pytest.raises(NotConfigured):
+        chargebee.verify(request, credentials, NOW, test_settings)
+
+
+@pytest.mark.parametrize("credentials", [{}, {"secret": ""}, {"secret": []}, {"secret": ["a", 1]}])
+def test_stripe_misconfigured_secret_is_not_configured_not_a_crash(test_settings, credentials):
+    request = stripe_request(body_of("billing", "stripe-invoice.paid.json"))
+    with pytest.raises(NotConfigured):
+        stripe_adapter.verify(request, credentials, NOW, test_settings)

@@ -8,11 +8,14 @@ from functools import partial
 import pytest
 from pydantic import ValidationError
 
+from billing_providers import generic as billing_generic
 from crm_providers import ADAPTERS, generic, hubspot, salesforce
-from nps_sync.core.errors import InvalidPayload, MalformedBody, SignatureError
+from local.signer import signed_headers
+from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
 from nps_sync.core.signing import hubspot_signature, hubspot_signed_uri
 from nps_sync.ingest.receive import Receipt, WebhookRequest
 from nps_sync.store.secrets import provider_credentials
+from nps_sync.store.subscriptions import new_secret
 from tests.conftest import BODIES, body_of, signed
 
 NOW = int(time.time())
@@ -591,6 +594,14 @@ def test_salesforce_refuses_entity_expansion_and_external_entities(test_settings
         salesforce.parse(sf_request(body), test_settings)
 
 
+def test_salesforce_body_in_an_unknown_encoding_is_malformed_not_a_500(test_settings):
+    # found by the hostile-input fuzzing: expat raises LookupError for encoding="U0F-8"
+    body = SF_BODY.replace(b'encoding="UTF-8"', b'encoding="U0F-8"', 1)
+    assert body != SF_BODY
+    with pytest.raises(MalformedBody):
+        sf_verify(sf_request(body), test_settings)
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -728,3 +739,67 @@ def test_generic_refuses_a_bad_signature(test_settings):
 def test_generic_invalid_bodies_are_refused(test_settings, item):
     with pytest.raises(REFUSED):
         generic_parse(json.dumps(item).encode(), test_settings)
+
+
+# --- rotation: a provider's secret may be a list (README "Secrets") -----------------------
+
+
+def test_hubspot_during_a_rotation_the_old_and_the_new_secret_verify_and_a_third_does_not(
+    test_settings,
+):
+    body = body_of("crm", "hubspot-contact.propertyChange.json")
+    rotating = {"client_secret": ["hs-new", "hs-old"]}
+    for secret in ("hs-old", "hs-new"):
+        hubspot_verify(hubspot_request(body, secret=secret), test_settings, rotating)
+    with pytest.raises(SignatureError):
+        hubspot_verify(hubspot_request(body, secret="hs-third"), test_settings, rotating)
+
+
+def test_salesforce_during_a_rotation_the_old_and_the_new_token_verify_and_a_third_does_not(
+    test_settings,
+):
+    rotating = {"token": ["sf-new-token", "sf-old-token"], "organization_ids": [SF_ORG]}
+    for token in ("sf-old-token", "sf-new-token"):
+        sf_verify(sf_request(token=token), test_settings, rotating)
+    with pytest.raises(SignatureError):
+        sf_verify(sf_request(token="sf-third-token"), test_settings, rotating)
+
+
+@pytest.mark.parametrize(
+    ("kind", "adapter"), [("crm", generic), ("billing", billing_generic)], ids=["crm", "billing"]
+)
+def test_generic_during_a_rotation_the_old_and_the_new_secret_verify_not_a_third(
+    test_settings, kind, adapter
+):
+    """Our generic CRM and billing receivers (the survey one: test_survey_providers.py)."""
+    old, new, third = new_secret(), new_secret(), new_secret()
+    body = body_of(kind, "generic.json")
+    rotating = {"secret": [new, old]}
+
+    def request(secret):
+        return WebhookRequest(body, signed_headers("generic", body, {"secret": secret}, now=NOW))
+
+    for secret in (old, new):
+        adapter.verify(request(secret), rotating, NOW, test_settings)
+    with pytest.raises(SignatureError):
+        adapter.verify(request(third), rotating, NOW, test_settings)
+
+
+@pytest.mark.parametrize(
+    ("adapter", "request_", "credentials"),
+    [
+        (hubspot, hubspot_request(b"[]"), {}),
+        (hubspot, hubspot_request(b"[]"), {"client_secret": []}),
+        (hubspot, hubspot_request(b"[]"), {"client_secret": [HUBSPOT_SECRET, ""]}),
+        (salesforce, sf_request(), {"organization_ids": [SF_ORG]}),
+        (salesforce, sf_request(), {"token": [], "organization_ids": [SF_ORG]}),
+        (salesforce, sf_request(), {"token": [SF_TOKEN, 1], "organization_ids": [SF_ORG]}),
+        (salesforce, sf_request(), {"token": SF_TOKEN}),
+        (salesforce, sf_request(), {"token": SF_TOKEN, "organization_ids": []}),
+    ],
+)
+def test_misconfigured_crm_credentials_are_not_configured_not_a_crash(
+    test_settings, adapter, request_, credentials
+):
+    with pytest.raises(NotConfigured):
+        adapter.verify(request_, credentials, NOW, test_settings)

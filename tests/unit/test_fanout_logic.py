@@ -1,24 +1,33 @@
 """Pure parts of the fan-out: event ids and derivation, the SSRF guard, back-off, signatures."""
 
 import ipaddress
+import json
 import time
+from pathlib import Path
 
 import pytest
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from standardwebhooks.webhooks import Webhook
 
 from nps_sync.core.errors import BlockedUrl
+from nps_sync.core.observability import metrics
 from nps_sync.delivery.events import (
+    COMMENT_LIMIT,
     EVENT_TYPES,
+    Event,
     customer_change,
     matches,
     response_events,
 )
+from nps_sync.delivery.fanout import TOO_LARGE_METRIC, Fanout
+from nps_sync.delivery.outbound import DeliveryQueue, EventBus, PublishFailed, entry_size, packed
 from nps_sync.delivery.sender import (
     MAX_ATTEMPTS,
     QUEUE_VISIBILITY_SECONDS,
     VISIBILITY_LIMIT_SECONDS,
     Answer,
     Delivery,
+    DeliveryBatch,
     backoff,
     maximum_span,
     minimum_span,
@@ -26,7 +35,9 @@ from nps_sync.delivery.sender import (
     visibility_allowance,
 )
 from nps_sync.delivery.ssrf import refusal, vet
+from nps_sync.store.items import stored_response
 from nps_sync.store.subscriptions import Subscription, new_secret
+from tests.fakes.aws_limits import Events, Sqs
 
 
 def response(score, updated="2026-01-15T10:00:00.000000Z", submitted=None, pk="RESP#g#r1", **more):
@@ -41,7 +52,7 @@ def response(score, updated="2026-01-15T10:00:00.000000Z", submitted=None, pk="R
         "updated_at": {"S": updated},
     }
     image.update({k: {"S": v} for k, v in more.items()})
-    return image
+    return stored_response(image)
 
 
 # --- events ------------------------------------------------------------------------------
@@ -59,7 +70,7 @@ def test_the_same_change_yields_the_same_event_ids():
 
 
 def test_a_restamp_or_a_move_is_not_a_new_response():
-    stamped = {**response(3), "plan": {"S": "pro"}}
+    stamped = response(3, plan="pro")
     assert response_events(0, response(3), stamped, 1) == []
 
 
@@ -84,6 +95,133 @@ def test_filters_match_attributes_or_an_aggregates_dimension():
         "customer.nps_changed",
         "aggregate.updated",
     }
+
+
+# --- size: what an event carries, and what one request takes -----------------------------
+
+
+def test_a_long_comment_is_cut_in_both_events_and_flagged():
+    long = "é😀" * COMMENT_LIMIT
+    received, alert = response_events(0, None, response(3, comment=long), 1)
+    for event in (received, alert):
+        assert event.data["comment"] == long[:COMMENT_LIMIT]
+        assert event.data["comment_truncated"] is True
+    [whole, _] = response_events(0, None, response(3, comment="é" * COMMENT_LIMIT), 1)
+    assert whole.data["comment"] == "é" * COMMENT_LIMIT and whole.data["comment_truncated"] is False
+    [without, _] = response_events(0, None, response(3), 1)
+    assert without.data["comment"] is None and without.data["comment_truncated"] is False
+    assert received.id == without.id  # the id names the version, whatever the comment
+
+
+def test_the_largest_possible_event_stays_under_64_kb():
+    worst = "\x01" * 512  # every field at its bound, each character escaped to 6 bytes
+    fields = ("provider", "email", "survey", "channel", "plan", "region", "account")
+    image = response(
+        3,
+        pk=f"RESP#{worst}#{worst}",
+        comment="\x01" * 20_000,
+        customer_key=worst,
+        mrr_currency="EUR",
+        **dict.fromkeys(fields, worst),
+    )
+    events = [*response_events(0, None, image, 1), customer_change(0, None, image, [], 1)]
+    bus, queue = EventBus("bus", Events()), DeliveryQueue("queue", Sqs())
+    subscription = "sub_" + "0" * 32
+
+    assert len(events) == 3
+    for event in events:
+        assert bus.size(event) < 64_000, event.type  # one billing unit; 3 fit any request
+        assert queue.size((event, subscription)) < 64_000, event.type
+
+
+def test_the_packer_fills_each_request_up_to_both_limits_in_order():
+    def runs(sizes: list[int]) -> list[list[int]]:
+        items = list(enumerate(sizes))
+        found = list(packed(items, lambda item: item[1], 3, 10))  # 3 items, 10 bytes
+        assert [item for run in found for item in run] == items  # in order, none lost
+        return [[size for _, size in run] for run in found]
+
+    assert runs([]) == []
+    assert runs([1, 1, 1, 1]) == [[1, 1, 1], [1]]  # the count
+    assert runs([4, 6, 1]) == [[4, 6], [1]]  # exactly the budget: still one request
+    assert runs([4, 7]) == [[4], [7]]  # a byte over: the next one
+    assert runs([10, 1]) == [[10], [1]]
+    assert runs([2, 11, 2]) == [[2], [11], [2]]  # too large alone: a run by itself
+
+
+def test_entry_size_is_eventbridges_own_count():
+    entry = {
+        "Source": "nps-sync",
+        "DetailType": "detractor.alert",
+        "Detail": '{"c":"é😀"}',
+        "Resources": ["arn:x", "arn:yz"],
+        "EventBusName": "a-bus-name-is-not-counted",
+    }
+    assert entry_size(entry) == 8 + 15 + (6 + 2 + 4 + 2) + 5 + 6
+    assert entry_size({**entry, "Time": 1_770_000_000}) == entry_size(entry) + 14
+
+
+def _event(index: int, kilobytes: int) -> Event:
+    data = {"plan": "pro", "email": "ana@example.com", "blob": "x" * (kilobytes * 1000)}
+    return Event(f"evt_{index}", "response.received", "2026-03-02T10:15:04Z", data, index)
+
+
+class _Routes:
+    def routing(self) -> list[Subscription]:
+        return [Subscription("sub_1", "https://hooks.example.com/", ("response.received",))]
+
+
+def test_events_too_large_together_go_out_in_requests_aws_takes():
+    events, sqs = Events(), Sqs()  # both refuse what AWS refuses
+    fanout = Fanout(EventBus("bus", events), DeliveryQueue("queue", sqs), _Routes())
+
+    fanout.publish([_event(n, 60) for n in range(7)])
+
+    assert [len(request) for request in events.requests] == [4, 3]  # 256 KB, not 10 events
+    assert [len(batch) for batch in sqs.batches] == [4, 3]
+    assert [e["id"] for e in events.details] == [f"evt_{n}" for n in range(7)]
+    assert [m["event"]["id"] for m in sqs.bodies] == [f"evt_{n}" for n in range(7)]
+
+
+def test_an_event_no_request_can_take_is_left_out_counted_and_logged_and_the_rest_goes_out(
+    caplog,
+):
+    events, sqs = Events(), Sqs()
+    fanout = Fanout(EventBus("bus", events), DeliveryQueue("queue", sqs), _Routes())
+    metrics.clear_metrics()
+    try:
+        fanout.publish([_event(0, 1), _event(1, 300), _event(2, 1)])  # raises nothing
+        counted = metrics.metric_set[TOO_LARGE_METRIC]["Value"]
+    finally:
+        metrics.clear_metrics()
+
+    assert [e["id"] for e in events.details] == ["evt_0", "evt_2"]
+    assert [m["event"]["id"] for m in sqs.bodies] == ["evt_0", "evt_2"]
+    assert fanout.too_large == 1 and counted == [1.0]
+    [line] = [r for r in caplog.records if r.getMessage().startswith("event too large")]
+    assert (line.event_id, line.event_type) == ("evt_1", "response.received")
+    assert line.bytes > 300_000
+    assert "ana@example.com" not in str(vars(line)) and "xxxxxxxx" not in str(vars(line))
+
+
+def test_without_a_bus_the_queue_s_limit_decides():
+    sqs = Sqs()
+    fanout = Fanout(None, DeliveryQueue("queue", sqs), _Routes())
+
+    fanout.publish([_event(0, 258), _event(1, 270)])  # over EventBridge's, under / over SQS's
+
+    assert [m["event"]["id"] for m in sqs.bodies] == ["evt_0"] and fanout.too_large == 1
+
+
+def test_a_refused_request_fails_every_event_from_its_first_on():
+    events = Events(fail_requests={2})
+    fanout = Fanout(EventBus("bus", events))
+
+    with pytest.raises(PublishFailed) as failed:
+        fanout.publish([_event(n, 60) for n in range(7)])
+
+    assert [e.id for e in failed.value.events] == ["evt_4", "evt_5", "evt_6"]
+    assert [e["id"] for e in events.details] == [f"evt_{n}" for n in range(4)]
 
 
 # --- the SSRF guard ----------------------------------------------------------------------
@@ -200,6 +338,15 @@ class _Subscriptions:
         pass
 
 
+def queued(**attributes) -> dict:
+    """The delivery queue's sample SQS event (events/queues/delivery.json), its one record's
+    attributes overridden."""
+    path = Path(__file__).resolve().parents[2] / "events" / "queues" / "delivery.json"
+    event = json.loads(path.read_text())
+    event["Records"][0]["attributes"].update(attributes)
+    return event
+
+
 def test_a_failed_late_attempt_is_hidden_no_longer_than_sqs_accepts():
     queue, now = _Queue(), 1_770_000_000.0
     delivery = Delivery(
@@ -209,20 +356,99 @@ def test_a_failed_late_attempt_is_hidden_no_longer_than_sqs_accepts():
         clock=lambda: now,
         delay=lambda attempt: backoff(attempt, lambda: 1.0),  # the top of the jitter: 12 h
     )
-    record = {
-        "messageId": "m1",
-        "receiptHandle": "h1",
-        "body": '{"subscription_id": "sub_1", "event": {"id": "evt_1", "type": "x"}}',
-        "attributes": {
-            "ApproximateReceiveCount": "14",
-            "ApproximateFirstReceiveTimestamp": str(int((now - 30 * 3600) * 1000)),
-        },
-    }
-    assert delivery.handle({"Records": [record]}) == {
-        "batchItemFailures": [{"itemIdentifier": "m1"}]
-    }
+    event = queued(
+        ApproximateReceiveCount="14",
+        ApproximateFirstReceiveTimestamp=str(int((now - 30 * 3600) * 1000)),
+    )
+
+    answer = process_partial_response(event, delivery.deliver, DeliveryBatch(clock=lambda: now))
+
+    [record] = event["Records"]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
     [hidden] = queue.hidden
     assert 0 < hidden <= VISIBILITY_LIMIT_SECONDS - QUEUE_VISIBILITY_SECONDS
+
+
+def batch(*bodies: str) -> dict:
+    """The sample event with one record per body, message ids m0, m1, ..."""
+    [sample] = queued()["Records"]
+    records = [
+        {**sample, "messageId": f"m{n}", "receiptHandle": f"h{n}", "body": body}
+        for n, body in enumerate(bodies)
+    ]
+    return {"Records": records}
+
+
+def message(event_id: str, subscription_id: str = "sub_1") -> str:
+    event = {"id": event_id, "type": "response.received"}
+    return json.dumps({"subscription_id": subscription_id, "event": event})
+
+
+def test_a_malformed_message_is_dropped_and_the_others_answered_one_by_one():
+    posted = []
+
+    def post(url, body, headers, budget):
+        posted.append(json.loads(body)["id"])
+        if b"evt_slow_refused" in body:
+            time.sleep(0.2)  # finishes after the others
+        return Answer(503 if b"refused" in body else 204)
+
+    queue = _Queue()
+    delivery = Delivery(_Subscriptions(), queue, post=post, delay=lambda attempt: 0)
+    event = batch(
+        message("evt_slow_refused"),
+        "not json",
+        message("evt_ok"),
+        json.dumps({"subscription_id": "sub_1", "event": {"type": "response.received"}}),
+        message("evt_refused"),
+    )
+    event["Records"].append({**event["Records"][2], "messageId": "m5", "attributes": {}})
+
+    answer = process_partial_response(event, delivery.deliver, DeliveryBatch())
+
+    # in the batch's order: the two refused, and the record whose SQS envelope is broken
+    assert answer == {"batchItemFailures": [{"itemIdentifier": m} for m in ("m0", "m4", "m5")]}
+    assert sorted(posted) == ["evt_ok", "evt_refused", "evt_slow_refused"]
+    assert queue.hidden == [0, 0]  # a back-off for each refused one, none for the others
+
+
+def test_a_message_failing_unexpectedly_fails_alone_and_is_logged(caplog):
+    class Broken(_Subscriptions):
+        def get(self, subscription_id):
+            if subscription_id == "sub_broken":
+                raise RuntimeError("a bug")
+            return super().get(subscription_id)
+
+    posted = []
+    delivery = Delivery(Broken(), _Queue(), post=lambda *a: posted.append(a) or Answer(204))
+    event = batch(message("evt_1", "sub_broken"), message("evt_2"))
+
+    answer = process_partial_response(event, delivery.deliver, DeliveryBatch())
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert len(posted) == 1
+    assert "message failed unexpectedly" in caplog.text and "a bug" in caplog.text
+
+
+class _Context:
+    def __init__(self, remaining_ms: int):
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_a_batch_without_time_left_is_answered_failed_not_raised():
+    posted = []
+    delivery = Delivery(_Subscriptions(), _Queue(), post=lambda *a: posted.append(a))
+    event = batch(message("evt_1"), message("evt_2"))
+
+    answer = process_partial_response(
+        event, delivery.deliver, DeliveryBatch(), _Context(remaining_ms=2500)
+    )
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+    assert posted == []  # not attempted
 
 
 # --- signatures --------------------------------------------------------------------------

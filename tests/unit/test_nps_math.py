@@ -5,6 +5,7 @@ import pytest
 from nps_sync.core.aggregates import AggregateKey, Counts, delta, fold, pad, total
 from nps_sync.core.nps import margin_of_error, nps, revenue_weighted_nps
 from nps_sync.core.periods import between, label
+from nps_sync.store.items import stored_response
 
 
 def test_nps_is_percent_promoters_minus_percent_detractors():
@@ -77,7 +78,7 @@ def _response(score, channel="email", plan=None, mrr=None, day="2026-01-15"):
         item["plan"] = {"S": plan}
     if mrr is not None:
         item["mrr_amount"] = {"N": str(mrr)}
-    return item
+    return stored_response(item)
 
 
 DIMS = ("overall", "plan", "channel")
@@ -102,7 +103,7 @@ def test_a_replacement_moves_from_old_bucket_to_new_and_same_buckets_cancel():
 def test_missing_segment_attributes_count_as_unknown_and_other_items_not_at_all():
     assert AggregateKey("plan", "unknown", "all", "all") in delta(None, _response(5), DIMS)
     raw = {"pk": {"S": "RESP#generic#r1"}, "sk": {"S": "RAW#1"}}
-    assert delta(None, raw, DIMS) == {}
+    assert delta(None, stored_response(raw), DIMS) == {}
     assert delta(_response(5), None, DIMS)[AggregateKey("overall", "all", "all", "all")] == (
         Counts(detractors=-1)
     )

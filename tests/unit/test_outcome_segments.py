@@ -1,6 +1,7 @@
 """Which segment a billing customer's outcome counts under (nps_sync.core.outcomes.segment)."""
 
 from nps_sync.core.outcomes import OutcomeKey, contribution, derive, segment, stored_state
+from nps_sync.store.items import stored_profile, stored_response
 
 
 def profile(**attributes):
@@ -24,13 +25,14 @@ def answered(score, channel=None):
     }
     if channel is not None:
         item["channel"] = {"S": channel}
-    return item
+    return stored_response(item)
 
 
 def with_state(image, responses):
     from nps_sync.core.outcomes import to_attribute
 
-    return {**image, "outcome": to_attribute(derive(image, responses))}
+    state = derive(stored_profile(image), responses)
+    return stored_profile({**image, "outcome": to_attribute(state)})
 
 
 def test_a_latest_score_of_zero_counts_under_score_0_not_unknown():

@@ -8,6 +8,7 @@ from nps_sync.core.aggregates import ZERO
 from nps_sync.core.errors import BadRequest
 from nps_sync.core.periods import FIRST_DAY, GRANULARITIES, LAST_DAY, between, label
 from nps_sync.query.outcomes import outcomes_report
+from nps_sync.query.ranges import SeriesQuery
 from nps_sync.query.series import nps_series
 
 TODAY = date(2026, 3, 2)
@@ -58,12 +59,19 @@ def test_get_nps_and_outcomes_refuse_from_to_outside_the_span(report, granularit
     """GET /nps and /outcomes?granularity=day&from=9999-12-30&to=9999-12-31 were a 500."""
     reader = Reader()
     with pytest.raises(BadRequest) as refused:
-        report(reader, ("overall",), TODAY, granularity=granularity, first=first, last=last)
+        report(
+            reader,
+            ("overall",),
+            TODAY,
+            SeriesQuery(granularity=granularity, first=first, last=last),
+        )
     assert "from and to" in refused.value.message
     assert not [asked for asked in reader.asked if asked[2] == granularity]
 
 
 def test_from_alone_still_runs_to_today():
-    body = nps_series(Reader(), ("overall",), TODAY, granularity="month", first=date(2026, 1, 1))
+    body = nps_series(
+        Reader(), ("overall",), TODAY, SeriesQuery(granularity="month", first=date(2026, 1, 1))
+    )
     assert [b["period"] for b in body["buckets"]] == ["2026-01", "2026-02", "2026-03"]
     assert body["buckets"][0]["n"] == ZERO.n

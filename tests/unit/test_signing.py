@@ -229,11 +229,85 @@ def test_hubspot_refuses_another_secret_or_method():
 
 
 def test_basic_round_trip_and_refusals():
-    basic_verify("user", "pass:word", basic_authorization("user", "pass:word"))
+    basic_verify([("user", "pass:word")], basic_authorization("user", "pass:word"))
     for value, reason in (
         ("", "missing Basic Authorization header"),
         ("Basic !!", "not Basic credentials"),
         (basic_authorization("user", "wrong"), "do not match"),
     ):
         with pytest.raises(SignatureError, match=reason):
-            basic_verify("user", "pass:word", value)
+            basic_verify([("user", "pass:word")], value)
+
+
+def test_basic_any_pair_verifies_but_not_one_pairs_user_with_anothers_password():
+    logins = [("new", "new-password"), ("old", "old-password")]
+    basic_verify(logins, basic_authorization("new", "new-password"))
+    basic_verify(logins, basic_authorization("old", "old-password"))
+    for user, password in (("new", "old-password"), ("third", "third-password")):
+        with pytest.raises(SignatureError, match="do not match"):
+            basic_verify(logins, basic_authorization(user, password))
+    with pytest.raises(SignatureError, match="no credentials"):
+        basic_verify([], basic_authorization("new", "new-password"))
+
+
+# --- rotation: every scheme takes a list of secrets ------------------------------------------
+
+STANDARD_OLD, STANDARD_NEW, STANDARD_THIRD = new_secret(), new_secret(), new_secret()
+
+# scheme -> (sign(secret) -> what verify reads, verify(secrets, signed)); the secrets are
+# (old, new, third)
+ROTATIONS = {
+    "standard": (
+        (STANDARD_OLD, STANDARD_NEW, STANDARD_THIRD),
+        lambda secret: standard_sign(secret, "msg_1", NOW, BODY),
+        lambda secrets, headers: standard_verify(secrets, headers, BODY, NOW),
+    ),
+    "stripe": (
+        ("whsec_old", "whsec_new", "whsec_third"),
+        lambda secret: stripe_sign(secret, NOW, BODY),
+        lambda secrets, value: stripe_verify(secrets, value, BODY, NOW, 300),
+    ),
+    "typeform": (
+        ("tf-old", "tf-new", "tf-third"),
+        lambda secret: typeform_signature(secret, BODY),
+        lambda secrets, value: typeform_verify(secrets, value, BODY),
+    ),
+    "delighted": (
+        ("key-old", "key-new", "key-third"),
+        lambda secret: delighted_signature(secret, BODY),
+        lambda secrets, value: delighted_verify(secrets, value, BODY),
+    ),
+    "hubspot": (
+        ("hs-old", "hs-new", "hs-third"),
+        lambda secret: hubspot_sign(secret, "POST", URL, BODY, NOW),
+        lambda secrets, headers: hubspot_verify(secrets, headers, "POST", URL, BODY, NOW, 300),
+    ),
+}
+
+
+@pytest.mark.parametrize("scheme", list(ROTATIONS))
+def test_during_a_rotation_the_old_and_the_new_secret_verify_and_a_third_does_not(scheme):
+    (old, new, third), sign, verify = ROTATIONS[scheme]
+    verify([new, old], sign(old))
+    verify([new, old], sign(new))
+    with pytest.raises(SignatureError):
+        verify([new, old], sign(third))
+    with pytest.raises(SignatureError):  # once the rotation is over, the old one is refused
+        verify([new], sign(old))
+
+
+# (a Standard Webhooks secret's first character is no key at all: it is not base64)
+@pytest.mark.parametrize("scheme", [name for name in ROTATIONS if name != "standard"])
+def test_a_bare_string_is_one_secret_not_a_list_of_characters(scheme):
+    (old, _, _), sign, verify = ROTATIONS[scheme]
+    verify(old, sign(old))
+    signed_with_a_character = sign(old[0])
+    with pytest.raises(SignatureError):
+        verify(old, signed_with_a_character)
+
+
+@pytest.mark.parametrize("scheme", list(ROTATIONS))
+def test_an_empty_list_of_secrets_verifies_nothing(scheme):
+    (old, _, _), sign, verify = ROTATIONS[scheme]
+    with pytest.raises(SignatureError):
+        verify([], sign(old))

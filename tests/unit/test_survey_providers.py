@@ -7,11 +7,13 @@ from functools import partial
 import pytest
 from pydantic import ValidationError
 
+from local.signer import signed_headers
 from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
 from nps_sync.core.models import Category
 from nps_sync.core.signing import delighted_signature
 from nps_sync.ingest.receive import WebhookRequest
 from nps_sync.store.secrets import provider_credentials
+from nps_sync.store.subscriptions import new_secret
 from survey_providers import delighted, formbricks, generic, typeform
 from tests.conftest import body_of, signed
 
@@ -381,8 +383,22 @@ def test_normalize_email_refuses_what_is_not_a_string(value):
     assert customer_key(email=value, customer_id="cust-1") == "cust-1"
 
 
-@pytest.mark.parametrize("credentials", [{}, {"secret": ""}, {"secret": 7}, {"token": "x"}])
-@pytest.mark.parametrize("adapter", [typeform, delighted], ids=["typeform", "delighted"])
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {},
+        {"secret": ""},
+        {"secret": 7},
+        {"token": "x"},
+        {"secret": []},
+        {"secret": ["dev-typeform-secret", ""]},
+        {"secret": ["dev-typeform-secret", None]},
+        {"secret": {"new": "dev-typeform-secret"}},
+    ],
+)
+@pytest.mark.parametrize(
+    "adapter", [typeform, delighted, formbricks, generic], ids=lambda a: a.__name__
+)
 def test_a_misconfigured_secret_is_not_configured_not_a_crash(test_settings, adapter, credentials):
     provider = adapter.__name__.rsplit(".", 1)[-1]
     request = signed(provider, body_of("survey", f"{provider}.json"))
@@ -397,3 +413,40 @@ def test_delighted_without_a_survey_type_is_ignored_not_counted_as_nps(test_sett
         delighted, "delighted", signed("delighted", json.dumps(payload).encode()), test_settings
     )
     assert (batch.records, batch.ignored) == ([], 1)
+
+
+# --- rotation: a provider's secret may be a list (README "Secrets") -----------------------
+
+ROTATING = {
+    "typeform": typeform,
+    "delighted": delighted,
+    "formbricks": formbricks,
+    "generic": generic,
+}
+
+
+def secrets_of(provider: str) -> tuple[str, str, str]:
+    """An old, a new and a third secret, as the provider's secrets look."""
+    if provider in ("formbricks", "generic"):
+        return new_secret(), new_secret(), new_secret()
+    return (f"{provider}-old", f"{provider}-new", f"{provider}-third")
+
+
+def signed_with(provider: str, secret: str) -> WebhookRequest:
+    body = body_of("survey", f"{provider}.json")
+    return WebhookRequest(body, signed_headers(provider, body, {"secret": secret}, now=NOW))
+
+
+@pytest.mark.parametrize("provider", list(ROTATING))
+def test_during_a_rotation_the_old_and_the_new_secret_verify_and_a_third_does_not(
+    test_settings, provider
+):
+    old, new, third = secrets_of(provider)
+    rotating = {"secret": [new, old]}
+    verify = partial(
+        ROTATING[provider].verify, credentials=rotating, now=NOW, settings=test_settings
+    )
+    verify(signed_with(provider, old))
+    verify(signed_with(provider, new))
+    with pytest.raises(SignatureError):
+        verify(signed_with(provider, third))

@@ -45,10 +45,26 @@ Unit = Literal["day", "week", "month", "year"]
 
 
 def verify(request, credentials, now, settings) -> None:
-    username, password = credentials.get("username"), credentials.get("password")
-    if not (isinstance(username, str) and isinstance(password, str) and username and password):
+    basic_verify(logins(credentials), request.headers.get("authorization", ""))
+
+
+def logins(credentials: dict[str, Any]) -> list[tuple[str, str]]:
+    """The accepted pairs: ``username`` and ``password``, and/or ``logins``, a list of
+    ``{"username", "password"}`` while they are rotated (README "Secrets")."""
+    single = [credentials] if "username" in credentials or "password" in credentials else []
+    listed = credentials.get("logins", [])
+    pairs = [_pair(entry) for entry in single + (listed if isinstance(listed, list) else [None])]
+    if not pairs:
         raise NotConfigured("the chargebee credentials need a username and a password")
-    basic_verify(username, password, request.headers.get("authorization", ""))
+    return pairs
+
+
+def _pair(entry: Any) -> tuple[str, str]:
+    if isinstance(entry, dict):
+        username, password = entry.get("username"), entry.get("password")
+        if isinstance(username, str) and isinstance(password, str) and username and password:
+            return username, password
+    raise NotConfigured("the chargebee credentials need a username and a password")
 
 
 class Customer(BaseModel):

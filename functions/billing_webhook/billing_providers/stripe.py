@@ -21,12 +21,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from nps_sync.core import mrr
-from nps_sync.core.errors import InvalidPayload, NotConfigured
+from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
 from nps_sync.core.observability import logger
 from nps_sync.core.signing import header, stripe_verify
-from nps_sync.ingest.receive import Batch, Record, load_json
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
 
 PROVIDER = "stripe"
 CUSTOMER_EVENTS = {"customer.created", "customer.updated"}
@@ -43,11 +43,9 @@ Minor = Annotated[int, Field(ge=0, lt=10**13)]
 
 
 def verify(request, credentials, now, settings) -> None:
-    secret = credentials.get("secret")
-    if not isinstance(secret, str) or not secret:
-        raise NotConfigured("the stripe credentials have no signing secret")
+    secrets = signing_secrets(credentials)
     given = header(request.headers, "Stripe-Signature")
-    stripe_verify(secret, given, request.body, now, settings.signature_tolerance_seconds)
+    stripe_verify(secrets, given, request.body, now, settings.signature_tolerance_seconds)
 
 
 # --- payload shapes (only the fields we read; everything else stays in the raw payload) ---

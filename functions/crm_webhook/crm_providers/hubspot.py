@@ -25,7 +25,6 @@ from pydantic import (
     TypeAdapter,
 )
 
-from nps_sync.core.errors import NotConfigured
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import CrmProfile
 from nps_sync.core.signing import hubspot_verify
@@ -35,18 +34,15 @@ from nps_sync.ingest.hubspot import (
     profile_fields,
     provider_id,
 )
-from nps_sync.ingest.receive import Batch, Record, load_json
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
 
 OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company"}
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def verify(request, credentials, now, settings) -> None:
-    secret = credentials.get("client_secret")
-    if not isinstance(secret, str) or not secret:
-        raise NotConfigured("the hubspot credentials have no client_secret")
     hubspot_verify(
-        secret,
+        signing_secrets(credentials, "client_secret"),
         request.headers,
         request.method,
         credentials.get("target_url") or request.url,

@@ -19,7 +19,6 @@ message selects them (select at least one: the record sent is its state at send 
 messages arrive out of order); without either it is the time of receipt.
 """
 
-import hmac
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,7 +34,8 @@ from nps_sync.core.crm_fields import CrmFieldNames, field_names
 from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import CrmProfile, UtcDatetime
-from nps_sync.ingest.receive import Batch, Record
+from nps_sync.core.signing import any_equal
+from nps_sync.ingest.receive import Batch, Record, signing_secrets
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -100,14 +100,14 @@ class Message(BaseModel):
 
 
 def verify(request, credentials, now, settings) -> None:
-    token = credentials.get("token")
+    tokens = signing_secrets(credentials, "token")  # several while the URL's token is rotated
     org_ids = credentials.get("organization_ids")
-    if not (isinstance(token, str) and token and isinstance(org_ids, list) and org_ids):
-        raise NotConfigured("the salesforce credentials need token and organization_ids")
+    if not (isinstance(org_ids, list) and org_ids):
+        raise NotConfigured("the salesforce credentials need organization_ids")
     given = request.query.get("token")
     if not isinstance(given, str) or not given:
         raise SignatureError("missing token query parameter")
-    if not hmac.compare_digest(token.encode(), given.encode("utf-8", "replace")):
+    if not any_equal(tokens, given):
         raise SignatureError("the token does not match")
     organization = _organization_id(_envelope(request.body))
     ours = {org[:15] for org in org_ids if isinstance(org, str) and len(org) in (15, 18)}
@@ -147,7 +147,7 @@ def _envelope(body: bytes) -> Element:
         root = fromstring(body, forbid_dtd=True)
     except DefusedXmlException as error:
         raise MalformedBody("the XML body declares a DTD or entities, which are refused") from error
-    except (ParseError, ValueError) as error:
+    except (ParseError, ValueError, LookupError) as error:  # LookupError: unknown encoding=
         raise MalformedBody("the body is not well-formed XML") from error
     if root.tag != f"{{{SOAP}}}Envelope":
         raise InvalidPayload("the body is not a SOAP 1.1 envelope")

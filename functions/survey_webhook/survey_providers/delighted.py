@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import EventTime, Response, Score
 from nps_sync.core.signing import delighted_verify, header
-from nps_sync.ingest.receive import Batch, Record, load_json, signing_secret
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
 
 RESPONSE_EVENTS = {"survey_response.created", "survey_response.updated"}
 ID_PROPERTIES = ("customer id", "customer_id", "customerid", "user id", "user_id", "account id")
@@ -22,7 +22,7 @@ ID_PROPERTIES = ("customer id", "customer_id", "customerid", "user id", "user_id
 
 def verify(request, credentials, now, settings) -> None:
     given = header(request.headers, "X-Delighted-Webhook-Signature")
-    delighted_verify(signing_secret(credentials), given, request.body)
+    delighted_verify(signing_secrets(credentials), given, request.body)
 
 
 def _unix_seconds(value: Any) -> Any:

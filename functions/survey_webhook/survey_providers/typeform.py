@@ -13,7 +13,7 @@ from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import EventTime, Response
 from nps_sync.core.signing import header, typeform_verify
-from nps_sync.ingest.receive import Batch, Record, load_json, signing_secret
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
 
 EMAIL_FIELDS = ("email", "e_mail", "customer_email", "user_email")
 ID_FIELDS = ("customer_id", "user_id", "account_id", "id")
@@ -21,7 +21,7 @@ ID_FIELDS = ("customer_id", "user_id", "account_id", "id")
 
 def verify(request, credentials, now, settings) -> None:
     given = header(request.headers, "Typeform-Signature")
-    typeform_verify(signing_secret(credentials), given, request.body)
+    typeform_verify(signing_secrets(credentials), given, request.body)
 
 
 class AnswerField(BaseModel):

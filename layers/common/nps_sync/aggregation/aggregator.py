@@ -6,13 +6,14 @@ work failed: Lambda checkpoints at the lowest reported failure and delivers ever
 again, and the marks make the already applied part of that redelivery a no-op.
 """
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from nps_sync.aggregation.outcome_step import OutcomeStep
-from nps_sync.aggregation.stream import Change, Lane, ShardLocator, changes
+from nps_sync.aggregation.stream import Change, Lane, LaneUnknown, ShardLocator, changes
 from nps_sync.core.aggregates import (
     Applied,
     Counts,
@@ -20,10 +21,10 @@ from nps_sync.core.aggregates import (
     Pending,
     apply_key,
     fold,
-    is_response,
     total,
 )
 from nps_sync.core.errors import StorageUnavailable
+from nps_sync.core.models import StoredResponse
 from nps_sync.core.observability import logger
 from nps_sync.delivery.events import (
     Event,
@@ -35,16 +36,12 @@ from nps_sync.delivery.events import (
 from nps_sync.delivery.fanout import Fanout
 from nps_sync.delivery.outbound import PublishFailed
 from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.customers import (
-    PROFILE_SK,
-    SEGMENT_ATTRIBUTES,
-    VERSION,
-    CustomerRecords,
-    version_older,
-)
+from nps_sync.store.customers import SEGMENT_ATTRIBUTES, VERSION, CustomerRecords
+from nps_sync.store.items import stored_profile, stored_response
 from nps_sync.store.outcomes import OutcomesStore
 
-Locator = Callable[[str, Mapping[str, Any]], Lane]
+# (stream ARN, the batch's records) -> their shard; raises LaneUnknown when it cannot tell now.
+Locator = Callable[[str, list[Mapping[str, Any]]], Lane]
 
 
 @dataclass
@@ -61,10 +58,11 @@ class BatchResult:
 
 
 def _profile_changed(change: Change) -> bool:
-    if change.sk != PROFILE_SK or not change.pk.startswith("CUST#") or not change.new:
+    new = change.new_profile
+    if new is None:
         return False
-    old = change.old or {}
-    return any(old.get(n) != change.new.get(n) for n in (*SEGMENT_ATTRIBUTES, VERSION))
+    old = change.old_profile
+    return any(getattr(old, n, None) != getattr(new, n) for n in (*SEGMENT_ATTRIBUTES, VERSION))
 
 
 class Aggregator:
@@ -76,6 +74,7 @@ class Aggregator:
         locator: Locator | None = None,
         fanout: Fanout | None = None,
         event_granularities: Iterable[str] = ("all", "month"),
+        clock: Callable[[], float] = time.time,
     ):
         self.aggregates = aggregates
         self.records = records
@@ -83,6 +82,7 @@ class Aggregator:
         self.locator = locator or ShardLocator()
         self.fanout = fanout  # None: derive no outgoing events
         self.event_granularities = frozenset(event_granularities)
+        self.clock = clock  # the marks' times (store/counters.py) and the outcome versions
         self.last: BatchResult | None = None  # the last batch's counts, for metrics and tests
         # Revenue outcomes by NPS category (docs/outcomes.md), in the same AggregatesTable.
         self.outcomes = OutcomeStep(
@@ -94,7 +94,21 @@ class Aggregator:
         records = event.get("Records") or []
         if not records:
             return {"batchItemFailures": []}
-        lane = self.locator(records[0].get("eventSourceARN", ""), records[0])
+        try:
+            # A mapping with a tumbling window names the shard in the event: no lookup at all.
+            shard = event.get("shardId")
+            arn = records[0].get("eventSourceARN", "")
+            lane = Lane(shard) if shard else self.locator(arn, records)
+        except LaneUnknown as error:
+            # The stream could not tell the shard just now (throttled, say): nothing is
+            # applied and the whole batch is reported, so Lambda delivers it again.
+            logger.warning("batch shard unknown; delivered again", extra={"reason": str(error)})
+            self.last = BatchResult(records=len(records), failed_from=0)
+            return {
+                "batchItemFailures": [
+                    {"itemIdentifier": str(r["dynamodb"]["SequenceNumber"])} for r in records
+                ]
+            }
         result = self.run(records, lane)
         failed = [] if result.failed_from is None else records[result.failed_from :]
         logger.info(
@@ -117,9 +131,12 @@ class Aggregator:
         }
 
     def run(self, records: list[Mapping[str, Any]], lane: Lane) -> BatchResult:
+        now = self.clock()
         batch = changes(records)
         result = BatchResult(records=len(batch))
-        pending = fold(((c.index, c.sequence, c.old, c.new) for c in batch), self.dimensions)
+        pending = fold(
+            ((c.index, c.sequence, c.old_response, c.new_response) for c in batch), self.dimensions
+        )
         result.keys = len(pending)
         created = [_created(record) for record in records]
         events: list[Event] = []
@@ -131,13 +148,14 @@ class Aggregator:
                     lane.shard_id,
                     lane.ancestors,
                     self._on_applied(key_pending, lane.shard_id, created, events),
+                    now=now,
                 )
             except StorageUnavailable:
                 logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
         responses = BatchResponses(self.records)
         self._stamp(batch, result, responses)
-        self.outcomes.run(batch, lane, result, responses)
+        self.outcomes.run(batch, lane, result, responses, now=now)
         if self.fanout is not None:
             self._publish(batch, created, events, result, responses)
         return result
@@ -183,24 +201,26 @@ class Aggregator:
         responses: "BatchResponses",
     ) -> None:
         """Derive the batch's record events and hand them, with the aggregate events, over."""
-        fresh = [c for c in batch if is_new_version(c.old, c.new)]
-        latest: dict[str, list[Mapping[str, Any]] | None] = {}
+        fresh = [c for c in batch if is_new_version(c.old_response, c.new_response)]
+        latest: dict[str, list[StoredResponse] | None] = {}
         for change in fresh:
-            customer = change.new["customer_key"]["S"] if "customer_key" in change.new else None
+            new = change.new_response
+            assert new is not None
+            customer = new.customer_key
             if customer is not None and customer not in latest:
                 try:
                     latest[customer] = responses(customer)
                 except StorageUnavailable:
                     latest[customer] = None
             events.extend(
-                response_events(change.index, change.old, change.new, created[change.index])
+                response_events(change.index, change.old_response, new, created[change.index])
             )
             others = latest.get(customer) if customer is not None else []
             if others is None:
                 result.fail(change.index)  # its customer event is derived on redelivery
                 continue
             change_event = customer_change(
-                change.index, change.old, change.new, others, created[change.index]
+                change.index, change.old_response, new, others, created[change.index]
             )
             if change_event is not None:
                 events.append(change_event)
@@ -216,28 +236,34 @@ class Aggregator:
         """Keep responses' segment attributes equal to their customer's current profile."""
         for change in batch:
             if _profile_changed(change):
-                customer = change.pk.removeprefix("CUST#")
+                profile = change.new_profile
+                assert profile is not None
                 try:
-                    for response in responses(customer):
-                        if version_older(response.get(VERSION), change.new.get(VERSION)):
-                            result.stamps += self.records.stamp(response, change.new)
+                    for response in responses(profile.customer_key):
+                        if response.stamp_behind(profile):
+                            result.stamps += self.records.stamp(response.item, profile.item)
                 except StorageUnavailable:
                     result.fail(change.index)
-        fresh = [c for c in batch if c.new and is_response(c.new) and "customer_key" in c.new]
+        fresh = [
+            (c.index, c.new_response)
+            for c in batch
+            if c.new_response is not None and c.new_response.customer_key is not None
+        ]
         if not fresh:
             return
         try:
-            profiles = self.records.profiles(c.new["customer_key"]["S"] for c in fresh)
+            found = self.records.profiles(response.customer_key for _, response in fresh)
         except StorageUnavailable:
-            result.fail(fresh[0].index)
+            result.fail(fresh[0][0])
             return
-        for change in fresh:
-            profile = profiles.get(change.new["customer_key"]["S"])
-            if profile and version_older(change.new.get(VERSION), profile.get(VERSION)):
+        profiles = {key: stored_profile(item) for key, item in found.items()}
+        for index, response in fresh:
+            profile = profiles.get(response.customer_key)
+            if profile is not None and response.stamp_behind(profile):
                 try:
-                    result.stamps += self.records.stamp(change.new, profile)
+                    result.stamps += self.records.stamp(response.item, profile.item)
                 except StorageUnavailable:
-                    result.fail(change.index)
+                    result.fail(index)
 
 
 class BatchResponses:
@@ -247,11 +273,12 @@ class BatchResponses:
 
     def __init__(self, records: CustomerRecords):
         self.records = records
-        self.found: dict[str, list[Mapping[str, Any]]] = {}
+        self.found: dict[str, list[StoredResponse]] = {}
 
-    def __call__(self, customer: str) -> list[Mapping[str, Any]]:
+    def __call__(self, customer: str) -> list[StoredResponse]:
         if customer not in self.found:
-            self.found[customer] = self.records.by_customer(customer, "RESP#")
+            items = self.records.by_customer(customer, "RESP#")
+            self.found[customer] = [r for r in map(stored_response, items) if r is not None]
         return self.found[customer]
 
 

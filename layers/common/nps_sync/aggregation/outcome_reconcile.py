@@ -5,32 +5,36 @@
 3. at-risk keys: every billing PROFILE carries exactly the ``at_risk_attributes`` of its state
    (the sparse at-risk indexes follow them).
 
-``check_outcomes`` only compares (pure); ``repair_outcomes`` re-derives the state (the stream
+``check_outcomes`` only compares (pure; of the responses it keeps only what ``derive`` reads,
+``Answers``); ``repair_outcomes`` re-derives the state (the stream
 then moves counters and index by the difference), sets the counters conditional on them being
 unchanged since the scan, and writes the at-risk keys. nps_sync.aggregation.reconcile runs both.
 """
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from nps_sync.core.models import StoredProfile, StoredResponse
 from nps_sync.core.observability import customer_ref
 from nps_sync.core.outcomes import (
     AT_RISK_ATTRIBUTES,
-    BILLING_STAMP,
     OutcomeKey,
     Tally,
     add_tallies,
     at_risk_attributes,
+    churn_moment,
     contribution,
-    customer_of,
     derive,
     is_billing_profile,
+    is_churned,
+    renewal_moments,
     stored_at_risk,
     stored_state,
     to_attribute,
 )
 from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.items import item_key, stored_profile
 from nps_sync.store.outcomes import OutcomesStore, tally_of
 
 
@@ -41,7 +45,7 @@ class OutcomeDifference:
     stored: Any
     expected: Any
     customer: str | None = None  # whose it is; shown only as customer_ref
-    target: Any = None  # what the repair needs: billing stamp, OutcomeKey or (pk, sk)
+    target: Any = None  # what the repair needs: the billing stamp read, or the OutcomeKey
 
     def as_dict(self) -> dict[str, Any]:
         """For reports and logs: the customer key (an e-mail, often) replaced by its
@@ -66,6 +70,50 @@ def _scrub(value: Any, customer: str | None) -> Any:
     return value
 
 
+# What reconcile reads of the items (the Scans' ProjectionExpression): every attribute
+# store/items.py's stored_profile reads, and of a response what derive takes from an answer.
+PROFILE_READS = (
+    *(f.name for f in fields(StoredProfile) if f.name not in ("customer_key", "at_risk", "item")),
+    *AT_RISK_ATTRIBUTES,
+)
+ANSWER_READS = ("customer_key", "score", "submitted_at", "channel", "survey")
+
+
+def _moments(profile: StoredProfile) -> tuple[str, ...]:
+    """The moments derive looks back at: the churn moment and the renewals."""
+    churned = (churn_moment(profile) or "",) if is_churned(profile) else ()
+    return (*churned, *renewal_moments(profile))
+
+
+class Answers:
+    """The answers derive reads, folded as responses stream by: per billing customer the latest
+    answer, and the latest submitted at or before each of its moments (in derive's order,
+    submitted_at then pk). derive over these is derive over all of the customer's responses,
+    and memory is O(billing customers x moments), not O(responses)."""
+
+    def __init__(self, profiles: Iterable[StoredProfile]):
+        self._moments = {p.customer_key: _moments(p) for p in profiles if is_billing_profile(p)}
+        self._kept: dict[str, dict[str | None, StoredResponse]] = {}
+
+    def add(self, response: StoredResponse) -> None:
+        moments = self._moments.get(response.customer_key or "")
+        submitted = response.submitted_at
+        if moments is None or response.score is None or not submitted:
+            return
+        kept = self._kept.setdefault(response.customer_key or "", {})
+        order = (submitted, response.pk)
+        for moment in (None, *moments):
+            if moment is not None and submitted > moment:
+                continue
+            best = kept.get(moment)
+            if best is None or ((best.submitted_at or ""), best.pk) < order:
+                kept[moment] = response
+
+    def kept(self) -> Iterator[StoredResponse]:
+        for kept in self._kept.values():
+            yield from {response.pk: response for response in kept.values()}.values()
+
+
 @dataclass
 class OutcomeReport:
     profiles: int = 0
@@ -74,7 +122,7 @@ class OutcomeReport:
 
 
 def expected_counters(
-    profiles: Iterable[Mapping[str, Any]], dimensions: Iterable[str]
+    profiles: Iterable[StoredProfile], dimensions: Iterable[str]
 ) -> dict[OutcomeKey, Tally]:
     dimensions = tuple(dimensions)
     expected: dict[OutcomeKey, Tally] = {}
@@ -85,24 +133,27 @@ def expected_counters(
 
 
 def check_outcomes(
-    profile_items: Iterable[Mapping[str, Any]],
-    response_items: Iterable[Mapping[str, Any]],
+    profile_items: Iterable[StoredProfile],
+    response_items: Iterable[StoredResponse],
     store_items: Iterable[Mapping[str, Any]],
     dimensions: Iterable[str],
 ) -> OutcomeReport:
-    """Compare, from the scans of RecordsTable (PROFILE and RESP items) and of the outcome
-    items of AggregatesTable (OutcomesStore.scan). Writes nothing."""
+    """Compare, from the scans of RecordsTable (PROFILE and RESP items, as read by
+    store/items.py) and of the outcome items of AggregatesTable (OutcomesStore.scan). Writes
+    nothing."""
     dimensions = tuple(dimensions)
     report = OutcomeReport()
-    by_customer: dict[str, list[Mapping[str, Any]]] = {}
-    for item in response_items:
-        if "customer_key" in item:
-            by_customer.setdefault(item["customer_key"]["S"], []).append(item)
     profiles = [p for p in profile_items if is_billing_profile(p)]
     report.profiles = len(profiles)
+    answers = Answers(profiles)
+    for response in response_items:
+        answers.add(response)
+    by_customer: dict[str, list[StoredResponse]] = {}
+    for response in answers.kept():
+        by_customer.setdefault(response.customer_key or "", []).append(response)
 
     for profile in profiles:  # 1. state
-        customer = customer_of(profile) or ""
+        customer = profile.customer_key
         expected = derive(profile, by_customer.get(customer, []))
         if expected != stored_state(profile):
             report.differences.append(
@@ -112,13 +163,13 @@ def check_outcomes(
                     stored_state(profile),
                     expected,
                     customer=customer,
-                    target=profile[BILLING_STAMP],
+                    target=profile.billing_updated_at,
                 )
             )
 
     stored_counters: dict[OutcomeKey, Tally] = {}
     for item in store_items:
-        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        pk, sk = item_key(item)
         if pk.split("#", 1)[0].removeprefix("outcome:") in dimensions:
             stored_counters[OutcomeKey.parse(pk, sk)] = {
                 k: v for k, v in tally_of(dict(item)).items() if v
@@ -133,7 +184,7 @@ def check_outcomes(
             )
 
     for profile in profiles:  # 3. at-risk keys, against the state as stored
-        customer = customer_of(profile) or ""
+        customer = profile.customer_key
         stored_keys = stored_at_risk(profile)
         expected_keys = at_risk_attributes(profile, stored_state(profile))
         if stored_keys != expected_keys:
@@ -144,7 +195,7 @@ def check_outcomes(
                     stored_keys,
                     expected_keys,
                     customer=customer,
-                    target=profile[BILLING_STAMP],
+                    target=profile.billing_updated_at,
                 )
             )
     return report
@@ -164,14 +215,14 @@ def repair_outcomes(
             continue
         if difference.kind == "index" and difference.key in restated:
             continue
-        profile = records.profile(difference.key) or {}
+        profile = stored_profile(records.profile(difference.key))
         if difference.kind == "state":
             state = difference.expected
             keys = at_risk_attributes(profile, state)
-            written = to_attribute(state)
         else:  # the at-risk keys, beside the state as it is
+            state = stored_state(profile)
             keys = difference.expected
-            written = profile.get("outcome", to_attribute({}))
         derived = {name: keys.get(name) for name in AT_RISK_ATTRIBUTES}
-        fixed += records.set_outcome(difference.key, written, difference.target, derived)
+        stamp = to_attribute(difference.target)
+        fixed += records.set_outcome(difference.key, to_attribute(state), stamp, derived)
     return fixed

@@ -10,19 +10,19 @@
 Work that fails is reported from the first record it belongs to, like the NPS aggregates.
 """
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from nps_sync.aggregation.stream import Change, Lane
-from nps_sync.core.aggregates import is_response
 from nps_sync.core.errors import StorageUnavailable
+from nps_sync.core.models import StoredResponse
 from nps_sync.core.observability import logger
 from nps_sync.core.outcomes import (
     AT_RISK_ATTRIBUTES,
     BILLING_STAMP,
     apply_key,
     at_risk_attributes,
-    customer_of,
     derive,
     fold,
     is_billing_profile,
@@ -31,10 +31,18 @@ from nps_sync.core.outcomes import (
     to_attribute,
 )
 from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.items import stored_profile, stored_response
 from nps_sync.store.outcomes import OutcomesStore
 
 # PROFILE attributes the outcome state and at-risk keys are derived from (and the responses).
 INPUTS = (BILLING_STAMP, "status", "churned_at", "renewed_at", "mrr_amount")
+
+
+def derivation_version(now: float) -> int:
+    """The version a derivation is written with: its start in milliseconds. Every read it
+    derives from came after that, so of two derivations of one customer the one with the
+    higher version saw the records at least as late (set_outcome keeps the higher)."""
+    return int(now * 1000)
 
 
 class Failures(Protocol):
@@ -43,25 +51,25 @@ class Failures(Protocol):
     def fail(self, index: int) -> None: ...
 
 
-def _customer(image: Mapping[str, Any] | None) -> str | None:
-    value = (image or {}).get("customer_key", {})
-    return value.get("S")
+def _customer(response: StoredResponse | None) -> str | None:
+    return response.customer_key if response is not None else None
 
 
-def _updated(image: Mapping[str, Any] | None) -> str:
-    return ((image or {}).get("updated_at") or {}).get("S", "")
+def _updated(response: StoredResponse | None) -> str:
+    return (response.updated_at if response is not None else None) or ""
 
 
 def affected(batch: Iterable[Change]) -> dict[str, int]:
     """Customers whose outcome state may have changed -> index of their first record."""
     found: dict[str, int] = {}
     for change in batch:
-        if is_response(change.old) or is_response(change.new):
-            customers = {_customer(change.old), _customer(change.new)} - {None}
-        elif is_billing_profile(change.new):
-            old = change.old or {}
-            changed = any(old.get(n) != change.new.get(n) for n in INPUTS)
-            customers = {customer_of(change.new)} if changed else set()
+        old, new = change.old_response, change.new_response
+        if old is not None or new is not None:
+            customers = {_customer(old), _customer(new)} - {None}
+        elif is_billing_profile(profile := change.new_profile):
+            before = change.old_profile
+            changed = any(getattr(before, n, None) != getattr(profile, n) for n in INPUTS)
+            customers = {profile.customer_key} if changed else set()
         else:
             customers = set()
         for customer in customers:
@@ -69,20 +77,22 @@ def affected(batch: Iterable[Change]) -> dict[str, int]:
     return found
 
 
-def merge(customer: str, queried: list[Mapping[str, Any]], batch: list[Change]) -> list[Any]:
+def merge(
+    customer: str, queried: list[StoredResponse], batch: list[Change]
+) -> list[StoredResponse]:
     """The customer's responses: the index's answer (eventually consistent), corrected by the
     batch's own images where those are newer than what the index returned."""
-    by_pk = {item["pk"]["S"]: item for item in queried}
+    by_pk = {response.pk: response for response in queried}
     last: dict[str, Change] = {}
     for change in batch:
-        if is_response(change.old) or is_response(change.new):
+        if change.old_response is not None or change.new_response is not None:
             last[change.pk] = change
     for pk, change in last.items():
-        seen = by_pk.get(pk)
-        if _customer(change.new) == customer:
-            if seen is None or _updated(seen) < _updated(change.new):
-                by_pk[pk] = change.new
-        elif seen is not None and _updated(seen) <= _updated(change.old):
+        seen, new = by_pk.get(pk), change.new_response
+        if _customer(new) == customer:
+            if seen is None or _updated(seen) < _updated(new):
+                by_pk[pk] = new
+        elif seen is not None and _updated(seen) <= _updated(change.old_response):
             del by_pk[pk]  # erased, or moved to another customer, after the index answered
     return list(by_pk.values())
 
@@ -98,17 +108,29 @@ class OutcomeStep:
         batch: list[Change],
         lane: Lane,
         result: Failures,
-        responses: Callable[[str], list[Mapping[str, Any]]] | None = None,
+        responses: Callable[[str], list[StoredResponse]] | None = None,
+        now: float | None = None,
     ) -> None:
-        """``responses``: a customer's response items (the aggregator shares one per batch)."""
-        self._count(batch, lane, result)
-        self._derive(batch, result, responses or (lambda c: self.records.by_customer(c, "RESP#")))
+        """``responses``: a customer's responses (the aggregator shares one per batch);
+        ``now``: the batch's time (epoch seconds, taken before any read), the marks' time and
+        the version of the states derived (docs/outcomes.md "Where the state lives")."""
+        now = time.time() if now is None else now
+        self._count(batch, lane, result, now)
+        self._derive(batch, result, responses or self._responses, derivation_version(now))
 
-    def _count(self, batch: list[Change], lane: Lane, result: Failures) -> None:
-        pending = fold(((c.index, c.sequence, c.old, c.new) for c in batch), self.dimensions)
+    def _responses(self, customer: str) -> list[StoredResponse]:
+        items = self.records.by_customer(customer, "RESP#")
+        return [r for r in map(stored_response, items) if r is not None]
+
+    def _count(self, batch: list[Change], lane: Lane, result: Failures, now: float) -> None:
+        pending = fold(
+            ((c.index, c.sequence, c.old_profile, c.new_profile) for c in batch), self.dimensions
+        )
         for key_pending in pending.values():
             try:
-                result.writes += apply_key(self.store, key_pending, lane.shard_id, lane.ancestors)
+                result.writes += apply_key(
+                    self.store, key_pending, lane.shard_id, lane.ancestors, now=now
+                )
             except StorageUnavailable:
                 logger.warning("outcome write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
@@ -117,7 +139,8 @@ class OutcomeStep:
         self,
         batch: list[Change],
         result: Failures,
-        responses: Callable[[str], list[Mapping[str, Any]]],
+        responses: Callable[[str], list[StoredResponse]],
+        version: int,
     ) -> None:
         customers = affected(batch)
         if not customers:
@@ -127,8 +150,9 @@ class OutcomeStep:
         except StorageUnavailable:
             result.fail(min(customers.values()))
             return
-        for customer, profile in profiles.items():
-            if not is_billing_profile(profile):
+        for customer, item in profiles.items():
+            profile = stored_profile(item)
+            if profile is None or not is_billing_profile(profile):
                 continue
             try:
                 queried = responses(customer)
@@ -136,8 +160,9 @@ class OutcomeStep:
                 keys = at_risk_attributes(profile, state)
                 if state != stored_state(profile) or keys != stored_at_risk(profile):
                     derived = {name: keys.get(name) for name in AT_RISK_ATTRIBUTES}
+                    stamp = to_attribute(profile.billing_updated_at)
                     self.records.set_outcome(
-                        customer, to_attribute(state), profile[BILLING_STAMP], derived
+                        customer, to_attribute(state), stamp, derived, version=version
                     )
             except StorageUnavailable:
                 result.fail(customers[customer])

@@ -1,51 +1,57 @@
 """DynamoDB stream records as Lambda delivers them, and which shard a batch came from.
 
-Lambda's DynamoDB event names no shard, yet exactly-once needs a per-shard mark (one batch
-always comes from one shard, and one shard is processed by one invocation at a time with
-ParallelizationFactor 1). ShardLocator finds the shard that holds a batch's first record: it
-asks the stream (GetShardIterator AT_SEQUENCE_NUMBER + GetRecords, Limit 1) and caches.
+Lambda's DynamoDB event names no shard (unless the mapping has a tumbling window), yet
+exactly-once needs a per-shard mark (one batch always comes from one shard, and one shard is
+processed by one invocation at a time with ParallelizationFactor 1). ShardLocator finds the
+shard that holds a batch's records, from what it remembers where it can, else by asking the
+stream; when the stream cannot tell (throttled, trimmed), the batch is delivered again.
+
+Each record's old and new image is read once, here, into the record it holds (a response or a
+customer profile, store/items.py); everything downstream takes those.
 """
 
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nps_sync.core.models import StoredProfile, StoredResponse
+from nps_sync.store.items import PROFILE_SK, RESPONSE_SK, item_key, stored_profile, stored_response
 
-@dataclass(frozen=True)
+_NEITHER = (None, None)
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
+    """One stream record; its old and new image as the response or customer profile they hold
+    (None: no such image, or an item of another kind)."""
+
     index: int
     sequence: str
     event_name: str  # INSERT | MODIFY | REMOVE
-    keys: Mapping[str, Any]
-    old: Mapping[str, Any] | None
-    new: Mapping[str, Any] | None
-
-    @property
-    def pk(self) -> str:
-        return self.keys.get("pk", {}).get("S", "")
-
-    @property
-    def sk(self) -> str:
-        return self.keys.get("sk", {}).get("S", "")
+    pk: str
+    sk: str
+    old_response: StoredResponse | None = None
+    new_response: StoredResponse | None = None
+    old_profile: StoredProfile | None = None
+    new_profile: StoredProfile | None = None
 
 
 def changes(records: list[Mapping[str, Any]]) -> list[Change]:
     result = []
     for index, record in enumerate(records):
         body = record["dynamodb"]
-        result.append(
-            Change(
-                index=index,
-                sequence=str(body["SequenceNumber"]),
-                event_name=record.get("eventName", ""),
-                keys=body.get("Keys", {}),
-                old=body.get("OldImage"),
-                new=body.get("NewImage"),
-            )
-        )
+        pk, sk = item_key(body.get("Keys", {}))
+        old, new = body.get("OldImage"), body.get("NewImage")
+        responses = (stored_response(old), stored_response(new)) if sk == RESPONSE_SK else _NEITHER
+        profiles = (stored_profile(old), stored_profile(new)) if sk == PROFILE_SK else _NEITHER
+        event = record.get("eventName", "")
+        sequence = str(body["SequenceNumber"])
+        result.append(Change(index, sequence, event, pk, sk, *responses, *profiles))
     return result
 
 
@@ -58,14 +64,44 @@ class Lane:
 
 
 class LaneUnknown(Exception):
-    pass
+    """The stream could not tell the batch's shard now: the batch is delivered again."""
+
+
+# Errors of a stream read that pass: the read is tried again, then the batch is.
+_PASSING = {
+    "LimitExceededException",
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "TrimmedDataAccessException",  # the probed record aged out: another record may not have
+}
+READ_ATTEMPTS = 3
+READ_AHEAD = 1000  # records of a probed shard remembered, so its next batches need no read
+REMEMBERED = 20_000  # sequence numbers remembered per process
 
 
 class ShardLocator:
-    def __init__(self, client: Any = None):
+    """A batch's shard, with as few stream reads as it can (docs/aggregation.md "Lane"):
+
+    1. a sequence number of the batch seen already (a redelivery, or read ahead): no read;
+    2. else the shards whose range can hold the batch's newest record (DescribeStream, cached,
+       read again only when no known shard can) are probed: GetShardIterator AT_SEQUENCE_NUMBER
+       + GetRecords, which also remembers up to READ_AHEAD records of that shard that follow;
+    3. a read that fails and passes (a throttle, a trimmed record) is tried again, with the
+       batch's other records; if the shard is still unknown, LaneUnknown: the aggregator
+       applies nothing and reports the whole batch, which Lambda delivers again.
+    """
+
+    def __init__(self, client: Any = None, sleep: Callable[[float], None] = time.sleep):
         self._client = client
+        self._sleep = sleep
         self._shards: dict[str, list[dict[str, Any]]] = {}
         self._last: dict[str, str] = {}
+        self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.reads = 0  # stream calls made, for the tests
 
     @property
     def client(self) -> Any:
@@ -73,14 +109,42 @@ class ShardLocator:
             self._client = boto3.client("dynamodbstreams")
         return self._client
 
-    def __call__(self, stream_arn: str, record: Mapping[str, Any]) -> Lane:
-        sequence = str(record["dynamodb"]["SequenceNumber"])
+    def __call__(self, stream_arn: str, records: list[Mapping[str, Any]]) -> Lane:
+        sequences = [str(r["dynamodb"]["SequenceNumber"]) for r in records]
+        known = {self._seen[(stream_arn, s)] for s in sequences if (stream_arn, s) in self._seen}
+        if len(known) == 1:  # (two shards for one batch: ask the stream)
+            return self._lane(stream_arn, known.pop(), sequences)
+        failures: list[str] = []
+        for sequence in reversed(sequences[-READ_ATTEMPTS:]):  # the newest first
+            try:
+                shard_id = self._locate(stream_arn, sequence)
+            except _Passing as error:
+                failures.append(str(error))
+                continue
+            if shard_id is not None:
+                return self._lane(stream_arn, shard_id, sequences)
+            failures.append(f"no shard of the stream holds sequence number {sequence}")
+        raise LaneUnknown("; ".join(failures))
+
+    def _lane(self, arn: str, shard_id: str, sequences: list[str]) -> Lane:
+        self._last[arn] = shard_id
+        self._remember(arn, shard_id, sequences)
+        by_id = {s["ShardId"]: s for s in self._shards.get(arn, [])}
+        return Lane(shard_id, self._ancestors(arn, by_id.get(shard_id, {})))
+
+    def _remember(self, arn: str, shard_id: str, sequences: Iterable[str]) -> None:
+        for sequence in sequences:
+            self._seen[(arn, sequence)] = shard_id
+            self._seen.move_to_end((arn, sequence))
+        while len(self._seen) > REMEMBERED:
+            self._seen.popitem(last=False)
+
+    def _locate(self, arn: str, sequence: str) -> str | None:
         for refresh in (False, True):
-            for shard in self._candidates(stream_arn, sequence, refresh):
-                if self._holds(stream_arn, shard["ShardId"], sequence):
-                    self._last[stream_arn] = shard["ShardId"]
-                    return Lane(shard["ShardId"], self._ancestors(stream_arn, shard))
-        raise LaneUnknown(f"no shard of the stream holds sequence number {sequence}")
+            for shard in self._candidates(arn, sequence, refresh):
+                if self._holds(arn, shard["ShardId"], sequence):
+                    return shard["ShardId"]
+        return None
 
     def _candidates(self, arn: str, sequence: str, refresh: bool) -> list[dict[str, Any]]:
         if refresh or arn not in self._shards:
@@ -99,7 +163,7 @@ class ShardLocator:
         shards: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"StreamArn": arn}
         while True:
-            description = self.client.describe_stream(**kwargs)["StreamDescription"]
+            description = self._read("describe_stream", **kwargs)["StreamDescription"]
             shards.extend(description.get("Shards", []))
             last = description.get("LastEvaluatedShardId")
             if not last:
@@ -108,22 +172,46 @@ class ShardLocator:
 
     def _holds(self, arn: str, shard_id: str, sequence: str) -> bool:
         try:
-            iterator = self.client.get_shard_iterator(
+            iterator = self._read(
+                "get_shard_iterator",
                 StreamArn=arn,
                 ShardId=shard_id,
                 ShardIteratorType="AT_SEQUENCE_NUMBER",
                 SequenceNumber=sequence,
             )["ShardIterator"]
             for _ in range(3):
-                page = self.client.get_records(ShardIterator=iterator, Limit=1)
+                page = self._read("get_records", ShardIterator=iterator, Limit=READ_AHEAD)
                 if page.get("Records"):
-                    return str(page["Records"][0]["dynamodb"]["SequenceNumber"]) == sequence
+                    found = [str(r["dynamodb"]["SequenceNumber"]) for r in page["Records"]]
+                    if found[0] != sequence:
+                        return False
+                    self._remember(arn, shard_id, found)
+                    return True
                 iterator = page.get("NextShardIterator")
                 if not iterator:
                     return False
-        except (ClientError, BotoCoreError):
+        except ClientError:  # not a sequence number of this shard (ValidationException, ...)
             return False
         return False
+
+    def _read(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One stream call; one that fails and passes is tried again, then raises _Passing."""
+        for attempt in range(READ_ATTEMPTS):
+            self.reads += 1
+            try:
+                return getattr(self.client, operation)(**kwargs)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code not in _PASSING:
+                    raise
+                failure = f"{operation}: {code}"
+                if code == "TrimmedDataAccessException":
+                    raise _Passing(failure) from error
+            except BotoCoreError as error:
+                failure = f"{operation}: {error}"
+            if attempt + 1 < READ_ATTEMPTS:
+                self._sleep(0.1 * 4**attempt)
+        raise _Passing(failure)
 
     def _ancestors(self, arn: str, shard: dict[str, Any]) -> tuple[str, ...]:
         by_id = {s["ShardId"]: s for s in self._shards.get(arn, [])}
@@ -132,3 +220,7 @@ class ShardLocator:
             result.append(parent)
             parent = by_id.get(parent, {}).get("ParentShardId")
         return tuple(result)
+
+
+class _Passing(Exception):
+    """A stream read failed in a way that passes (throttled, trimmed)."""

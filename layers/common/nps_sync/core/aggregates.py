@@ -4,15 +4,15 @@ Pure except for ``apply_key``, which talks to a store passed in. The aggregates 
 of the response items' images alone (docs/storage.md "Segment attributes on responses"): a
 record's delta is contribution(new image) - contribution(old image), and deltas add, so the
 order in which records are applied does not matter; only that each is applied exactly once
-(docs/aggregation.md).
+(docs/aggregation.md). An image is read as a models.StoredResponse (store/items.py).
 """
 
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from nps_sync.core.models import category_of
+from nps_sync.core.models import StoredResponse, category_of
 from nps_sync.core.periods import labels, utc_date
 
 # Counted on write; account is answered on read by default (store/response_index.py).
@@ -32,7 +32,9 @@ COUNTERS = (
 )
 SEQUENCE_WIDTH = 48  # DynamoDB stream sequence numbers are decimal strings of up to ~40 digits
 
-Image = Mapping[str, Mapping[str, Any]]  # an item in DynamoDB JSON ({"S": ...}, {"N": ...})
+# A record's old or new version as a fold reads it: a models.StoredResponse for the NPS
+# aggregates, a models.StoredProfile for the outcome counters (None: absent, or another item).
+Image = Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,9 @@ ZERO = Counts()
 
 @dataclass(frozen=True, slots=True, order=True)
 class AggregateKey:
+    """A counter item's key; ``PREFIX`` sets apart other kinds of counters (outcomes)."""
+
+    PREFIX: ClassVar[str] = ""
     dimension: str
     value: str
     granularity: str
@@ -76,15 +81,15 @@ class AggregateKey:
 
     @property
     def pk(self) -> str:
-        return f"{self.dimension}#{self.value}"
+        return f"{self.PREFIX}{self.dimension}#{self.value}"
 
     @property
     def sk(self) -> str:
         return f"{self.granularity}#{self.period}"
 
     @classmethod
-    def parse(cls, pk: str, sk: str) -> "AggregateKey":
-        dimension, value = pk.split("#", 1)
+    def parse(cls, pk: str, sk: str):
+        dimension, value = pk.removeprefix(cls.PREFIX).split("#", 1)
         granularity, period = sk.split("#", 1)
         return cls(dimension, value, granularity, period)
 
@@ -92,46 +97,34 @@ class AggregateKey:
         return f"{self.pk}/{self.sk}"
 
 
-def _text(image: Image, name: str) -> str | None:
-    value = image.get(name)
-    if not value:
-        return None
-    text = value.get("S", value.get("N"))
-    return str(text) if text not in (None, "") else None
-
-
-def segment_value(image: Image, dimension: str) -> str:
+def segment_value(response: StoredResponse, dimension: str) -> str:
     if dimension == OVERALL:
         return "all"
-    return _text(image, dimension) or UNKNOWN
+    return response.attribute(dimension) or UNKNOWN
 
 
-def is_response(image: Image | None) -> bool:
-    return bool(image) and _text(image, "sk") == RESPONSE_SK and _text(image, "pk") is not None
-
-
-def contribution(image: Image | None, dimensions: Iterable[str]) -> dict[AggregateKey, Counts]:
-    """What one response item adds to the aggregates (nothing for any other item)."""
-    if not is_response(image):
-        return {}
-    try:
-        score = int(_text(image, "score") or "")
-        day = utc_date(_text(image, "submitted_at") or "")
-        mrr = int(_text(image, "mrr_amount") or 0)
-    except ValueError:
+def contribution(
+    response: StoredResponse | None, dimensions: Iterable[str]
+) -> dict[AggregateKey, Counts]:
+    """What one response item adds to the aggregates (nothing for any other item: None)."""
+    if response is None or response.score is None:
         return {}  # not a well-formed response: counted by neither the aggregator nor reconcile
-    category = category_of(score).value
-    counts = Counts(**{f"{category}s": 1, f"mrr_{category}s": mrr})
+    try:
+        day = utc_date(response.submitted_at or "")
+    except ValueError:
+        return {}
+    category = category_of(response.score).value
+    counts = Counts(**{f"{category}s": 1, f"mrr_{category}s": response.mrr_amount or 0})
     by_granularity = labels(day)
     return {
-        AggregateKey(dimension, segment_value(image, dimension), granularity, period): counts
+        AggregateKey(dimension, segment_value(response, dimension), granularity, period): counts
         for dimension in dimensions
         for granularity, period in by_granularity.items()
     }
 
 
 def delta(
-    old: Image | None, new: Image | None, dimensions: Iterable[str]
+    old: StoredResponse | None, new: StoredResponse | None, dimensions: Iterable[str]
 ) -> dict[AggregateKey, Counts]:
     """contribution(new) - contribution(old), without the keys where they cancel out."""
     dimensions = tuple(dimensions)
@@ -210,17 +203,9 @@ class MarkConflict(Exception):
 
 
 class AggregateWriter(Protocol):
-    def add(
-        self,
-        key: AggregateKey,
-        lane: str,
-        counts: Counts,
-        mark: str,
-        *,
-        below: str | None = None,
-        expected: str | None = None,
-        forget: tuple[str, ...] = (),
-    ) -> Counts | None: ...
+    """store.counters.Counters.add: ADD and mark in one conditional update."""
+
+    def add(self, key: Any, lane: str, counts: Any, mark: str, **condition: Any) -> Any: ...
 
 
 # Told about every write that applied entries (or was found applied already): the entries and
@@ -239,9 +224,11 @@ def apply_key(
     applied: Applied | None = None,
     add: Callable[[Any, Any], Any] = operator.add,
     zero: Any = ZERO,
+    now: float | None = None,
 ) -> int:
     """Apply the entries the aggregate has not applied yet; returns the number of writes.
-    ``add``/``zero`` sum the entries (Counts by default; outcomes.py passes its tallies').
+    ``add``/``zero`` sum the entries (Counts by default; outcomes.py passes its tallies');
+    ``now`` (epoch seconds): the marks' time (they are collected by it, store/counters.py).
 
     The first write assumes the mark is below every entry (the usual case: one write). If the
     aggregate already holds a mark at or above an entry (a redelivery, or an SDK retry of a
@@ -262,6 +249,7 @@ def apply_key(
                 below=below,
                 expected=expected,
                 forget=forget,
+                now=now,
             )
             if applied is not None and after is not None:
                 applied(entries, after)

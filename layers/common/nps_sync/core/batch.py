@@ -12,8 +12,12 @@ from pydantic import ValidationError
 from nps_sync.core.observability import logger
 
 
+class StaysQueued(Exception):
+    """A record handler's expected failure, already logged: the message stays in the queue."""
+
+
 class SqsBatch(BatchProcessor):
-    """``BatchProcessor(EventType.SQS, model=...)`` with two answers of our own:
+    """``BatchProcessor(EventType.SQS, model=...)``, answering as our queues' contract says:
 
     - A message whose body does not parse is dropped, ``dropped`` logged, not failed: no
       receive can make it readable, and failed it would only come back until the dead-letter
@@ -22,6 +26,8 @@ class SqsBatch(BatchProcessor):
       (``raise_on_entire_batch_failure=False``): SQS keeps them all either way, but raising
       would make an ordinary answer (a subscriber down, HubSpot asking to wait) a Lambda error
       and drop the batch's metrics.
+    - A failure the handler did not raise as StaysQueued (a bug) is logged with its traceback;
+      BatchProcessor alone would only list it.
     """
 
     def __init__(self, model: type[SqsRecordModel], dropped: str):
@@ -36,3 +42,8 @@ class SqsBatch(BatchProcessor):
             logger.error(self.dropped, extra={"message_id": record.get("messageId")})
             return self.success_handler(record=record, result=None)
         return super()._register_model_validation_error_record(record)
+
+    def failure_handler(self, record, exception):
+        if not isinstance(exception[1], StaysQueued):
+            logger.error("message failed unexpectedly; it stays in the queue", exc_info=exception)
+        return super().failure_handler(record, exception)

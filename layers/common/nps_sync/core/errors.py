@@ -45,6 +45,12 @@ class Unauthorized(NpsSyncError):
     code = "unauthorized"
 
 
+class Forbidden(NpsSyncError):
+    """A known token whose scope does not cover the operation (RFC 6750's error code)."""
+
+    code = "insufficient_scope"
+
+
 class StorageUnavailable(NpsSyncError):
     """Storing failed for a reason that may pass: answer 5xx so the sender retries."""
 

@@ -6,17 +6,18 @@ aggregates are of the response items: delta = contribution(new image) - contribu
 The PROFILE carries the billing inputs (``status``, ``churned_at``, ``renewed_at``,
 ``billing_since``, written by storage.py) and ``outcome``, the state the aggregator derives from
 the customer's responses (``derive``): the latest answer, the category at the churn moment and
-at each renewal moment.
+at each renewal moment. Images are read as models.StoredProfile and StoredResponse
+(store/items.py).
 """
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
 from nps_sync.core import aggregates
-from nps_sync.core.aggregates import OVERALL, UNKNOWN, Change, Pending, fold_deltas
-from nps_sync.core.models import category_of
+from nps_sync.core.aggregates import OVERALL, UNKNOWN, AggregateKey, Change, Pending, fold_deltas
+from nps_sync.core.models import StoredProfile, StoredResponse, category_of
 from nps_sync.core.periods import labels, utc_date
 
 CHURNED_STATUSES = frozenset({"cancelled", "canceled", "deleted"})
@@ -37,86 +38,61 @@ AT_RISK_VALUE = "DETRACTOR"
 AT_RISK_ATTRIBUTES = (AT_RISK, "at_risk_mrr", "at_risk_recent")
 MRR_WIDTH = 16
 
-Image = Mapping[str, Mapping[str, Any]]
 Tally = dict[str, int]
 
 
-def _text(image: Image | None, name: str) -> str | None:
-    value = (image or {}).get(name)
-    if not value:
-        return None
-    text = value.get("S", value.get("N"))
-    return str(text) if text not in (None, "") else None
-
-
-def _int(image: Image | None, name: str) -> int | None:
-    try:
-        return int(float(_text(image, name) or ""))
-    except ValueError:
-        return None
-
-
-def customer_of(image: Image | None) -> str | None:
-    pk = _text(image, "pk") or ""
-    return pk.removeprefix("CUST#") if pk.startswith("CUST#") else None
-
-
-def is_billing_profile(image: Image | None) -> bool:
+def is_billing_profile(profile: StoredProfile | None) -> bool:
     """A merged customer PROFILE that billing has written to: the outcome population."""
-    return (
-        _text(image, "sk") == "PROFILE"
-        and customer_of(image) is not None
-        and _text(image, BILLING_STAMP) is not None
-    )
+    return profile is not None and bool(profile.billing_updated_at)
 
 
-def is_churned(image: Image | None) -> bool:
-    return (_text(image, "status") or "").lower() in CHURNED_STATUSES
+def is_churned(profile: StoredProfile | None) -> bool:
+    return profile is not None and (profile.status or "").lower() in CHURNED_STATUSES
 
 
-def churn_moment(image: Image) -> str | None:
-    return _text(image, "churned_at") or _text(image, BILLING_STAMP)
+def churn_moment(profile: StoredProfile) -> str | None:
+    return profile.churned_at or profile.billing_updated_at or None
 
 
-def renewal_moments(image: Image | None) -> list[str]:
-    return sorted((image or {}).get("renewed_at", {}).get("SS", []))
+def renewal_moments(profile: StoredProfile | None) -> list[str]:
+    return sorted(profile.renewed_at) if profile is not None else []
 
 
 # --- the derived state ---------------------------------------------------------------------
 
 
-def _latest_key(item: Image) -> tuple[str, str]:
-    return (_text(item, "submitted_at") or "", _text(item, "pk") or "")
+def _latest_key(response: StoredResponse) -> tuple[str, str]:
+    return (response.submitted_at or "", response.pk)
 
 
-def _answers(responses: Iterable[Image]) -> list[Image]:
-    valid = [r for r in responses if _int(r, "score") is not None and _text(r, "submitted_at")]
+def _answers(responses: Iterable[StoredResponse]) -> list[StoredResponse]:
+    valid = [r for r in responses if r.score is not None and r.submitted_at]
     return sorted(valid, key=_latest_key)
 
 
-def category_at(answers: list[Image], moment: str) -> str:
+def category_at(answers: list[StoredResponse], moment: str) -> str:
     """The category of the last answer submitted at or before ``moment`` (or no_response)."""
-    before = [a for a in answers if (_text(a, "submitted_at") or "") <= moment]
+    before = [a for a in answers if (a.submitted_at or "") <= moment]
     if not before:
         return NO_RESPONSE
-    return category_of(_int(before[-1], "score") or 0).value
+    return category_of(before[-1].score or 0).value
 
 
-def derive(profile: Image, responses: Iterable[Image]) -> dict[str, Any]:
+def derive(profile: StoredProfile, responses: Iterable[StoredResponse]) -> dict[str, Any]:
     """The outcome state of one customer from its PROFILE and its response items."""
     answers = _answers(responses)
     state: dict[str, Any] = {}
     if answers:
         last = answers[-1]
         latest = {
-            "score": _int(last, "score"),
-            "category": category_of(_int(last, "score") or 0).value,
-            "submitted_at": _text(last, "submitted_at"),
-            "response": _text(last, "pk"),
+            "score": last.score,
+            "category": category_of(last.score or 0).value,
+            "submitted_at": last.submitted_at,
+            "response": last.pk,
         }
         for name in ("channel", "survey"):  # segments that belong to the answer, not the profile
-            if _text(last, name):
-                latest[name] = _text(last, name)
+            if value := getattr(last, name):
+                latest[name] = value
         state["latest"] = latest
     if is_churned(profile):
         state["churn_category"] = category_at(answers, churn_moment(profile) or "")
@@ -137,55 +113,28 @@ def to_attribute(value: Any) -> dict[str, Any]:
     return {"S": str(value)}
 
 
-def from_attribute(value: Mapping[str, Any] | None) -> Any:
-    if not value:
-        return {}
-    if "M" in value:
-        return {k: from_attribute(v) for k, v in value["M"].items()}
-    if "N" in value:
-        return int(float(value["N"]))
-    if "BOOL" in value:
-        return value["BOOL"]
-    return value.get("S")
-
-
-def stored_state(image: Image | None) -> dict[str, Any]:
-    return from_attribute((image or {}).get(STATE)) or {}
+def stored_state(profile: StoredProfile | None) -> Mapping[str, Any]:
+    return profile.outcome if profile is not None else {}
 
 
 # --- contributions -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class OutcomeKey:
-    dimension: str
-    value: str
-    granularity: str
-    period: str
+class OutcomeKey(AggregateKey):
+    """An outcome counter's key: pk ``outcome:<dimension>#<value>``."""
 
-    @property
-    def pk(self) -> str:
-        return f"{PK_PREFIX}{self.dimension}#{self.value}"
-
-    @property
-    def sk(self) -> str:
-        return f"{self.granularity}#{self.period}"
-
-    @classmethod
-    def parse(cls, pk: str, sk: str) -> "OutcomeKey":
-        dimension, value = pk.removeprefix(PK_PREFIX).split("#", 1)
-        granularity, period = sk.split("#", 1)
-        return cls(dimension, value, granularity, period)
+    PREFIX: ClassVar[str] = PK_PREFIX
 
     def __str__(self) -> str:
         return f"{self.pk}/{self.sk}"
 
 
-def segment(image: Image, state: Mapping[str, Any], dimension: str) -> str:
+def segment(profile: StoredProfile, state: Mapping[str, Any], dimension: str) -> str:
     """Profile attributes (plan, region, account, …); channel/survey from the latest answer."""
     if dimension == OVERALL:
         return "all"
-    if (value := _text(image, dimension)) is not None:
+    if (value := profile.attribute(dimension)) is not None:
         return value
     answered = (state.get("latest") or {}).get(dimension)  # score 0 is a value, not a gap
     return UNKNOWN if answered is None or answered == "" else str(answered)
@@ -195,7 +144,9 @@ def _days(timestamp: str) -> int:
     return (utc_date(timestamp) - date(1970, 1, 1)).days
 
 
-def contribution(image: Image | None, dimensions: Iterable[str]) -> dict[OutcomeKey, Tally]:
+def contribution(
+    profile: StoredProfile | None, dimensions: Iterable[str]
+) -> dict[OutcomeKey, Tally]:
     """What one PROFILE image adds to the outcome counters (nothing for any other item).
 
     Current (``now#now``) for an active customer, by its latest category: ``customers#<c>``,
@@ -204,11 +155,10 @@ def contribution(image: Image | None, dimensions: Iterable[str]) -> dict[Outcome
     Per period of the moment: ``churned#<c>`` (category at the churn moment) for a churned
     customer, ``renewals#<c>`` (category at each renewal moment).
     """
-    if not is_billing_profile(image):
+    if profile is None or not is_billing_profile(profile):
         return {}
-    assert image is not None
-    state = stored_state(image)
-    values = [(d, segment(image, state, d)) for d in dimensions]
+    state = stored_state(profile)
+    values = [(d, segment(profile, state, d)) for d in dimensions]
     result: dict[OutcomeKey, Tally] = {}
 
     def add(granularity: str, period: str, name: str, amount: int) -> None:
@@ -224,19 +174,19 @@ def contribution(image: Image | None, dimensions: Iterable[str]) -> dict[Outcome
         for granularity, period in labels(day).items():
             add(granularity, period, name, 1)
 
-    if not is_churned(image):
+    if not is_churned(profile):
         category = state.get("latest", {}).get("category") or NO_RESPONSE
         add(*NOW, f"customers#{category}", 1)
-        mrr, currency = _int(image, "mrr_amount"), _text(image, "mrr_currency")
-        if currency is not None and mrr is not None:
+        mrr, currency = profile.mrr_amount, profile.mrr_currency
+        if currency and mrr is not None:
             add(*NOW, f"mrr#{category}#{currency}", mrr)
-            since = _text(image, "billing_since")
-            if since is not None:
+            since = profile.billing_since
+            if since:
                 add(*NOW, f"tenure_customers#{category}#{currency}", 1)
                 add(*NOW, f"tenure_mrr#{category}#{currency}", mrr)
                 add(*NOW, f"tenure_mrr_days#{category}#{currency}", mrr * _days(since))
     elif "churn_category" in state:  # counted once the aggregator has derived the category
-        add_moment(churn_moment(image) or "", f"churned#{state['churn_category']}")
+        add_moment(churn_moment(profile) or "", f"churned#{state['churn_category']}")
     for moment, category in sorted((state.get("renewals") or {}).items()):
         add_moment(moment, f"renewals#{category}")
     return {key: tally for key, tally in result.items() if any(tally.values())}
@@ -254,7 +204,7 @@ def add_tallies(a: Tally, b: Tally) -> Tally:
 
 
 def delta(
-    old: Image | None, new: Image | None, dimensions: Iterable[str]
+    old: StoredProfile | None, new: StoredProfile | None, dimensions: Iterable[str]
 ) -> dict[OutcomeKey, Tally]:
     dimensions = tuple(dimensions)
     before, after = contribution(old, dimensions), contribution(new, dimensions)
@@ -265,20 +215,20 @@ def delta(
 # --- the at-risk index ---------------------------------------------------------------------
 
 
-def at_risk_attributes(image: Image | None, state: Mapping[str, Any]) -> dict[str, Any]:
+def at_risk_attributes(profile: StoredProfile | None, state: Mapping[str, Any]) -> dict[str, Any]:
     """The PROFILE's keys in RecordsTable's sparse at-risk indexes (one per listing order),
     for an active billing customer whose latest answer is a detractor; none otherwise.
 
     They sit on the PROFILE itself and are written with the outcome state, so listing the
     at-risk accounts costs index writes only when one of them changes, whatever the number
     of dimensions (a listing by segment filters the index, ``segment`` decides)."""
-    if not is_billing_profile(image) or is_churned(image):
+    if profile is None or not is_billing_profile(profile) or is_churned(profile):
         return {}
     latest = state.get("latest") or {}
     if latest.get("category") != "detractor":
         return {}
-    customer = customer_of(image) or ""
-    mrr = max(0, _int(image, "mrr_amount") or 0)
+    customer = profile.customer_key
+    mrr = max(0, profile.mrr_amount or 0)
     at = str(latest.get("submitted_at") or "")
     return {
         AT_RISK: {"S": AT_RISK_VALUE},
@@ -287,8 +237,11 @@ def at_risk_attributes(image: Image | None, state: Mapping[str, Any]) -> dict[st
     }
 
 
-def stored_at_risk(image: Image | None) -> dict[str, Any]:
-    return {name: (image or {})[name] for name in AT_RISK_ATTRIBUTES if name in (image or {})}
+def stored_at_risk(profile: StoredProfile | None) -> dict[str, Any]:
+    """The at-risk keys the PROFILE carries, in the form at_risk_attributes gives them."""
+    if profile is None:
+        return {}
+    return {name: to_attribute(value) for name, value in profile.at_risk.items()}
 
 
 # --- applying a batch exactly once (the marks of docs/aggregation.md) -----------------------
@@ -297,7 +250,7 @@ def stored_at_risk(image: Image | None) -> dict[str, Any]:
 def fold(changes: Iterable[Change], dimensions: Iterable[str]) -> dict[OutcomeKey, Pending]:
     dimensions = tuple(dimensions)
 
-    def delta_of(old: Image | None, new: Image | None) -> dict[OutcomeKey, Tally]:
+    def delta_of(old: StoredProfile | None, new: StoredProfile | None) -> dict[OutcomeKey, Tally]:
         if not (is_billing_profile(old) or is_billing_profile(new)):
             return {}
         return delta(old, new, dimensions)
@@ -305,7 +258,9 @@ def fold(changes: Iterable[Change], dimensions: Iterable[str]) -> dict[OutcomeKe
     return fold_deltas(changes, delta_of)
 
 
-def apply_key(writer: Any, pending: Pending, lane: str, forget: tuple[str, ...] = ()) -> int:
+def apply_key(
+    writer: Any, pending: Pending, lane: str, forget: tuple[str, ...] = (), **more
+) -> int:
     """aggregates.apply_key with tallies: apply what the item's mark for this lane has not
-    seen."""
-    return aggregates.apply_key(writer, pending, lane, forget, add=add_tallies, zero={})
+    seen (``more``: its other options, ``now``)."""
+    return aggregates.apply_key(writer, pending, lane, forget, add=add_tallies, zero={}, **more)

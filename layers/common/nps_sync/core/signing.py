@@ -4,10 +4,11 @@ the delivery sender sign with them, so no provider's formula is written twice.
 
 Pure functions: headers are looked up lower-cased, every comparison is constant-time
 (hmac.compare_digest), a signed timestamp is held to a window in both directions, and every
-refusal is a SignatureError saying what is wrong. Providers differ in what they sign, how they
-encode it and what ``whsec_`` means, so each scheme is spelled out rather than shared. A scheme
-with one header takes its value (as stripe-python's ``verify_header`` does); one with several
-takes the headers (as svix's ``Webhook.verify`` does).
+refusal is a SignatureError saying what is wrong. Each ``verify`` takes one secret or a list
+of them (a rotation: the new and the old) and accepts a request signed with any. Providers
+differ in what they sign, how they encode it and what ``whsec_`` means, so each scheme is
+spelled out rather than shared. A scheme with one header takes its value (as stripe-python's
+``verify_header`` does); one with several takes the headers (as svix's ``Webhook.verify`` does).
 """
 
 import base64
@@ -23,8 +24,26 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
+Secrets = str | Iterable[str]  # one secret, or several while it is rotated
+
+
+def each(secrets: Secrets) -> list[str]:
+    """The secrets to try; a bare string is one secret, not a sequence of characters."""
+    listed = [secrets] if isinstance(secrets, str) else list(secrets)
+    if not listed:
+        raise SignatureError("there is no secret to verify with")
+    return listed
+
+
 def equal(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.encode())
+    # surrogatepass: a lone surrogate in a header is a mismatch, not a UnicodeEncodeError.
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
+
+
+def any_equal(expected: Iterable[str], given: str) -> bool:
+    """Whether ``given`` is one of ``expected``, each compared in constant time."""
+    matches = [equal(one, given) for one in expected]  # every one, so timing tells none
+    return any(matches)
 
 
 def check_window(timestamp: float, now: float, tolerance: float, *, future: bool = True) -> None:
@@ -80,7 +99,7 @@ def standard_sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict
 
 
 def standard_verify(
-    secrets: Iterable[str],
+    secrets: Secrets,
     headers: Mapping[str, str],
     body: bytes,
     now: float,
@@ -97,7 +116,7 @@ def standard_verify(
         raise SignatureError("webhook-timestamp is not a unix timestamp")
     check_window(int(timestamp), now, tolerance)
     candidates = [token.split(",", 1)[1] for token in given.split(" ") if token.startswith("v1,")]
-    for secret in secrets:
+    for secret in each(secrets):
         expected = standard_signature(secret, msg_id, timestamp, body).split(",", 1)[1]
         if any(equal(expected, candidate) for candidate in candidates):
             return msg_id
@@ -117,8 +136,9 @@ def stripe_sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={stripe_signature(secret, timestamp, body)}"
 
 
-def stripe_verify(secret: str, value: str, body: bytes, now: float, tolerance: float) -> None:
-    """Any v1 may match (secret rotation); v0 and unknown schemes are ignored. The window is
+def stripe_verify(secrets: Secrets, value: str, body: bytes, now: float, tolerance: float) -> None:
+    """Any v1 may match any of our secrets (Stripe sends one v1 per secret while it rolls
+    one; we may hold the new and the old); v0 and unknown schemes are ignored. The window is
     checked both ways, stricter than stripe-python, which only refuses old timestamps."""
     pairs = [item.strip().partition("=") for item in value.split(",")]
     timestamps = [text for name, _, text in pairs if name == "t"]
@@ -128,8 +148,8 @@ def stripe_verify(secret: str, value: str, body: bytes, now: float, tolerance: f
     if not candidates:
         raise SignatureError("Stripe-Signature has no v1 signature")
     timestamp = int(timestamps[0])
-    expected = stripe_signature(secret, timestamp, body)
-    if not any(equal(expected, candidate) for candidate in candidates):
+    expected = [stripe_signature(secret, timestamp, body) for secret in each(secrets)]
+    if not any(any_equal(expected, candidate) for candidate in candidates):
         raise SignatureError("no v1 signature in Stripe-Signature matches")
     check_window(timestamp, now, tolerance)
 
@@ -141,8 +161,8 @@ def typeform_signature(secret: str, body: bytes) -> str:
     return "sha256=" + _b64(hmac_sha256(secret.encode(), body))
 
 
-def typeform_verify(secret: str, value: str, body: bytes) -> None:
-    if not equal(typeform_signature(secret, body), value):
+def typeform_verify(secrets: Secrets, value: str, body: bytes) -> None:
+    if not any_equal((typeform_signature(secret, body) for secret in each(secrets)), value):
         raise SignatureError("Typeform-Signature does not match")
 
 
@@ -153,11 +173,12 @@ def delighted_signature(api_key: str, body: bytes) -> str:
     return "sha256=" + hmac_sha256(api_key.encode(), body).hex()
 
 
-def delighted_verify(api_key: str, value: str, body: bytes) -> None:
+def delighted_verify(api_keys: Secrets, value: str, body: bytes) -> None:
     """The bare hex is accepted too: the prefix is documented by receivers' code, not by
     Delighted's page."""
-    expected = delighted_signature(api_key, body)
-    if not (equal(expected, value) or equal(expected.removeprefix("sha256="), value)):
+    expected = [delighted_signature(api_key, body) for api_key in each(api_keys)]
+    bare = [signature.removeprefix("sha256=") for signature in expected]
+    if not any_equal(expected + bare, value):
         raise SignatureError("X-Delighted-Webhook-Signature does not match")
 
 
@@ -194,7 +215,9 @@ def hubspot_signature(
     return _b64(hmac_sha256(client_secret.encode(), message))
 
 
-def hubspot_sign(client_secret: str, method: str, url: str, body: bytes, now: int) -> dict:
+def hubspot_sign(
+    client_secret: str, method: str, url: str, body: bytes, now: int
+) -> dict[str, str]:
     """The two headers HubSpot sends, signed at ``now`` (seconds; the header is in ms)."""
     timestamp = str(now * 1000)
     return {
@@ -204,7 +227,7 @@ def hubspot_sign(client_secret: str, method: str, url: str, body: bytes, now: in
 
 
 def hubspot_verify(
-    client_secret: str,
+    client_secrets: Secrets,
     headers: Mapping[str, str],
     method: str,
     url: str,
@@ -221,8 +244,11 @@ def hubspot_verify(
     if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 15:
         raise SignatureError("X-HubSpot-Request-Timestamp is not a time in milliseconds")
     check_window(int(timestamp) / 1000, now, tolerance)
-    expected = hubspot_signature(client_secret, method.upper(), url, body, timestamp)
-    if not equal(expected, given):
+    expected = (
+        hubspot_signature(secret, method.upper(), url, body, timestamp)
+        for secret in each(client_secrets)
+    )
+    if not any_equal(expected, given):
         raise SignatureError("X-HubSpot-Signature-v3 does not match")
 
 
@@ -234,7 +260,11 @@ def basic_authorization(username: str, password: str) -> str:
     return "Basic " + _b64(f"{username}:{password}".encode())
 
 
-def basic_verify(username: str, password: str, value: str) -> None:
+def basic_verify(logins: Iterable[tuple[str, str]], value: str) -> None:
+    """``logins``: the (username, password) pairs accepted, several while they are rotated."""
+    logins = list(logins)
+    if not logins:
+        raise SignatureError("there are no credentials to verify with")
     scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "basic" or not token.strip():
         raise SignatureError("missing Basic Authorization header")
@@ -243,8 +273,11 @@ def basic_verify(username: str, password: str, value: str) -> None:
     except ValueError as error:  # binascii.Error and UnicodeDecodeError both are
         raise SignatureError("the Authorization header is not Basic credentials") from error
     given_user, colon, given_password = decoded.partition(":")
-    # Both are compared, always, so that timing does not tell which one was wrong.
-    user_ok = equal(username, given_user)
-    password_ok = equal(password, given_password)
-    if not (colon and user_ok and password_ok):
+    # Both are compared, always and for every pair, so that timing does not tell which one
+    # was wrong.
+    matches = [
+        equal(username, given_user) & equal(password, given_password)
+        for username, password in logins
+    ]
+    if not (colon and any(matches)):
         raise SignatureError("the Basic credentials do not match")

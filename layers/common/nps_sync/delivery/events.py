@@ -1,8 +1,9 @@
 """Outgoing events (docs/events.md): what a batch of RecordsTable changes tells the subscribers.
 
-Pure: every event is a function of stream images (and, for ``aggregate.updated``, of an
-aggregate write the aggregator applied), so processing the same stream record again yields the
-same event with the same id, and subscribers de-duplicate on it (``webhook-id``).
+Pure: every event is a function of stream images, read as models.StoredResponse (and, for
+``aggregate.updated``, of an aggregate write the aggregator applied), so processing the same
+stream record again yields the same event with the same id, and subscribers de-duplicate on
+it (``webhook-id``).
 """
 
 import hashlib
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nps_sync.core.aggregates import AggregateKey, Counts, Image, is_response
+from nps_sync.core.aggregates import AggregateKey, Counts
+from nps_sync.core.models import StoredResponse
 from nps_sync.core.nps import nps
 
 RESPONSE_RECEIVED = "response.received"
@@ -22,6 +24,12 @@ AGGREGATE_UPDATED = "aggregate.updated"
 EVENT_TYPES = (RESPONSE_RECEIVED, DETRACTOR_ALERT, CUSTOMER_NPS_CHANGED, AGGREGATE_UPDATED)
 VERSION = 1
 SOURCE = "nps-sync"
+# Characters of a comment an event carries; a longer one is cut there, with
+# ``comment_truncated`` true (the whole text: GET /customers/{key}). So that the largest
+# possible event (every other field at its 512-character bound too, all characters escaped
+# to 6 bytes) stays under 64 KB: one EventBridge billing unit, a quarter of what a PutEvents
+# request or an SQS message holds (docs/events.md "Size").
+COMMENT_LIMIT = 4_000
 # Response attributes a subscription filter can name (besides an aggregate's dimension).
 FILTERABLE = ("plan", "region", "account", "channel", "survey", "provider", "category")
 
@@ -66,64 +74,62 @@ def timestamp(epoch_seconds: float | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _text(image: Image | None, name: str) -> str | None:
-    value = (image or {}).get(name)
-    if not value:
-        return None
-    text = value.get("S", value.get("N"))
-    return str(text) if text not in (None, "") else None
+def _shown(value: str | None) -> str | None:
+    return value or None  # an empty attribute is shown as absent
 
 
-def _int(image: Image | None, name: str) -> int | None:
-    text = _text(image, name)
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def is_new_version(old: Image | None, new: Image | None) -> bool:
+def is_new_version(old: StoredResponse | None, new: StoredResponse | None) -> bool:
     """A response stored or replaced by its provider (not a segment re-stamp, not a move)."""
-    if not is_response(new) or _int(new, "score") is None:
+    if new is None or new.score is None:
         return False
-    return old is None or _text(old, "updated_at") != _text(new, "updated_at")
+    return old is None or _shown(old.updated_at) != _shown(new.updated_at)
 
 
-def _response_data(new: Image) -> dict[str, Any]:
+def _comment(value: str | None) -> tuple[str | None, bool]:
+    """The comment as an event carries it, and whether it was cut."""
+    shown = _shown(value)
+    if shown is None or len(shown) <= COMMENT_LIMIT:
+        return shown, False
+    return shown[:COMMENT_LIMIT], True
+
+
+def _response_data(new: StoredResponse) -> dict[str, Any]:
+    comment, truncated = _comment(new.comment)
     data: dict[str, Any] = {
-        "response_id": _text(new, "response_id"),
-        "provider": _text(new, "provider"),
-        "customer_key": _text(new, "customer_key"),
-        "email": _text(new, "email"),
-        "score": _int(new, "score"),
-        "category": _text(new, "category"),
-        "submitted_at": _text(new, "submitted_at"),
-        "updated_at": _text(new, "updated_at"),
-        "survey": _text(new, "survey"),
-        "channel": _text(new, "channel"),
-        "comment": _text(new, "comment"),
-        "plan": _text(new, "plan"),
-        "region": _text(new, "region"),
-        "account": _text(new, "account"),
+        "response_id": _shown(new.response_id),
+        "provider": _shown(new.provider),
+        "customer_key": _shown(new.customer_key),
+        "email": _shown(new.email),
+        "score": new.score,
+        "category": _shown(new.category),
+        "submitted_at": _shown(new.submitted_at),
+        "updated_at": _shown(new.updated_at),
+        "survey": _shown(new.survey),
+        "channel": _shown(new.channel),
+        "comment": comment,
+        "comment_truncated": truncated,
+        "plan": _shown(new.plan),
+        "region": _shown(new.region),
+        "account": _shown(new.account),
     }
-    amount = _int(new, "mrr_amount")
+    amount = new.mrr_amount
     data["mrr"] = (
-        {"amount": amount, "currency": _text(new, "mrr_currency")} if amount is not None else None
+        {"amount": amount, "currency": _shown(new.mrr_currency)} if amount is not None else None
     )
     return data
 
 
 def response_events(
-    index: int, old: Image | None, new: Image | None, created: float | None
+    index: int, old: StoredResponse | None, new: StoredResponse | None, created: float | None
 ) -> list[Event]:
     """response.received and, for a response that becomes a detractor, detractor.alert."""
     if not is_new_version(old, new):
         return []
     assert new is not None
-    pk, version, at = _text(new, "pk") or "", _text(new, "updated_at") or "", timestamp(created)
+    pk, version, at = new.pk, new.updated_at or "", timestamp(created)
     data = _response_data(new)
     events = [Event(event_id(RESPONSE_RECEIVED, pk, version), RESPONSE_RECEIVED, at, data, index)]
-    was_detractor = old is not None and _text(old, "category") == "detractor"
+    was_detractor = old is not None and old.category == "detractor"
     if data["category"] == "detractor" and not was_detractor:
         alert = {
             name: data[name]
@@ -134,6 +140,7 @@ def response_events(
                 "email",
                 "score",
                 "comment",
+                "comment_truncated",
                 "survey",
                 "channel",
                 "plan",
@@ -149,15 +156,15 @@ def response_events(
     return events
 
 
-def _latest_key(image: Image) -> tuple[str, str]:
-    return (_text(image, "submitted_at") or "", _text(image, "pk") or "")
+def _latest_key(response: StoredResponse) -> tuple[str, str]:
+    return (response.submitted_at or "", response.pk)
 
 
 def customer_change(
     index: int,
-    old: Image | None,
-    new: Image | None,
-    others: Iterable[Image],
+    old: StoredResponse | None,
+    new: StoredResponse | None,
+    others: Iterable[StoredResponse],
     created: float | None,
 ) -> Event | None:
     """customer.nps_changed, when this response version changes its customer's latest score.
@@ -169,12 +176,12 @@ def customer_change(
     if not is_new_version(old, new):
         return None
     assert new is not None
-    pk = _text(new, "pk")
-    rest = [o for o in others if _text(o, "pk") != pk]
+    pk = new.pk
+    rest = [o for o in others if o.pk != pk]
     previous = max(rest, key=_latest_key, default=None)
     if previous is not None and _latest_key(previous) > _latest_key(new):
         return None  # an older answer arrived late: the latest score is still the other one
-    same_customer = old is not None and _text(old, "customer_key") == _text(new, "customer_key")
+    same_customer = old is not None and _shown(old.customer_key) == _shown(new.customer_key)
     if same_customer and (previous is None or _latest_key(old) > _latest_key(previous)):
         previous = old
     before = _summary(previous)
@@ -182,28 +189,30 @@ def customer_change(
     if before is not None and before["score"] == after["score"]:
         return None
     return Event(
-        event_id(CUSTOMER_NPS_CHANGED, pk or "", _text(new, "updated_at") or ""),
+        event_id(CUSTOMER_NPS_CHANGED, pk, new.updated_at or ""),
         CUSTOMER_NPS_CHANGED,
         timestamp(created),
         {
-            "customer_key": _text(new, "customer_key"),
-            "email": _text(new, "email"),
+            "customer_key": _shown(new.customer_key),
+            "email": _shown(new.email),
             "old": before,
             "new": after,
-            **{name: _text(new, name) for name in ("plan", "region", "account")},
+            "plan": _shown(new.plan),
+            "region": _shown(new.region),
+            "account": _shown(new.account),
         },
         index,
     )
 
 
-def _summary(image: Image | None) -> dict[str, Any] | None:
-    if image is None:
+def _summary(response: StoredResponse | None) -> dict[str, Any] | None:
+    if response is None:
         return None
     return {
-        "score": _int(image, "score"),
-        "category": _text(image, "category"),
-        "response_id": _text(image, "response_id"),
-        "submitted_at": _text(image, "submitted_at"),
+        "score": response.score,
+        "category": _shown(response.category),
+        "response_id": _shown(response.response_id),
+        "submitted_at": _shown(response.submitted_at),
     }
 
 

@@ -1,21 +1,31 @@
 """Where derived events go: the EventBridge bus, and one delivery-queue message per matching
 (event, subscription).
 
-At least once to both: events go out in record order, a chunk at a time, each chunk put on the
-bus and then queued for its subscribers before the next one starts. A failure raises
-PublishFailed naming every event from the failing chunk on - all that is not yet both on the
-bus and in the queue - and the aggregator has their stream records delivered again (events
-before that chunk, lower record indexes, are done with and may be checkpointed).
+At least once to both: events go out in record order, a chunk at a time (what one PutEvents
+request takes: 10 events and 256 KB), each chunk put on the bus and then queued for its
+subscribers before the next one starts. A failure raises PublishFailed naming every event
+from the failing chunk on - all that is not yet both on the bus and in the queue - and the
+aggregator has their stream records delivered again (events before that chunk, lower record
+indexes, are done with and may be checkpointed).
+
+An event that no request could ever take (over the bus's or the queue's size limit on its
+own) would fail every retry of its batch and stall the shard; it is left out instead, for
+the bus and for the subscribers, counted (metric EventsTooLarge, alarm EventsTooLargeAlarm)
+and logged by id and type (docs/operations.md).
 """
 
 from collections.abc import Sequence
 
 from nps_sync.core.errors import StorageUnavailable
+from nps_sync.core.observability import logger, metrics
 from nps_sync.delivery.events import Event, matches
 from nps_sync.delivery.outbound import DeliveryQueue, EventBus, PublishFailed
 from nps_sync.store.subscriptions import Subscription, SubscriptionsStore
 
-CHUNK = 10  # events per step: one PutEvents call (its limit), then their delivery messages
+CHUNK = 10  # events per step without a bus (with one: what a PutEvents request takes)
+TOO_LARGE_METRIC = "EventsTooLarge"
+
+Delivery = tuple[Event, str]  # an event and the id of a subscription it goes to
 
 
 class Fanout:
@@ -29,28 +39,57 @@ class Fanout:
         self.queue = queue
         self.subscriptions = subscriptions
         self.sent = 0  # delivery messages enqueued, for metrics and tests
+        self.too_large = 0  # events left out because no request could take them
 
     def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
         ordered = sorted(events, key=lambda e: e.index)
         routes = self._routes(ordered)
-        for start in range(0, len(ordered), CHUNK):
-            chunk = ordered[start : start + CHUNK]
+        outgoing = [(event, self._deliveries(event, routes)) for event in ordered]
+        outgoing = [
+            (event, deliveries) for event, deliveries in outgoing if self._fits(event, deliveries)
+        ]
+        start = 0
+        for chunk in self._chunks([event for event, _ in outgoing]):
             try:
                 if self.bus is not None:
                     self.bus.put(chunk)
-                if self.queue is not None and routes:
-                    deliveries = [
-                        (event, subscription.id)
-                        for event in chunk
-                        for subscription in routes
-                        if matches(event, subscription.events, subscription.filters)
-                    ]
+                deliveries = [d for _, ds in outgoing[start : start + len(chunk)] for d in ds]
+                if self.queue is not None and deliveries:
                     self.queue.send(deliveries)
                     self.sent += len(deliveries)
             except PublishFailed as failure:
-                raise PublishFailed(failure.message, ordered[start:]) from failure
+                raise PublishFailed(failure.message, [e for e, _ in outgoing[start:]]) from failure
+            start += len(chunk)
+
+    def _deliveries(self, event: Event, routes: list[Subscription]) -> list[Delivery]:
+        return [
+            (event, subscription.id)
+            for subscription in routes
+            if matches(event, subscription.events, subscription.filters)
+        ]
+
+    def _fits(self, event: Event, deliveries: list[Delivery]) -> bool:
+        if (self.bus is None or self.bus.fits(event)) and (
+            self.queue is None or all(self.queue.fits(delivery) for delivery in deliveries)
+        ):
+            return True
+        sizes = [self.bus.size(event)] if self.bus is not None else []
+        if self.queue is not None:
+            sizes.extend(self.queue.size(delivery) for delivery in deliveries)
+        self.too_large += 1
+        metrics.add_metric(name=TOO_LARGE_METRIC, unit="Count", value=1)
+        logger.error(
+            "event too large to publish, left out",
+            extra={"event_id": event.id, "event_type": event.type, "bytes": max(sizes)},
+        )
+        return False
+
+    def _chunks(self, events: list[Event]) -> list[list[Event]]:
+        if self.bus is not None:
+            return self.bus.requests(events)
+        return [events[start : start + CHUNK] for start in range(0, len(events), CHUNK)]
 
     def _routes(self, events: list[Event]) -> list[Subscription]:
         """Read before anything is sent, so that a failure here has sent nothing."""

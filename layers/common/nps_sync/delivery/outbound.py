@@ -5,8 +5,8 @@ aggregator reports the records whose events did not leave (and they are derived 
 """
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,6 +15,50 @@ from nps_sync.core.errors import NpsSyncError
 from nps_sync.delivery.events import SOURCE, Event
 
 ATTEMPTS = 3
+
+# What one request may carry (docs/events.md "Size", with the sources). 256 KB for both even
+# where AWS now takes 1 MB: it holds for every bus and queue, in every region and emulator.
+PUT_EVENTS_ENTRIES = 10
+PUT_EVENTS_BYTES = 256_000  # "less than 256KB": the smaller reading of KB
+# Per entry on top of EventBridge's own count: the ~200 bytes of JSON keys and values
+# (version, id, account, time, region, ...) it wraps every event in, which the newer API
+# reference counts too.
+ENTRY_ENVELOPE = 256
+SEND_BATCH_ENTRIES = 10
+SEND_BATCH_BYTES = 262_144  # 256 KiB, per message and for the batch's sum
+
+T = TypeVar("T")
+
+
+def packed(
+    items: Sequence[T], size: Callable[[T], int], count: int, budget: int
+) -> Iterator[list[T]]:
+    """``items`` in order, in runs of at most ``count`` items and ``budget`` bytes, each run
+    filled as far as the next item allows. An item over ``budget`` on its own is a run by
+    itself, which AWS will refuse: callers leave out what does not ``fit``."""
+    run: list[T] = []
+    used = 0
+    for item in items:
+        cost = size(item)
+        if run and (len(run) == count or used + cost > budget):
+            yield run
+            run, used = [], 0
+        run.append(item)
+        used += cost
+    if run:
+        yield run
+
+
+def _utf8(text: str | None) -> int:
+    return len(text.encode()) if text else 0
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """EventBridge's own count of a PutEvents entry: Time 14 bytes (if given), the UTF-8 bytes
+    of Source, DetailType, Detail and of each of Resources."""
+    size = 14 if entry.get("Time") is not None else 0
+    size += _utf8(entry.get("Source")) + _utf8(entry.get("DetailType")) + _utf8(entry.get("Detail"))
+    return size + sum(_utf8(resource) for resource in entry.get("Resources") or ())
 
 
 class PublishFailed(NpsSyncError):
@@ -34,23 +78,33 @@ class EventBus:
         self.bus_name = bus_name
         self.client = client or boto3.client("events")
 
+    def entry(self, event: Event) -> dict[str, Any]:
+        return {
+            "Source": SOURCE,
+            "DetailType": event.type,
+            "Detail": event.to_json(),
+            "EventBusName": self.bus_name,
+            "Resources": [],
+        }
+
+    def size(self, event: Event) -> int:
+        """What the event takes of a request's PUT_EVENTS_BYTES."""
+        return entry_size(self.entry(event)) + ENTRY_ENVELOPE
+
+    def fits(self, event: Event) -> bool:
+        return self.size(event) <= PUT_EVENTS_BYTES
+
+    def requests(self, events: Sequence[Event]) -> list[list[Event]]:
+        """The events as put() sends them: one PutEvents request per run."""
+        return list(packed(events, self.size, PUT_EVENTS_ENTRIES, PUT_EVENTS_BYTES))
+
     def put(self, events: Sequence[Event]) -> None:
-        pending = list(events)
-        for start in range(0, len(pending), 10):
-            self._put_batch(pending[start : start + 10])
+        for batch in self.requests(events):
+            self._put_batch(batch)
 
     def _put_batch(self, batch: list[Event]) -> None:
         for _ in range(ATTEMPTS):
-            entries = [
-                {
-                    "Source": SOURCE,
-                    "DetailType": event.type,
-                    "Detail": event.to_json(),
-                    "EventBusName": self.bus_name,
-                    "Resources": [],
-                }
-                for event in batch
-            ]
+            entries = [self.entry(event) for event in batch]
             try:
                 answer = self.client.put_events(Entries=entries)
             except (ClientError, BotoCoreError) as error:
@@ -71,19 +125,26 @@ class DeliveryQueue:
         self.queue_url = queue_url
         self.client = client or boto3.client("sqs")
 
+    @staticmethod
+    def message(event: Event, subscription: str) -> str:
+        return json.dumps(
+            {"subscription_id": subscription, "event": event.body()},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def size(self, delivery: tuple[Event, str]) -> int:
+        """What the message takes of a batch's SEND_BATCH_BYTES (it has no attributes)."""
+        return _utf8(self.message(*delivery))
+
+    def fits(self, delivery: tuple[Event, str]) -> bool:
+        return self.size(delivery) <= SEND_BATCH_BYTES
+
     def send(self, deliveries: Sequence[tuple[Event, str]]) -> None:
-        for start in range(0, len(deliveries), 10):
-            chunk = list(deliveries[start : start + 10])
+        for chunk in packed(deliveries, self.size, SEND_BATCH_ENTRIES, SEND_BATCH_BYTES):
             for _ in range(ATTEMPTS):
                 entries = {
-                    str(i): {
-                        "Id": str(i),
-                        "MessageBody": json.dumps(
-                            {"subscription_id": subscription, "event": event.body()},
-                            separators=(",", ":"),
-                            ensure_ascii=False,
-                        ),
-                    }
+                    str(i): {"Id": str(i), "MessageBody": self.message(event, subscription)}
                     for i, (event, subscription) in enumerate(chunk)
                 }
                 try:

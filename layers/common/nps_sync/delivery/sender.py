@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AfterValidator, BaseModel, ConfigDict, Json
 
-from nps_sync.core.batch import SqsBatch
+from nps_sync.core.batch import SqsBatch, StaysQueued
 from nps_sync.core.errors import NotFound, StorageUnavailable
 from nps_sync.core.observability import logger, metrics
 from nps_sync.core.signing import standard_signature
@@ -274,6 +274,65 @@ class Sender:
 Post = Callable[[str, bytes, Mapping[str, str], float | None], Answer]
 
 
+def _identified(event: dict[str, Any]) -> dict[str, Any]:
+    if "id" not in event or "type" not in event:
+        raise ValueError("an event has an id and a type")
+    return event
+
+
+class DeliveryMessage(BaseModel):
+    """One delivery-queue message, as DeliveryQueue.send writes it. The event stays the dict
+    that was queued: it is what is sent (and signed)."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    subscription_id: str
+    event: Annotated[dict[str, Any], AfterValidator(_identified)]
+
+
+class QueuedDelivery(SqsRecordModel):
+    body: Json[DeliveryMessage]
+
+
+class NotDelivered(StaysQueued):
+    """The message stays in the queue: it comes back after its back-off or, if none was set,
+    after the queue's visibility timeout."""
+
+
+class DeliveryBatch(SqsBatch):
+    """The delivery queue's BatchProcessor, with what BatchProcessor does not do itself:
+
+    - the messages are delivered concurrently, ``workers`` at a time, each within its own
+      deadline, so a slow subscriber holds up no other; the failures are still listed in the
+      batch's order;
+    - the record handler is also given when the batch started (``started``): it bounds when
+      the batch's messages were received (visibility_allowance);
+    - the counts behind DeliveryFunction's metrics.
+    """
+
+    def __init__(self, workers: int = 10, clock: Callable[[], float] = time.time):
+        super().__init__(QueuedDelivery, dropped="undeliverable message dropped")
+        self.workers = workers
+        self.clock = clock
+
+    def __call__(self, records, handler, lambda_context=None):
+        handler = functools.partial(handler, started=self.clock())
+        return super().__call__(records, handler, lambda_context)
+
+    def process(self) -> list[tuple]:
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(self.records))) as pool:
+            results = list(pool.map(self._process_record, self.records))
+        # each thread appended its record as it finished
+        self.success_messages[:] = [entry[2] for entry in results if entry[0] == "success"]
+        self.fail_messages[:] = [entry[2] for entry in results if entry[0] == "fail"]
+        return results
+
+    def _clean(self) -> None:
+        super()._clean()
+        metrics.add_metric(name="Deliveries", unit="Count", value=len(self.records))
+        metrics.add_metric(name="DeliveriesFailed", unit="Count", value=len(self.fail_messages))
+
+
 class Delivery:
     def __init__(
         self,
@@ -283,7 +342,6 @@ class Delivery:
         clock: Callable[[], float] = time.time,
         delay: Callable[[int], int] = backoff,
         max_attempts: int = MAX_ATTEMPTS,
-        workers: int = 10,
     ):
         self.subscriptions = subscriptions
         self.queue = queue
@@ -291,63 +349,43 @@ class Delivery:
         self.clock = clock
         self.delay = delay
         self.max_attempts = max_attempts
-        self.workers = workers
-
-    def handle(
-        self, event: Mapping[str, Any], remaining_ms: Callable[[], int] | None = None
-    ) -> dict[str, Any]:
-        """An SQS event -> the partial batch response (the failed messages only).
-
-        ``remaining_ms``: the Lambda context's get_remaining_time_in_millis. A message is only
-        started with time for its whole delivery and its bookkeeping left; one that is not is
-        reported failed untouched, rather than the invocation timing out and every message of
-        the batch coming back.
-        """
-        records = list(event.get("Records") or [])
-        if not records:
-            return {"batchItemFailures": []}
-        started = self.clock()
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(records))) as pool:
-            done = list(pool.map(lambda r: self.deliver(r, started, remaining_ms), records))
-        return {
-            "batchItemFailures": [
-                {"itemIdentifier": record["messageId"]}
-                for record, ok in zip(records, done, strict=True)
-                if not ok
-            ]
-        }
 
     def deliver(
         self,
-        record: Mapping[str, Any],
+        record: QueuedDelivery,
+        lambda_context: LambdaContext | None = None,
         started: float | None = None,
-        remaining_ms: Callable[[], int] | None = None,
-    ) -> bool:
-        """True when the message is done with (delivered, or nothing left to deliver to)."""
-        budget = None if remaining_ms is None else remaining_ms() / 1000 - RESERVE_SECONDS
+    ) -> None:
+        """DeliveryBatch's record handler: returns when the message is done with (delivered, or
+        nothing left to deliver to), raises NotDelivered when it stays in the queue.
+
+        A message is only started with time for its whole delivery and its bookkeeping left
+        (``lambda_context``'s remaining time); one that is not is reported failed untouched,
+        rather than the invocation timing out and every message of the batch coming back.
+        """
+        budget = (
+            None
+            if lambda_context is None
+            else lambda_context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
+        )
         if budget is not None and budget < MIN_BUDGET_SECONDS:
             # Not attempted: no log entry, no back-off; it comes back after the queue's
             # visibility timeout (SQS still counts the receive).
-            logger.warning("no time left for a delivery", extra={"message": record["messageId"]})
-            return False
-        try:
-            message = json.loads(record["body"])
-            subscription_id = str(message["subscription_id"])
-            event = dict(message["event"])
-            event_id, event_type = str(event["id"]), str(event["type"])
-        except (ValueError, KeyError, TypeError):
-            logger.error("undeliverable message dropped", extra={"message": record["messageId"]})
-            return True
-        attributes = record.get("attributes") or {}
-        attempt = int(attributes.get("ApproximateReceiveCount") or 1)
+            logger.warning("no time left for a delivery", extra={"message_id": record.messageId})
+            raise NotDelivered("no time left for a delivery")
+        subscription_id, event = record.body.subscription_id, record.body.event
+        event_id, event_type = str(event["id"]), str(event["type"])
+        attributes = record.attributes
+        attempt = int(attributes.ApproximateReceiveCount or 1)
         try:
             subscription = self.subscriptions.get(subscription_id)
         except NotFound:
             logger.info("subscription gone; delivery dropped", extra={"event_id": event_id})
-            return True
-        except StorageUnavailable:
+            return
+        except StorageUnavailable as error:
             logger.warning("reading the subscription failed", extra={"event_id": event_id})
-            return False  # comes back after the queue's visibility timeout
+            # comes back after the queue's visibility timeout
+            raise NotDelivered("reading the subscription failed") from error
         answer = self._send(subscription, event, budget)
         outcome = DeliveryRecord(
             subscription_id=subscription_id,
@@ -361,13 +399,12 @@ class Delivery:
         )
         if answer.ok:
             self._log(outcome)
-            return True
+            return
         last = attempt >= self.max_attempts
         wait = 0
         if not last:
-            first = attributes.get("ApproximateFirstReceiveTimestamp")
             allowed = visibility_allowance(
-                int(first) / 1000 if first else None,
+                attributes.ApproximateFirstReceiveTimestamp.timestamp(),
                 self.clock() if started is None else started,
                 self.clock(),
             )
@@ -393,10 +430,10 @@ class Delivery:
             },
         )
         try:
-            self.queue.retry_later(record["receiptHandle"], wait)
+            self.queue.retry_later(record.receiptHandle, wait)
         except PublishFailed:
             logger.warning("could not set the back-off; the queue's visibility timeout applies")
-        return False
+        raise NotDelivered(f"attempt {attempt}: {answer.error or answer.status}")
 
     def _send(
         self, subscription: Subscription, event: dict[str, Any], budget: float | None

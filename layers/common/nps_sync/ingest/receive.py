@@ -12,6 +12,7 @@ A provider adapter is a module with two functions:
 Verification always runs on the raw bytes before anything is parsed.
 """
 
+import hashlib
 import json
 import math
 import time
@@ -24,6 +25,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from nps_sync.core.errors import (
+    Conflict,
     InvalidPayload,
     MalformedBody,
     NotConfigured,
@@ -39,9 +41,10 @@ from nps_sync.core.models import (
     Response,
     UtcDatetime,
 )
+from nps_sync.core.observability import customer_ref
 from nps_sync.core.settings import Settings
 from nps_sync.core.signing import standard_verify
-from nps_sync.store.records import RecordsStore
+from nps_sync.store.records import APPLIED, CONFLICT, DUPLICATE, STALE, RecordsStore
 from nps_sync.store.secrets import provider_credentials
 
 MAX_GENERIC_ITEMS = 500
@@ -68,6 +71,18 @@ class Record:
 class Batch:
     records: list[Record] = field(default_factory=list)
     ignored: int = 0  # payloads acknowledged but not stored (no NPS answer, pings, …)
+    # Our generic bodies: a record that repeats a stored version with other content is a 409
+    # (its sender can correct it). A provider's is left out and counted (it cannot).
+    refuse_conflicts: bool = False
+
+
+@dataclass(frozen=True)
+class Conflicted:
+    """A record left out because its version is stored with other content, named as a log
+    line may name it: no e-mail, comment or raw id."""
+
+    record: str  # "rec_" + a short SHA-256 of its provider and id (a response's, an event's)
+    customer: str  # core.observability.customer_ref
 
 
 @dataclass(frozen=True)
@@ -75,9 +90,19 @@ class Receipt:
     accepted: int
     duplicates: int
     ignored: int
+    conflicted: tuple[Conflicted, ...] = ()
+
+    @property
+    def conflicts(self) -> int:
+        return len(self.conflicted)
 
     def body(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+            "conflicts": self.conflicts,
+        }
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -149,21 +174,26 @@ def validation_message(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def signing_secret(credentials: Mapping[str, Any]) -> str:
-    """The provider's ``secret``; a misconfigured one is refused (401), never a KeyError."""
-    secret = credentials.get("secret")
-    if not isinstance(secret, str) or not secret:
-        raise NotConfigured("the credentials have no signing secret")
-    return secret
+def signing_secrets(credentials: Mapping[str, Any], name: str = "secret") -> list[str]:
+    """The provider's secret ``name``: one string, or a list of them while it is rotated (the
+    new and the old; a request verified by any is accepted). Missing, empty or not strings:
+    refused (401), never a KeyError."""
+    value = credentials.get(name)
+    secrets = [value] if isinstance(value, str) else value
+    if not isinstance(secrets, list) or not secrets:
+        raise NotConfigured(f"the credentials have no {name}")
+    if not all(isinstance(secret, str) and secret for secret in secrets):
+        raise NotConfigured(f"the credentials' {name} has an entry that is not a secret")
+    return secrets
 
 
 def verify_standard(
     request: WebhookRequest, credentials: Mapping[str, Any], now: float, settings: Settings
 ) -> None:
-    """Standard Webhooks keyed with the provider's ``secret``: Formbricks and our generic
-    receivers."""
+    """Standard Webhooks keyed with the provider's ``secret`` (or any of its list):
+    Formbricks and our generic receivers."""
     standard_verify(
-        [signing_secret(credentials)],
+        signing_secrets(credentials),
         request.headers,
         request.body,
         now,
@@ -218,7 +248,8 @@ def generic_batch(
         records=[
             Record(build(item, generic_key(item.customer)), item_raw)
             for item, item_raw in zip(items, raws, strict=True)
-        ]
+        ],
+        refuse_conflicts=True,
     )
 
 
@@ -249,13 +280,58 @@ def receive(
         batch = adapter.parse(request, settings)
     except ValidationError as error:
         raise InvalidPayload(validation_message(error)) from error
-    accepted = duplicates = 0
-    for item in batch.records:
-        if store.put(item.record, item.raw, settings.raw_retention_days):
-            accepted += 1
-        else:
-            duplicates += 1
-    return Receipt(accepted, duplicates, batch.ignored)
+    prepared = store.prepare([(item.record, item.raw) for item in batch.records])
+    if batch.refuse_conflicts and prepared.conflicts:
+        raise Conflict(conflict_message(prepared.conflicts, stored=False))
+    outcomes = store.commit(prepared, settings.raw_retention_days)
+    records = [item.record for item in batch.records]
+    conflicts = [r for r, outcome in zip(records, outcomes, strict=True) if outcome == CONFLICT]
+    if batch.refuse_conflicts and conflicts:  # stored by another request meanwhile
+        raise Conflict(conflict_message(conflicts, stored=True))
+    return Receipt(
+        accepted=outcomes.count(APPLIED),
+        duplicates=outcomes.count(DUPLICATE) + outcomes.count(STALE),
+        ignored=batch.ignored,
+        conflicted=tuple(map(_conflicted, conflicts)),
+    )
+
+
+MAX_NAMED = 10
+
+
+def conflict_message(records: list[Response | CrmProfile | BillingProfile], stored: bool) -> str:
+    """Which items of a generic body conflict, and what their sender can do about it. The ids
+    are the sender's own; the 409 names them, no log line does."""
+    ids = [_record_id(record) for record in records]
+    named = ", ".join(ids[:MAX_NAMED]) + (
+        f" and {len(ids) - MAX_NAMED} more" if len(ids) > MAX_NAMED else ""
+    )
+    if isinstance(records[0], Response):
+        what = "the id and updated_at of a stored response (or of an earlier item of this body)"
+        fix = "to correct a response, send it with a later updated_at"
+    else:
+        what = "the id of a stored event (or of an earlier item of this body)"
+        fix = "send a change as a new event, with an id of its own"
+    done = (
+        "The body's other items are stored (these ids were stored by another request at the "
+        "same time)"
+        if stored
+        else "Nothing of this body was stored"
+    )
+    items = "1 item repeats" if len(ids) == 1 else f"{len(ids)} items repeat"
+    return (
+        f"{items} {what} with other content ({named}): {fix}. {done}; sending it again, "
+        "corrected, is safe."
+    )
+
+
+def _record_id(record: Response | CrmProfile | BillingProfile) -> str:
+    return record.response_id if isinstance(record, Response) else record.event_id
+
+
+def _conflicted(record: Response | CrmProfile | BillingProfile) -> Conflicted:
+    digest = hashlib.sha256(f"{record.provider}#{_record_id(record)}".encode()).hexdigest()
+    return Conflicted(f"rec_{digest[:12]}", customer_ref(record.customer_key))
 
 
 def follow_up(adapter: ModuleType, request: WebhookRequest, settings: Settings) -> None:

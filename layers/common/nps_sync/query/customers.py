@@ -12,34 +12,16 @@ from typing import Any
 
 from nps_sync.core import identity
 from nps_sync.core.errors import NotFound
-from nps_sync.store.customers import RESPONSE_SK, CustomerRecords, customer_pk
+from nps_sync.store.customers import CustomerRecords, customer_pk
+from nps_sync.store.items import item_key, plain, stored_response, text
 from nps_sync.store.links import Links
 
-HIDDEN = {"pk", "sk", "gsi1pk", "gsi1sk", "raw", "type"}
-
-
-def plain(value: Mapping[str, Any]) -> Any:
-    """One DynamoDB JSON value as JSON-ready Python (binary values are left out)."""
-    ((kind, content),) = value.items()
-    if kind == "S":
-        return content
-    if kind == "N":
-        number = float(content)
-        return int(number) if number.is_integer() and "." not in content else number
-    if kind == "BOOL":
-        return content
-    if kind == "NULL":
-        return None
-    if kind == "M":
-        return {k: plain(v) for k, v in content.items() if "B" not in v}
-    if kind == "L":
-        return [plain(v) for v in content if "B" not in v]
-    if kind in ("SS", "NS"):
-        return sorted(content)
-    return None
+HIDDEN = {"pk", "sk", "gsi1pk", "gsi1sk", "raw", "type", "content_hash"}
 
 
 def view(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole item as the API shows it. Not boto3's TypeDeserializer: its Decimals and sets
+    would need converting again, and a number set would sort by value, not as shown so far."""
     return {
         name: plain(value)
         for name, value in item.items()
@@ -54,24 +36,26 @@ def customer_view(records: CustomerRecords, key: str) -> dict[str, Any]:
     customer_key = keys[0]
     profile = records.profile(customer_key)
     indexed = records.by_customer(customer_key)
-    responses = [view(i) for i in indexed if i.get("sk", {}).get("S") == RESPONSE_SK]
-    responses.sort(key=lambda r: (r.get("submitted_at", ""), r.get("response_id", "")))
-    profiles = [view(i) for i in indexed if i["gsi1sk"]["S"].startswith("PROF#")]
-    if profile is None and not responses and not profiles:
+    answers = sorted(
+        (r for r in map(stored_response, indexed) if r is not None),
+        key=lambda r: (r.submitted_at or "", r.response_id or ""),
+    )
+    profiles = [view(i) for i in indexed if (text(i, "gsi1sk") or "").startswith("PROF#")]
+    if profile is None and not answers and not profiles:
         raise NotFound("no such customer")
-    latest = responses[-1] if responses else None
+    latest = answers[-1] if answers else None
     return {
         "customer_key": customer_key,
         "profile": view(profile) if profile else None,
         "provider_profiles": profiles,
-        "responses": responses,
+        "responses": [view(r.item) for r in answers],
         "latest": (
             {
-                "score": latest.get("score"),
-                "category": latest.get("category"),
-                "submitted_at": latest.get("submitted_at"),
-                "provider": latest.get("provider"),
-                "response_id": latest.get("response_id"),
+                "score": latest.score,
+                "category": latest.category,
+                "submitted_at": latest.submitted_at,
+                "provider": latest.provider,
+                "response_id": latest.response_id,
             }
             if latest
             else None
@@ -98,7 +82,7 @@ def erase(records: CustomerRecords, key: str) -> dict[str, int]:
     keys: list[dict[str, Any]] = []
     for customer_key in erasure_keys(records, key):
         keys.extend(_customer_items(records, customer_key, counts))
-    unique = {(k["pk"]["S"], k["sk"]["S"]): k for k in keys}
+    unique = {item_key(k): k for k in keys}
     records.delete(list(unique.values()))
     return counts
 
@@ -116,11 +100,14 @@ def _customer_items(
 ) -> list[dict[str, Any]]:
     keys: list[dict[str, Any]] = []
     for item in records.by_customer(customer_key):
-        kind = next((v for k, v in KINDS.items() if item["gsi1sk"]["S"].startswith(k)), None)
-        for stored in records.partition(item["pk"]["S"]):
-            if stored["sk"]["S"].startswith("RAW#"):
+        pk, sk = item_key(item)
+        index_key = text(item, "gsi1sk") or ""
+        kind = next((v for k, v in KINDS.items() if index_key.startswith(k)), None)
+        for stored in records.partition(pk):
+            stored_sk = item_key(stored)[1]
+            if stored_sk.startswith("RAW#"):
                 counts["raw_payloads"] += 1
-            elif kind is not None and stored["sk"]["S"] == item["sk"]["S"]:
+            elif kind is not None and stored_sk == sk:
                 counts[kind] += 1
             keys.append(stored)
     for stored in records.partition(customer_pk(customer_key)):

@@ -18,7 +18,7 @@ from nps_sync.core.errors import BadRequest
 from nps_sync.core.nps import Z_95
 from nps_sync.core.outcomes import CATEGORIES, NOW, ORDERS, Tally, add_tallies
 from nps_sync.core.periods import ALL, label
-from nps_sync.query.ranges import asked_range, segment_value
+from nps_sync.query.ranges import SeriesQuery, asked_range, segment_value
 
 DAYS_PER_MONTH = 30.4375
 
@@ -206,14 +206,10 @@ def outcomes_report(
     reader: OutcomeReader,
     dimensions: Iterable[str],
     today: date,
-    dimension: str = OVERALL,
-    value: str | None = None,
-    granularity: str | None = None,
-    first: date | None = None,
-    last: date | None = None,
-    window: str | None = None,
+    query: SeriesQuery = SeriesQuery(),
 ) -> dict[str, Any]:
-    value = segment_value(dimensions, dimension, value)
+    dimension, window = query.dimension, query.window
+    value = segment_value(dimensions, dimension, query.value)
     stock = reader.series(dimension, value, NOW[0], NOW[1], NOW[1]).get(NOW[1], {})
     categories = current(stock, today)
     body: dict[str, Any] = {
@@ -226,7 +222,7 @@ def outcomes_report(
             "mrr": categories["detractor"]["mrr"],
         },
     }
-    asked = asked_range(today, granularity, first, last, window)
+    asked = asked_range(today, query.granularity, query.first, query.last, window)
     if asked.window is not None:
         last_day = label("day", asked.last)
         stored = reader.series(dimension, value, "day", label("day", asked.first), None)

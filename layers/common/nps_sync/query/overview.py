@@ -4,6 +4,7 @@ AggregatesTable, on the score aggregates, on the sparse index recent_detractors 
 """
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from typing import Any, Protocol
 
@@ -11,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from nps_sync.core.aggregates import Counts
 from nps_sync.core.errors import BadRequest
-from nps_sync.core.models import category_of
+from nps_sync.core.models import StoredResponse, category_of
+from nps_sync.query.ranges import SeriesQuery
 from nps_sync.query.series import AggregateReader, Bucket, bucket, nps_series
+from nps_sync.store.items import stored_response
 
 SCORE = "score"  # the aggregate dimension whose values are the answers 0-10
 SCORES = range(11)
@@ -97,10 +100,7 @@ def distribution(
     reader: AggregateReader,
     dimensions: Iterable[str],
     today: date,
-    granularity: str | None = None,
-    first: date | None = None,
-    last: date | None = None,
-    window: str | None = None,
+    query: SeriesQuery = SeriesQuery(),
 ) -> dict[str, Any]:
     """How many answered each score 0-10 (one Query per score on the score aggregates), over
     all time, a from/to range of periods, or a window of days: the parameters of GET /nps."""
@@ -111,15 +111,7 @@ def distribution(
     series: dict[str, Any] = {}
     for score in SCORES:
         series = nps_series(
-            reader,
-            dimensions,
-            today,
-            dimension=SCORE,
-            value=str(score),
-            granularity=granularity,
-            first=first,
-            last=last,
-            window=window,
+            reader, dimensions, today, replace(query, dimension=SCORE, value=str(score))
         )
         counts[score] = sum(b["n"] for b in series["buckets"])
     body = {k: v for k, v in series.items() if k not in ("dimension", "value", "buckets")}
@@ -132,26 +124,23 @@ def distribution(
     }
 
 
-def _text(item: dict[str, Any], name: str) -> str | None:
-    value = item.get(name) or {}
-    return value.get("S", value.get("N"))
-
-
-def detractor(item: dict[str, Any]) -> dict[str, Any]:
+def detractor(response: StoredResponse) -> dict[str, Any]:
     """One detractor response as the dashboard lists it (the fields of detractor.alert)."""
-    amount = _text(item, "mrr_amount")
+    amount = response.mrr_amount
     return {
-        "response_id": _text(item, "response_id"),
-        "provider": _text(item, "provider"),
-        "customer_key": _text(item, "customer_key"),
-        "score": int(_text(item, "score") or 0),
-        "comment": _text(item, "comment"),
-        "submitted_at": _text(item, "submitted_at"),
-        **{name: _text(item, name) for name in ("survey", "channel", "plan", "region", "account")},
+        "response_id": response.response_id,
+        "provider": response.provider,
+        "customer_key": response.customer_key,
+        "score": response.score or 0,
+        "comment": response.comment,
+        "submitted_at": response.submitted_at,
+        "survey": response.survey,
+        "channel": response.channel,
+        "plan": response.plan,
+        "region": response.region,
+        "account": response.account,
         "mrr_at_risk": (
-            {"amount": round(float(amount)), "currency": _text(item, "mrr_currency")}
-            if amount is not None
-            else None
+            {"amount": amount, "currency": response.mrr_currency} if amount is not None else None
         ),
     }
 
@@ -159,4 +148,5 @@ def detractor(item: dict[str, Any]) -> dict[str, Any]:
 def recent_detractors(reader: DetractorReader, limit: int) -> dict[str, Any]:
     if not 1 <= limit <= MAX_DETRACTORS:
         raise BadRequest(f"limit must be 1..{MAX_DETRACTORS}")
-    return {"detractors": [detractor(item) for item in reader.recent_detractors(limit)]}
+    found = map(stored_response, reader.recent_detractors(limit))
+    return {"detractors": [detractor(response) for response in found if response is not None]}

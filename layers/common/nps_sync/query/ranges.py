@@ -14,6 +14,19 @@ MAX_BUCKETS = 1000
 MAX_WINDOW_DAYS = 400
 
 
+@dataclass(frozen=True)
+class SeriesQuery:
+    """A segment read as the API receives it (GET /nps, /outcomes, /distribution); checked by
+    segment_value and asked_range."""
+
+    dimension: str = OVERALL
+    value: str | None = None
+    granularity: str | None = None
+    first: date | None = None
+    last: date | None = None
+    window: str | None = None
+
+
 def segment_value(dimensions: Iterable[str], dimension: str, value: str | None) -> str:
     """The value asked for, checked against the dimension ("all" for overall)."""
     dimensions = tuple(dimensions)

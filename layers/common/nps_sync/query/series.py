@@ -6,10 +6,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from nps_sync.core.aggregates import OVERALL, ZERO, Counts
+from nps_sync.core.aggregates import ZERO, Counts
 from nps_sync.core.nps import margin_of_error, nps, revenue_weighted_nps
 from nps_sync.core.periods import ALL, label
-from nps_sync.query.ranges import asked_range, segment_value
+from nps_sync.query.ranges import SeriesQuery, asked_range, segment_value
 
 
 class AggregateReader(Protocol):
@@ -58,15 +58,11 @@ def nps_series(
     reader: AggregateReader,
     dimensions: Iterable[str],
     today: date,
-    dimension: str = OVERALL,
-    value: str | None = None,
-    granularity: str | None = None,
-    first: date | None = None,
-    last: date | None = None,
-    window: str | None = None,
+    query: SeriesQuery = SeriesQuery(),
 ) -> dict[str, Any]:
-    value = segment_value(dimensions, dimension, value)
-    asked = asked_range(today, granularity, first, last, window)
+    dimension, window = query.dimension, query.window
+    value = segment_value(dimensions, dimension, query.value)
+    asked = asked_range(today, query.granularity, query.first, query.last, window)
     body: dict[str, Any] = {
         "dimension": dimension,
         "value": value,

@@ -19,33 +19,23 @@ def _counts(item: dict[str, Any]) -> Counts:
     return Counts(*(int(item.get(name, {}).get("N", "0")) for name in COUNTERS))
 
 
+def _moving(counts: Counts) -> dict[str, int]:
+    """Only the counters that move are in the update: a smaller expression, the same item."""
+    return {name: amount for name, amount in counts.as_dict().items() if amount}
+
+
 class AggregatesStore:
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
         self.client = client or boto3.client("dynamodb")
-        self.counters = Counters(self.client, table_name, _counts, listed=True)
+        self.counters = Counters(
+            self.client, table_name, _counts, _moving, returns=True, listed=True
+        )
+        self.add = self.counters.add  # the aggregator's write (core.aggregates.apply_key)
 
     @property
     def writes(self) -> int:
         return self.counters.writes
-
-    def add(
-        self,
-        key: AggregateKey,
-        lane: str,
-        counts: Counts,
-        mark: str,
-        *,
-        below: str | None = None,
-        expected: str | None = None,
-        forget: tuple[str, ...] = (),
-    ) -> Counts:
-        """The aggregator's write (store/counters.py); returns the counters after it.
-        Only the counters that move are in the update: a smaller expression, the same item."""
-        moving = {name: amount for name, amount in counts.as_dict().items() if amount}
-        return self.counters.add(
-            key, lane, moving, mark, below=below, expected=expected, forget=forget, returns=True
-        )
 
     # --- reads for the API (Query, never Scan) -------------------------------------------
 
@@ -79,7 +69,7 @@ class AggregatesStore:
 
     def scan(self) -> Iterator[tuple[AggregateKey, Counts]]:
         kwargs = {"TableName": self.table_name, "ConsistentRead": True}
-        for item in self._pages("scan", kwargs):
+        for item in dynamo.scan(self.client, kwargs):  # parallel segments
             yield AggregateKey.parse(item["pk"]["S"], item["sk"]["S"]), _counts(item)
 
     def replace(self, key: AggregateKey, stored: Counts | None, expected: Counts) -> bool:
@@ -89,9 +79,6 @@ class AggregatesStore:
         )
 
     # --- plumbing -------------------------------------------------------------------------
-
-    def _pages(self, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        return dynamo.pages(self.client, operation, kwargs)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         return dynamo.call(self.client, operation, **kwargs)

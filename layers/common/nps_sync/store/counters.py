@@ -3,20 +3,30 @@
 NPS aggregates (store/aggregates.py) and outcome counters (store/outcomes.py) are the same
 kind of item: pk/sk, the key's ``dimension``/``value``/``granularity``/``period``, one number
 attribute per counter and one high-water mark per stream shard, ``hwm#<shard id>`` = the padded
-sequence number of the last record of that shard applied to it (docs/aggregation.md). Both are
+sequence number of the last record of that shard applied to it, and ``hwm#<shard id>#at`` =
+when a writer last set it (epoch seconds, the writer's clock), so that marks no record can need
+any more are collected (docs/aggregation.md "Marks of old shards"). Both are
 written with ``add`` (ADD the amounts and SET the lane's mark in one conditional update), read
 with ``series`` and repaired by reconcile with ``replace``; only the counters' types differ.
 """
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from nps_sync.core.aggregates import MarkConflict
+from nps_sync.core.errors import StorageUnavailable
+from nps_sync.core.observability import logger
 from nps_sync.store import dynamo
 
 MARK_PREFIX = "hwm#"
+MARK_TIME_SUFFIX = "#at"  # hwm#<shard>#at: when the mark was last set
+# A mark not set for this long belongs to a shard none of whose records up to the mark can be
+# delivered again: stream records live 24 h; the 2 h margin covers an invocation still holding
+# a record (Timeout 60 s), clocks, and trimming that lags the 24 h (docs/aggregation.md).
+MARK_HORIZON_SECONDS = 26 * 3600
 # All-time NPS items also carry ``listed_dimension`` = their dimension: the sparse index
 # ``by_dimension`` lists a dimension's values from it (GET /segments, docs/dashboard.md).
 LISTED_GRANULARITY = "all"
@@ -51,41 +61,70 @@ def mark_of(item: Mapping[str, Any] | None, lane: str) -> str | None:
     return (item or {}).get(MARK_PREFIX + lane, {}).get("S")
 
 
+def marks_of(item: Mapping[str, Any] | None) -> dict[str, float | None]:
+    """lane -> when its mark was last set (None: a mark written before marks had a time)."""
+    item = item or {}
+    return {
+        name.removeprefix(MARK_PREFIX): (
+            float(item[name + MARK_TIME_SUFFIX]["N"]) if name + MARK_TIME_SUFFIX in item else None
+        )
+        for name in item
+        if name.startswith(MARK_PREFIX) and not name.endswith(MARK_TIME_SUFFIX)
+    }
+
+
 class Counters:
     """One table's counter items of one kind: ``parse`` reads an item's counters (Counts,
-    tallies), ``listed`` adds ``listed_dimension`` to all-time items."""
+    tallies), ``dump`` turns the counters a write adds into attributes, ``returns`` makes
+    ``add`` answer the counters after it, ``listed`` adds ``listed_dimension`` to all-time
+    items."""
 
     def __init__(
-        self, client: Any, table_name: str, parse: Callable[[Item], Any], *, listed: bool = False
+        self,
+        client: Any,
+        table_name: str,
+        parse: Callable[[Item], Any],
+        dump: Callable[[Any], Mapping[str, int]] = dict,
+        *,
+        returns: bool = False,
+        listed: bool = False,
     ):
         self.client = client
         self.table_name = table_name
         self.parse = parse
+        self.dump = dump
+        self.returns = returns
         self.listed = listed
         self.writes = 0  # UpdateItem calls made by add, for the cost tests
+        self.collections = 0  # UpdateItem calls that removed (or timed) old marks
 
     def add(
         self,
         key: CounterKey,
         lane: str,
-        amounts: Mapping[str, int],
+        counts: Any,
         mark: str,
         *,
         below: str | None = None,
         expected: str | None = None,
         forget: tuple[str, ...] = (),
-        returns: bool = False,
+        now: float | None = None,
     ) -> Any:
-        """ADD ``amounts`` and SET this lane's mark, in one conditional update; with
-        ``returns``, the counters after it (every one, also those the write left unchanged).
+        """ADD ``counts`` and SET this lane's mark with its time ``now`` (epoch seconds), in
+        one conditional update; with ``returns``, the counters after it (every one, also those
+        the write left unchanged). Marks of other lanes older than MARK_HORIZON_SECONDS that it
+        finds on the item are then removed (``collect``).
 
         Condition: the stored mark is below ``below`` (or absent), or equals ``expected``.
         A failed condition raises MarkConflict with the stored mark and counters.
         """
-        names = {"#m": MARK_PREFIX + lane, **_meta_names()}
-        values: dict[str, Any] = {":mark": {"S": mark}, **self._meta_values(key)}
+        now = time.time() if now is None else now
+        names = {"#m": MARK_PREFIX + lane, "#mt": MARK_PREFIX + lane + MARK_TIME_SUFFIX}
+        names.update(_meta_names())
+        values: dict[str, Any] = {":mark": {"S": mark}, ":now": {"N": str(int(now))}}
+        values.update(self._meta_values(key))
         adds = []
-        for i, (name, amount) in enumerate(amounts.items()):
+        for i, (name, amount) in enumerate(self.dump(counts).items()):
             names[f"#c{i}"] = name
             values[f":c{i}"] = {"N": str(amount)}
             adds.append(f"#c{i} :c{i}")
@@ -97,12 +136,13 @@ class Counters:
             values[":expected"] = {"S": expected}
         else:
             condition = "attribute_not_exists(#m)"
-        expression = "SET #m = :mark, " + self._meta_sets(key)
+        expression = "SET #m = :mark, #mt = :now, " + self._meta_sets(key)
         if adds:
             expression += " ADD " + ", ".join(adds)
-        names.update({f"#f{i}": MARK_PREFIX + shard for i, shard in enumerate(forget)})
-        if forget:
-            expression += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(forget)))
+        forgotten = [MARK_PREFIX + s + end for s in forget for end in ("", MARK_TIME_SUFFIX)]
+        names.update({f"#f{i}": name for i, name in enumerate(forgotten)})
+        if forgotten:
+            expression += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(forgotten)))
         self.writes += 1
         try:
             answer = dynamo.call(
@@ -116,14 +156,66 @@ class Counters:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **({"ReturnValues": "ALL_NEW"} if returns else {}),
+                ReturnValues="ALL_NEW",  # the item's other marks, for collect
             )
         except ClientError as error:
             item = error.response.get("Item")
             if item is None:  # an SDK without the old item on a failed condition
                 item = self.get(key)
             raise MarkConflict(mark_of(item, lane), self.parse(item or {})) from error
-        return self.parse(answer.get("Attributes") or {}) if returns else None
+        attributes = answer.get("Attributes") or {}
+        self.collect(key, attributes, now)
+        return self.parse(attributes) if self.returns else None
+
+    def collect(self, key: CounterKey, item: Mapping[str, Any], now: float) -> bool:
+        """Remove the marks of ``item`` not set for MARK_HORIZON_SECONDS, each conditional on
+        its time being the one read (a lane that wrote meanwhile keeps its mark), and give a
+        mark without a time (written before marks had one) the time ``now``: it was set no
+        later, so it is collected no earlier than it may be. Best effort: a failure leaves the
+        marks for a later write to collect. True when it wrote."""
+        old, untimed = [], []
+        for lane, at in marks_of(item).items():
+            if at is None:
+                untimed.append(lane)
+            elif at < now - MARK_HORIZON_SECONDS:
+                old.append(lane)
+        if not old and not untimed:
+            return False
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        removes, sets, checks = [], [], []
+        for i, lane in enumerate(old):
+            mark, at = MARK_PREFIX + lane, MARK_PREFIX + lane + MARK_TIME_SUFFIX
+            names[f"#o{i}"], names[f"#ot{i}"] = mark, at
+            values[f":ot{i}"] = {"N": item[at]["N"]}
+            removes += [f"#o{i}", f"#ot{i}"]
+            checks.append(f"#ot{i} = :ot{i}")
+        for i, lane in enumerate(untimed):
+            names[f"#u{i}"] = MARK_PREFIX + lane
+            names[f"#ut{i}"] = MARK_PREFIX + lane + MARK_TIME_SUFFIX
+            values[":now"] = {"N": str(int(now))}
+            sets.append(f"#ut{i} = :now")
+            checks.append(f"attribute_exists(#u{i}) AND attribute_not_exists(#ut{i})")
+        expression = ("SET " + ", ".join(sets) + " " if sets else "") + (
+            "REMOVE " + ", ".join(removes) if removes else ""
+        )
+        self.collections += 1
+        try:
+            dynamo.call(
+                self.client,
+                "update_item",
+                passing=("ConditionalCheckFailedException",),
+                TableName=self.table_name,
+                Key=_key(key),
+                UpdateExpression=expression.strip(),
+                ConditionExpression=" AND ".join(checks),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except (ClientError, StorageUnavailable):
+            logger.info("old marks left for a later write", extra={"key": f"{key.pk}/{key.sk}"})
+            return False
+        return True
 
     def get(self, key: CounterKey) -> Item | None:
         return dynamo.call(

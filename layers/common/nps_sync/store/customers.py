@@ -3,6 +3,7 @@
 Layout in docs/storage.md. Only this module and storage.py talk DynamoDB for records.
 """
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -27,17 +28,20 @@ def customer_pk(customer_key: str) -> str:
     return f"CUST#{customer_key}"
 
 
-def version_older(stamped: dict[str, Any] | None, current: dict[str, Any] | None) -> bool:
-    """Is a response's stamped profile_version older than the profile's? (same DynamoDB type)"""
-    if current is None:
-        return False
-    if stamped is None:
-        return True
-    if "N" in stamped and "N" in current:
-        return float(stamped["N"]) < float(current["N"])
-    if "S" in stamped and "S" in current:
-        return stamped["S"] < current["S"]
-    return False
+def _copy(
+    source: Item, attributes: tuple[str, ...], names: dict, values: dict, sets: list | None = None
+) -> str:
+    """The update that SETs each attribute (``#a<i>``) to its value in ``source`` and REMOVEs
+    those ``source`` lacks (a stamp copies a profile's segment attributes exactly)."""
+    sets, removes = list(sets or ()), []
+    for i, name in enumerate(attributes):
+        names[f"#a{i}"] = name
+        if name in source:
+            values[f":a{i}"] = source[name]
+            sets.append(f"#a{i} = :a{i}")
+        else:
+            removes.append(f"#a{i}")
+    return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
 
 
 class CustomerRecords:
@@ -57,28 +61,12 @@ class CustomerRecords:
 
     def profiles(self, customer_keys: Iterable[str]) -> dict[str, Item]:
         """PROFILE items of several customers (BatchGetItem), by customer key."""
-        keys = sorted(set(customer_keys))
-        found: dict[str, Item] = {}
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [
-                        {"pk": {"S": customer_pk(k)}, "sk": {"S": PROFILE_SK}}
-                        for k in keys[start : start + 100]
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-            for _ in range(8):
-                page = self._call("batch_get_item", RequestItems=request)
-                for item in page.get("Responses", {}).get(self.table_name, []):
-                    found[item["pk"]["S"].removeprefix("CUST#")] = item
-                request = page.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-            if request:
-                raise StorageUnavailable("DynamoDB batch_get_item left keys unprocessed")
-        return found
+        keys = [
+            {"pk": {"S": customer_pk(k)}, "sk": {"S": PROFILE_SK}}
+            for k in sorted(set(customer_keys))
+        ]
+        found = dynamo.batch_get(self.client, self.table_name, keys)
+        return {pk.removeprefix("CUST#"): item for (pk, _), item in found.items()}
 
     def by_customer(self, customer_key: str, prefix: str = "") -> list[Item]:
         """Items indexed under the customer (responses RESP#, profiles PROF#, links ID#)."""
@@ -126,24 +114,49 @@ class CustomerRecords:
             )
         )
 
-    def responses(self) -> Iterator[Item]:
-        """Every response item (Scan): the offline oracle of reconcile, never a request path."""
-        return self._scan_sk(RESPONSE_SK)
-
-    def profile_items(self) -> Iterator[Item]:
-        """Every merged customer PROFILE (Scan): reconcile's oracle of the outcome aggregates."""
-        return self._scan_sk(PROFILE_SK)
-
-    def _scan_sk(self, sk: str) -> Iterator[Item]:
-        return self._pages(
-            "scan",
+    def responses(
+        self, attributes: Iterable[str] | None = None, segments: int = dynamo.SEGMENTS
+    ) -> Iterator[Item]:
+        """Every response item, for reconcile (never a request path): a parallel Scan of
+        by_customer, which indexes every response (each carries gsi1pk/gsi1sk, docs/storage.md)
+        and no raw payload, PROFILE or event item, so those are never read. Only ``attributes``
+        (and pk, sk) when given. Eventually consistent, as every index read is."""
+        return self._scan(
             {
-                "TableName": self.table_name,
-                "FilterExpression": "sk = :sk",
-                "ExpressionAttributeValues": {":sk": {"S": sk}},
+                "IndexName": INDEX,
+                "FilterExpression": "begins_with(gsi1sk, :r)",
+                "ExpressionAttributeValues": {":r": {"S": f"{RESPONSE_SK}#"}},
+            },
+            attributes,
+            segments,
+        )
+
+    def profile_items(
+        self, attributes: Iterable[str] | None = None, segments: int = dynamo.SEGMENTS
+    ) -> Iterator[Item]:
+        """Every merged customer PROFILE: a consistent parallel Scan of the table (no index
+        holds every PROFILE, docs/aggregation.md "Reconcile"). Only ``attributes`` (and pk, sk)
+        when given."""
+        return self._scan(
+            {
+                "FilterExpression": "sk = :p",
+                "ExpressionAttributeValues": {":p": {"S": PROFILE_SK}},
                 "ConsistentRead": True,
             },
+            attributes,
+            segments,
         )
+
+    def _scan(
+        self, kwargs: dict[str, Any], attributes: Iterable[str] | None, segments: int
+    ) -> Iterator[Item]:
+        kwargs = {"TableName": self.table_name, **kwargs}
+        if attributes is not None:
+            wanted = dict.fromkeys(("pk", "sk", *attributes))
+            names = {f"#a{i}": name for i, name in enumerate(wanted)}
+            kwargs["ProjectionExpression"] = ", ".join(names)
+            kwargs["ExpressionAttributeNames"] = names
+        return dynamo.scan(self.client, kwargs, segments)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -153,13 +166,20 @@ class CustomerRecords:
         state: dict[str, Any],
         billing_stamp: Any,
         derived: Mapping[str, Any | None] | None = None,
+        *,
+        version: int | None = None,
     ) -> bool:
         """Write the derived outcome state onto the PROFILE (docs/outcomes.md), with other
-        derived attributes (``None`` removes one), unless the profile is gone or a newer billing
+        derived attributes (``None`` removes one), unless the profile is gone, a newer billing
         update landed since it was read (that update comes through the stream and is derived
-        again). True when written."""
-        names, values = {"#o": "outcome"}, {":state": state, ":stamp": billing_stamp}
-        sets, removes = ["#o = :state"], []
+        again), or a derivation with a higher ``version`` (``outcome_version``, its start in ms;
+        None: now) was written already: a lagging derivation never replaces a newer one.
+        True when written."""
+        if version is None:
+            version = int(time.time() * 1000)
+        names = {"#o": "outcome", "#ov": "outcome_version"}
+        values = {":state": state, ":stamp": billing_stamp, ":ov": {"N": str(version)}}
+        sets, removes = ["#o = :state", "#ov = :ov"], []
         for i, (name, value) in enumerate(sorted((derived or {}).items())):
             names[f"#d{i}"] = name
             if value is None:
@@ -173,7 +193,8 @@ class CustomerRecords:
             TableName=self.table_name,
             Key={"pk": {"S": customer_pk(customer_key)}, "sk": {"S": PROFILE_SK}},
             UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk) AND billing_updated_at = :stamp",
+            ConditionExpression="attribute_exists(pk) AND billing_updated_at = :stamp"
+            " AND (attribute_not_exists(#ov) OR #ov < :ov)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
@@ -207,15 +228,7 @@ class CustomerRecords:
         names = {"#ver": VERSION}
         owner = {"S": profile["pk"]["S"].removeprefix("CUST#")}
         values: dict[str, Any] = {":ver": version, ":owner": owner}
-        sets, removes = ["#ver = :ver"], []
-        for i, name in enumerate(SEGMENT_ATTRIBUTES):
-            names[f"#a{i}"] = name
-            if name in profile:
-                values[f":a{i}"] = profile[name]
-                sets.append(f"#a{i} = :a{i}")
-            else:
-                removes.append(f"#a{i}")
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        expression = _copy(profile, SEGMENT_ATTRIBUTES, names, values, sets=["#ver = :ver"])
         return dynamo.update_if(
             self.client,
             TableName=self.table_name,
@@ -234,20 +247,15 @@ class CustomerRecords:
         customer (not moved meanwhile). True when it changed."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {":owner": {"S": profile["pk"]["S"].removeprefix("CUST#")}}
-        sets, removes, checks = [], [], ["attribute_exists(pk)", "customer_key = :owner"]
-        for i, name in enumerate((*SEGMENT_ATTRIBUTES, VERSION)):
-            names[f"#a{i}"] = name
-            if name in profile:
-                values[f":a{i}"] = profile[name]
-                sets.append(f"#a{i} = :a{i}")
-            else:
-                removes.append(f"#a{i}")
+        copied = (*SEGMENT_ATTRIBUTES, VERSION)
+        expression = _copy(profile, copied, names, values)
+        checks = ["attribute_exists(pk)", "customer_key = :owner"]
+        for i, name in enumerate(copied):  # the stamp is still the one reconcile read
             if name in response:
                 values[f":o{i}"] = response[name]
                 checks.append(f"#a{i} = :o{i}")
             else:
                 checks.append(f"attribute_not_exists(#a{i})")
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         return dynamo.update_if(
             self.client,
             TableName=self.table_name,

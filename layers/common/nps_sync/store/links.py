@@ -14,7 +14,7 @@ Moving is idempotent and resumable: every record naming an alias that is linked 
 (a duplicate too), so a provider's retry after a failed move completes it.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nps_sync.core import lww
@@ -27,6 +27,8 @@ LINK_SK = "ID"
 MAX_ATTEMPTS = 5
 
 Key = dict[str, Any]
+Known = Mapping[str, Key | None]  # link items already read, by alias (None: no link)
+_UNREAD: Any = object()
 
 
 def link_pk(alias: str) -> str:
@@ -39,23 +41,24 @@ class Links:
         self.client = records.client
         self.table = records.table_name
 
-    def resolve(self, key: str, candidates: list[str]) -> str:
+    def resolve(self, key: str, candidates: list[str], known: Known | None = None) -> str:
         """The customer key of the first linked alias among ``[key, *candidates]``, following
-        links to their end (an own id linked to an e-mail after a provider id to the own id)."""
+        links to their end (an own id linked to an e-mail after a provider id to the own id).
+        ``known``: link items read already (a batch's, read together); others are read."""
         for alias in [key, *candidates]:
-            linked = self.linked(alias)
+            linked = self.linked(alias, known)
             if linked:
                 for _ in range(3):
-                    further = self.linked(linked)
+                    further = self.linked(linked, known)
                     if not further or further == linked:
                         break
                     linked = further
                 return linked
         return key
 
-    def linked(self, alias: str) -> str | None:
-        item = self._link(alias)
-        return item["customer_key"]["S"] if item else None
+    def linked(self, alias: str, known: Known | None = None) -> str | None:
+        item = known[alias] if known is not None and alias in known else self._link(alias)
+        return _key_of(item) if item else None
 
     def _link(self, alias: str) -> Key | None:
         return self.records._call(
@@ -65,62 +68,108 @@ class Links:
             ConsistentRead=True,
         ).get("Item")
 
-    def link(self, alias: str, key: str) -> bool:
-        """Record ``alias -> key`` and move what is stored under the alias, also when the link
-        was already there but its move not finished (an earlier request failed midway: the
-        link is marked ``settled`` only once its move is done). True if the link is new."""
-        item = self._link(alias)
-        if item and item["customer_key"]["S"] == key and "settled" in item:
-            return False  # linked and moved: records under the alias resolve to the key now
-        current = item["customer_key"]["S"] if item else None
-        created = False
-        if current is None:
-            created = self._update(
-                {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
-                UpdateExpression="SET #t = :t, customer_key = :k, gsi1pk = :g, gsi1sk = :s",
-                ConditionExpression="attribute_not_exists(pk)",
-                ExpressionAttributeNames={"#t": "type"},
-                ExpressionAttributeValues={
-                    ":t": {"S": "link"},
-                    ":k": {"S": key},
-                    ":g": {"S": customer_pk(key)},
-                    ":s": {"S": f"ID#{alias}"},
-                },
-            )
-            current = key if created else self.linked(alias)
-        if current != key and (current is None or self.resolve(current, []) != key):
-            # Linked to another key: a merge of two customers is an operator's call.
-            logger.warning("identity alias already linked elsewhere; not moved")
-            return False
-        self.rekey(alias, key)
-        if current == key:
-            self._update(
-                {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
-                UpdateExpression="SET settled = :t",
-                ConditionExpression="customer_key = :k",
-                ExpressionAttributeValues={":t": {"BOOL": True}, ":k": {"S": key}},
-            )
-        return created
+    def link(self, alias: str, key: str) -> None:
+        """Record ``alias -> key`` and move what is stored under the alias (link_all)."""
+        self.link_all([(alias, key)])
 
-    def settle(self, key: str, written: Iterable[Key] = ()) -> str:
+    def link_all(self, pairs: Iterable[tuple[str, str]], known: Known | None = None) -> None:
+        """Record each ``alias -> key`` and move what is stored under the alias, also when the
+        link was already there but its move not finished (an earlier request failed midway:
+        the link is marked ``settled`` only once its move is done). ``known``: the link items
+        as read before (a batch reads them together); a link settled there costs nothing.
+
+        New links are created together (conditionally: one created meanwhile is kept), the
+        aliases' profiles read together once their links exist, and the settled marks written
+        together; what remains per alias is the Query of what is stored under it."""
+        todo = []
+        for alias, key in dict.fromkeys(pairs):
+            item = known[alias] if known is not None and alias in known else self._link(alias)
+            if item and _key_of(item) == key and "settled" in item:
+                continue  # linked and moved: records under the alias resolve to the key now
+            todo.append((alias, key, _key_of(item) if item else None))
+        # an absent alias is linked to its first pair's key (reversed: the first one wins)
+        created = self._create(
+            {alias: key for alias, key, current in reversed(todo) if not current}
+        )
+        moves = []
+        for alias, key, current in todo:
+            current = current or created[alias]
+            if current != key and (current is None or self.resolve(current, []) != key):
+                # Linked to another key: a merge of two customers is an operator's call.
+                logger.warning("identity alias already linked elsewhere; not moved")
+                continue
+            moves.append((alias, key, current == key))
+        sources = self.records.profiles(alias for alias, _, _ in moves)
+        for alias, key, _ in moves:
+            self.rekey(alias, key, source=sources.get(alias))
+        dynamo.write_all_if(
+            self.client,
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
+                        "UpdateExpression": "SET settled = :t",
+                        "ConditionExpression": "customer_key = :k",
+                        "ExpressionAttributeValues": {":t": {"BOOL": True}, ":k": {"S": key}},
+                    }
+                }
+                for alias, key, settles in moves
+                if settles
+            ],
+        )
+
+    def _create(self, links: dict[str, str]) -> dict[str, str | None]:
+        """Create absent links (each only if still absent): the key each alias is linked to
+        now, the one asked for or the one another request linked it to meanwhile."""
+        pairs = list(links.items())
+        failed = dynamo.write_all_if(
+            self.client,
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
+                        "UpdateExpression": "SET #t = :t, customer_key = :k, gsi1pk = :g, "
+                        "gsi1sk = :s",
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                        "ExpressionAttributeNames": {"#t": "type"},
+                        "ExpressionAttributeValues": {
+                            ":t": {"S": "link"},
+                            ":k": {"S": key},
+                            ":g": {"S": customer_pk(key)},
+                            ":s": {"S": f"ID#{alias}"},
+                        },
+                    }
+                }
+                for alias, key in pairs
+            ],
+        )
+        return {
+            alias: key if stored is None else _key_of(stored) or self.linked(alias)
+            for (alias, key), stored in zip(pairs, failed, strict=True)
+        }
+
+    def settle(self, key: str, written: Iterable[Key] = (), known: Known | None = None) -> str:
         """After writing under ``key``: if a link for it appeared meanwhile, move to it what was
-        just written (named by its primary key) and what the index lists."""
-        linked = self.resolve(key, [])
+        just written (named by its primary key) and what the index lists. ``known``: link
+        items read after the write."""
+        linked = self.resolve(key, [], known)
         if linked != key:
             self.rekey(key, linked, written)
         return linked
 
-    def rekey(self, old: str, new: str, written: Iterable[Key] = ()) -> int:
+    def rekey(self, old: str, new: str, written: Iterable[Key] = (), source: Any = _UNREAD) -> int:
         """Move the records under ``old`` to ``new`` (the ``written`` ones by key, older ones
         as the index lists them) and merge the profile. A moved response drops its segment
         stamp, which belonged to the old customer's profile: the new customer's profile
         version is then always newer, and it is stamped again right here (and by the
-        aggregator from the stream)."""
+        aggregator from the stream). ``source``: the alias's PROFILE, if read already."""
         keys = {(k["pk"]["S"], k["sk"]["S"]): k for k in written}
         for item in self.records.by_customer(old):  # responses, profiles and links alike
             keys.setdefault((item["pk"]["S"], item["sk"]["S"]), item)
         moved = [key for key in keys.values() if self._move(key, old, new)]
-        self._merge_profile(old, new)
+        self._merge_profile(old, new, source)
         responses = [key for key in moved if key["sk"]["S"] == RESPONSE_SK]
         profile = self.records.profile(new) if responses else None
         if profile is not None:
@@ -142,10 +191,11 @@ class Links:
             },
         )
 
-    def _merge_profile(self, old: str, new: str) -> None:
+    def _merge_profile(self, old: str, new: str, source: Any = _UNREAD) -> None:
         """Fold the alias's PROFILE into the customer's, field by field the newer value wins
         (nps_sync.core.lww); then delete it. Idempotent, so a retry after a failure repeats it."""
-        source = self.records.profile(old)
+        if source is _UNREAD:
+            source = self.records.profile(old)
         if source is None:
             return
         for _ in range(MAX_ATTEMPTS):
@@ -160,6 +210,10 @@ class Links:
 
     def _update(self, key: Key, **kwargs: Any) -> bool:
         return dynamo.update_if(self.client, TableName=self.table, Key=key, **kwargs)
+
+
+def _key_of(item: Key) -> str | None:
+    return item.get("customer_key", {}).get("S")
 
 
 def _merged(source: dict[str, Any], target: dict[str, Any] | None) -> lww.Update | None:

@@ -4,15 +4,16 @@ attribute per counter, ``hwm#<shard>`` marks), and the at-risk listing from Reco
 sparse indexes of PROFILE items. Query/GetItem on the request path, Scan only for reconcile.
 """
 
-import base64
 import json
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import boto3
 
 from nps_sync.core.aggregates import OVERALL
 from nps_sync.core.errors import BadRequest
+from nps_sync.core.models import StoredProfile
 from nps_sync.core.outcomes import (
     AT_RISK,
     AT_RISK_INDEXES,
@@ -20,48 +21,29 @@ from nps_sync.core.outcomes import (
     PK_PREFIX,
     OutcomeKey,
     Tally,
-    customer_of,
     segment,
     stored_state,
 )
 from nps_sync.store import dynamo
 from nps_sync.store.counters import Counters, amounts_of
 from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.items import stored_profile
 
 
 def tally_of(item: dict[str, Any]) -> Tally:
     return amounts_of(item)
 
 
+def _sorted(tally: Tally) -> dict[str, int]:
+    return dict(sorted(tally.items()))
+
+
 class OutcomesStore:
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
         self.client = client or boto3.client("dynamodb")
-        self.counters = Counters(self.client, table_name, tally_of)
-
-    # --- the aggregator's writes -----------------------------------------------------------
-
-    def add(
-        self,
-        key: OutcomeKey,
-        lane: str,
-        tally: Tally,
-        mark: str,
-        *,
-        below: str | None = None,
-        expected: str | None = None,
-        forget: tuple[str, ...] = (),
-    ) -> None:
-        """The outcome step's write, the same protocol as the NPS counters' (store/counters.py)."""
-        self.counters.add(
-            key,
-            lane,
-            dict(sorted(tally.items())),
-            mark,
-            below=below,
-            expected=expected,
-            forget=forget,
-        )
+        self.counters = Counters(self.client, table_name, tally_of, _sorted)
+        self.add = self.counters.add  # the outcome step's write, the NPS counters' protocol
 
     # --- reads for the API (Query only) ----------------------------------------------------
 
@@ -75,26 +57,20 @@ class OutcomesStore:
     # --- reconcile -------------------------------------------------------------------------
 
     def scan(self) -> Iterator[dict[str, Any]]:
-        """Every outcome counter."""
-        yield from self._pages(
+        """Every outcome counter (parallel segments)."""
+        yield from dynamo.scan(
+            self.client,
             {
                 "TableName": self.table_name,
                 "FilterExpression": "begins_with(pk, :o)",
                 "ExpressionAttributeValues": {":o": {"S": PK_PREFIX}},
                 "ConsistentRead": True,
             },
-            "scan",
         )
 
     def replace(self, key: OutcomeKey, stored: Tally | None, expected: Tally) -> bool:
         """Set the counters to ``expected`` if they still are ``stored``; marks stay."""
         return self.counters.replace(key, stored or {}, expected)
-
-    # --- plumbing --------------------------------------------------------------------------
-
-    def _pages(self, kwargs: dict[str, Any], operation: str = "query") -> Iterator[dict[str, Any]]:
-        return dynamo.pages(self.client, operation, kwargs)
-
 
 
 class AtRiskListing:
@@ -102,28 +78,33 @@ class AtRiskListing:
     (outcomes.at_risk_attributes). A segment other than overall is picked out of the index
     with ``segment``, the rule the counters use, reading pages until the page is full."""
 
-    def __init__(self, records: CustomerRecords):
+    def __init__(self, records: CustomerRecords, cursor_key: bytes):
         self.records = records
+        self.cursor_key = cursor_key  # seals the cursors (SecretsDocument.cursor_secret)
 
     def at_risk(
         self, dimension: str, value: str, order: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         index, range_key = AT_RISK_INDEXES[order]
         listing = f"{order}/{dimension}#{value}"
-        start = _decode_cursor(cursor, listing) if cursor else None
+        start = _decode_cursor(cursor, listing, self.cursor_key) if cursor else None
         found: list[dict[str, Any]] = []
         while True:
             items, start = self.records.index_page(
                 index, (AT_RISK, AT_RISK_VALUE), max(limit, PAGE), start
             )
             for item in items:
-                state = stored_state(item)
-                if dimension != OVERALL and segment(item, state, dimension) != value:
+                profile = stored_profile(item)
+                if profile is None:
                     continue
-                found.append(_entry(item, state))
+                state = stored_state(profile)
+                if dimension != OVERALL and segment(profile, state, dimension) != value:
+                    continue
+                found.append(_entry(profile, state))
                 if len(found) == limit:
                     keys = ("pk", "sk", AT_RISK, range_key)
-                    return found, _encode_cursor({k: item[k]["S"] for k in keys}, listing)
+                    key = {k: item[k]["S"] for k in keys}
+                    return found, _encode_cursor(key, listing, self.cursor_key)
             if not start:
                 return found, None
 
@@ -131,33 +112,40 @@ class AtRiskListing:
 PAGE = 100  # index items read per Query when picking a segment out
 
 
-def _entry(profile: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+def _entry(profile: StoredProfile, state: Mapping[str, Any]) -> dict[str, Any]:
     """What at_risk_page shows of an at-risk PROFILE."""
     latest = state.get("latest") or {}
     entry = {
-        "customer_key": {"S": customer_of(profile) or ""},
-        "mrr_amount": {"N": str(max(0, int(profile.get("mrr_amount", {}).get("N", "0"))))},
+        "customer_key": {"S": profile.customer_key},
+        "mrr_amount": {"N": str(max(0, profile.mrr_amount or 0))},
         "score": {"N": str(latest.get("score", 0))},
         "submitted_at": {"S": str(latest.get("submitted_at") or "")},
     }
     for name in ("plan", "mrr_currency", "account"):
-        if profile.get(name, {}).get("S"):
-            entry[name] = profile[name]
+        if value := getattr(profile, name):
+            entry[name] = {"S": value}
     return entry
 
 
-def _encode_cursor(key: dict[str, str], listing: str) -> str:
-    raw = json.dumps({"listing": listing, "key": key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _encode_cursor(key: dict[str, str], listing: str, secret: bytes) -> str:
+    """The index key to go on from, sealed (nps_sync.core.sealing): it holds the customer's
+    key, and a cursor travels in URLs. The listing is authenticated with it, so a cursor opens
+    only the listing that gave it out. Compressed: the key is in two of its values."""
+    from nps_sync.core.sealing import seal  # cryptography: ApiFunction's package only
+
+    plain = zlib.compress(json.dumps(key, separators=(",", ":"), ensure_ascii=False).encode())
+    return seal(secret, plain, _cursor_context(listing))
 
 
-def _decode_cursor(cursor: str, listing: str) -> dict[str, Any]:
+def _decode_cursor(cursor: str, listing: str, secret: bytes) -> dict[str, Any]:
+    from nps_sync.core.sealing import unseal
+
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        key = {str(name): {"S": str(value)} for name, value in raw["key"].items()}
-        belongs = raw["listing"] == listing
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise BadRequest("cursor is not one this API gave out") from error
-    if not belongs:
-        raise BadRequest("cursor belongs to another listing")
-    return key
+        key = json.loads(zlib.decompress(unseal(secret, cursor, _cursor_context(listing))))
+    except (ValueError, zlib.error) as error:  # forged, altered, cut, another listing's
+        raise BadRequest("cursor is not one this API gave out for this listing") from error
+    return {str(name): {"S": str(value)} for name, value in key.items()}
+
+
+def _cursor_context(listing: str) -> bytes:
+    return f"at-risk cursor v1\n{listing}".encode()

@@ -6,18 +6,23 @@ Layout (one table, keys ``pk``/``sk``, index ``by_customer`` on ``gsi1pk``/``gsi
 - profile    pk=``PROF#<provider>#<source id>``    sk=``CRM`` | ``BILLING[#<subscription>]``
 - members    pk=``PROF#<provider>#<organization>`` sk=``MEMBERS`` (its contacts' ids)
 - customer   pk=``CUST#<customer key>``            sk=``PROFILE`` (the merged current view)
-- raw body   pk=same as its record                 sk=``RAW#<record version>``, expires by TTL
+- raw body   pk=same as its record                 sk=``RAW#<record version>#<content hash>``,
+  expires by TTL
 
 A response is written with a condition on its version, so a re-delivery or an older update
 is a no-op and a newer one replaces it (the stream then carries old and new image). Profiles
 are last-writer-wins per field by the source's timestamp (nps_sync.core.lww), and provider event
-ids are remembered. Full layout: docs/storage.md.
+ids are remembered. Responses and event markers keep the hash of what their version said, so a
+delivery of a stored version with other content is a conflict, not a duplicate. A body's
+records are read together and written in as few calls as DynamoDB allows (``prepare``,
+``commit``). Full layout and the calls a request costs: docs/storage.md.
 """
 
+import hashlib
 import json
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +43,7 @@ from nps_sync.store.customers import (
     VERSION,
     CustomerRecords,
 )
+from nps_sync.store.dynamo import item_key
 from nps_sync.store.links import LINK_SK, Links, link_pk
 
 CONDITION_FAILED = {"ConditionalCheckFailedException", "TransactionCanceledException"}
@@ -51,7 +57,10 @@ ORGANIZATIONS = ("company", "account")  # CRM objects that are not customers
 PROVIDER_CLOCK = "source_updated_at"  # a provider record's clock (nps_sync.core.lww)
 REVISION = "revision"  # a provider record's write counter (the PROFILE's is profile_version)
 MAX_ATTEMPTS = 5
-APPLIED, DUPLICATE, STALE = "applied", "duplicate", "stale"
+APPLIED, DUPLICATE, STALE, CONFLICT = "applied", "duplicate", "stale", "conflict"
+CONTENT_HASH = "content_hash"  # on responses and event markers: what the version said
+AnyRecord = Response | CrmProfile | BillingProfile
+GENERIC = "generic"  # the provider name of our own documented bodies
 
 
 def response_pk(provider: str, response_id: str) -> str:
@@ -111,6 +120,159 @@ def decompress(blob: bytes) -> Any:
     return json.loads(zlib.decompress(blob))
 
 
+def content_hash(record: AnyRecord) -> str:
+    """What a record says, as a short SHA-256 of its canonical fields: two deliveries of one
+    version (a response's id and updated_at, a profile event's id) are one delivery when it
+    matches, a conflict when not. Left out: the customer key (derived from the fields, and
+    resolved through links that change), the category (derived from the score) and fields
+    at their defaults, so that a field added to the models later keeps the hashes of the
+    records that do not set it."""
+    derived = {"customer_key", "category"} if isinstance(record, Response) else {"customer_key"}
+    fields = record.model_dump(mode="json", exclude=derived, exclude_defaults=True)
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A version as stored: a response's ``updated_at`` ("" for an event, whose id is its
+    version) and its content hash (None on items stored before hashes were)."""
+
+    version: str
+    digest: str | None
+
+
+def _seen_of(item: Mapping[str, Any] | None) -> _Seen | None:
+    if not item:
+        return None
+    digest = item.get(CONTENT_HASH, {}).get("S")
+    return _Seen(item.get("updated_at", {}).get("S", ""), digest)
+
+
+def _compare(new: _Seen, stored: _Seen | None) -> str:
+    if stored is None or stored.version < new.version:
+        return APPLIED
+    if stored.version > new.version:
+        return STALE
+    if stored.digest is None or stored.digest == new.digest:
+        return DUPLICATE  # (an item stored without a hash: the same version is all we know)
+    return CONFLICT
+
+
+@dataclass
+class _Entry:
+    """One record of a body on its way in."""
+
+    record: AnyRecord
+    raw: Any
+    digest: str
+    key: str  # its customer key, resolved through the links by ``prepare``
+    aliases: list[str]  # its weaker ids, linked to the key
+    person: bool  # a customer's record, not an organization's (which has no identity)
+    outcome: str = APPLIED
+
+    @property
+    def is_response(self) -> bool:
+        return isinstance(self.record, Response)
+
+    @property
+    def resolves(self) -> bool:
+        """Its key may be an alias that is linked to a better one."""
+        return self.person and not identity.is_email_key(self.record.customer_key)
+
+    @property
+    def lookups(self) -> list[str]:
+        """The ids whose links are read for it."""
+        return [self.record.customer_key, *self.aliases] if self.resolves else self.aliases
+
+    @property
+    def seen(self) -> dict[str, Any]:
+        """The item that tells whether this version is stored: the response, or the event
+        marker of a profile event."""
+        return self.record_key if self.is_response else _marker_key(self.record)
+
+    @property
+    def record_key(self) -> dict[str, Any]:
+        record = self.record
+        if isinstance(record, Response):
+            return {
+                "pk": _s(response_pk(record.provider, record.response_id)),
+                "sk": _s(RESPONSE_SK),
+            }
+        return {
+            "pk": _s(profile_pk(record.provider, record.source_id)),
+            "sk": _s(_profile_sk(record)),
+        }
+
+    @property
+    def version(self) -> str:
+        return iso(self.record.updated_at) if self.is_response else ""
+
+    @property
+    def raw_version(self) -> str:
+        return self.version if self.is_response else self.record.event_id
+
+    def decide(self, stored: _Seen | None) -> bool:
+        """Its outcome against the stored version: True when it is applied."""
+        self.outcome = _compare(_Seen(self.version, self.digest), stored)
+        return self.outcome == APPLIED
+
+
+def _entry(record: AnyRecord, raw: Any) -> _Entry:
+    if isinstance(record, Response):
+        ids = (record.customer_id, record.provider, record.person_id)
+    elif _is_organization(record):
+        return _Entry(record, raw, content_hash(record), record.customer_key, [], False)
+    elif record.provider == GENERIC:
+        # our generic bodies key a customer by e-mail or own id, never by a provider id, so a
+        # link from "generic:<id>" would cost a write and a Query per customer and serve none
+        ids = (record.customer_id, None, None)
+    else:
+        ids = (record.customer_id, record.provider, record.source_id)
+    aliases = identity.aliases(record.customer_key, *ids)
+    return _Entry(record, raw, content_hash(record), record.customer_key, aliases, True)
+
+
+def _fold(group: list[_Entry], stored: Mapping[str, Any] | None) -> _Entry | None:
+    """Decide the deliveries of one response (or one event) in body order, each against the
+    stored item or the one before it in the body that it replaced: the newest applied one."""
+    current, newest = _seen_of(stored), None
+    for e in group:
+        if e.decide(current):
+            current, newest = _Seen(e.version, e.digest), e
+    return newest
+
+
+def _newest(group: list[_Entry]) -> _Entry | None:
+    return next((e for e in reversed(group) if e.outcome == APPLIED), None)
+
+
+@dataclass
+class Prepared:
+    """A body's records as ``RecordsStore.prepare`` read them, each with its planned
+    outcome, and the identity links it read."""
+
+    entries: list[_Entry]
+    links: dict[str, Any]
+
+    @property
+    def conflicts(self) -> list[AnyRecord]:
+        """The records that repeat a stored version's id with other content."""
+        return [e.record for e in self.entries if e.outcome == CONFLICT]
+
+
+def _link_key(alias: str) -> dict[str, Any]:
+    return {"pk": _s(link_pk(alias)), "sk": _s(LINK_SK)}
+
+
+def _profile_key(customer_key: str) -> dict[str, Any]:
+    return {"pk": _s(customer_pk(customer_key)), "sk": _s(PROFILE_SK)}
+
+
+def _marker_key(profile: CrmProfile | BillingProfile) -> dict[str, Any]:
+    return {"pk": _s(f"EVT#{profile.provider}#{profile.event_id}"), "sk": _s("EVT")}
+
+
 class RecordsStore:
     def __init__(self, table_name: str, client: Any = None, clock=time.time):
         self.table_name = table_name
@@ -119,87 +281,150 @@ class RecordsStore:
         self.customers = CustomerRecords(table_name, self.client)
         self.links = Links(self.customers)
 
-    def put(
-        self, record: Response | CrmProfile | BillingProfile, raw: Any, retention_days: int
-    ) -> bool:
-        if isinstance(record, Response):
-            return self.put_response(record, raw, retention_days)
-        return self.put_profile(record, raw, retention_days)
+    def put(self, record: AnyRecord, raw: Any, retention_days: int) -> bool:
+        """Store one record: False when this version (or a newer one) is stored already, or
+        when it conflicts with the stored one (see ``prepare``)."""
+        return self.put_all([(record, raw)], retention_days)[0] == APPLIED
 
-    def put_response(self, response: Response, raw: Any, retention_days: int) -> bool:
-        """Store or replace; False when this version (or a newer one) is already stored."""
-        aliases = identity.aliases(
-            response.customer_key, response.customer_id, response.provider, response.person_id
+    put_response = put_profile = put
+
+    def put_all(self, records: Sequence[tuple[AnyRecord, Any]], retention_days: int) -> list[str]:
+        """Store a body's records: their outcomes, in order (``commit``)."""
+        return self.commit(self.prepare(records), retention_days)
+
+    def prepare(self, records: Sequence[tuple[AnyRecord, Any]]) -> "Prepared":
+        """Read what a body's records are compared with, all together: the stored responses
+        and event markers, the identity links. Each record gets its planned outcome: APPLIED
+        (new, or a newer version), STALE (older than the stored version), DUPLICATE (the
+        stored version, same content) or CONFLICT (the stored version's id, other content).
+        Nothing is written."""
+        entries = [_entry(record, raw) for record, raw in records]
+        found = dynamo.get_all(
+            self.client,
+            self.table_name,
+            [e.seen for e in entries] + [_link_key(a) for e in entries for a in e.lookups],
         )
-        key = self._resolve(response.customer_key, aliases)
-        if key != response.customer_key:
-            response = response.model_copy(update={"customer_key": key})
-        pk = response_pk(response.provider, response.response_id)
-        self._put_raw(pk, f"RAW#{iso(response.updated_at)}", raw, retention_days)
+        links = {a: found.get(item_key(_link_key(a))) for e in entries for a in e.lookups}
+        self._follow_links(links, {a for e in entries if e.resolves for a in e.lookups})
+        for e in entries:
+            if e.resolves:
+                e.key = self.links.resolve(e.key, e.aliases, links)
+        seen: dict[tuple[str, str], list[_Entry]] = {}
+        for e in entries:
+            seen.setdefault(item_key(e.seen), []).append(e)
+        for key, group in seen.items():
+            _fold(group, found.get(key))
+        return Prepared(entries, links)
+
+    def commit(self, prepared: "Prepared", retention_days: int) -> list[str]:
+        """Write what ``prepare`` planned: the raw payloads (a stale version's too, and a
+        conflicting one's beside the first), the responses (each conditional on the version
+        stored, so a concurrent request's newer version wins and a repeated one is told
+        apart), each profile event's transaction; then the identity links. A condition that
+        fails because another request wrote meanwhile decides the outcome anew. Outcomes in
+        order; a duplicate's links are settled too (a retry completes what a failed one
+        left undone), a conflict's are not (its content is not taken)."""
+        entries = prepared.entries
+        self._put_raws([e for e in entries if e.outcome != DUPLICATE], retention_days)
+        self._write_responses([e for e in entries if e.is_response])
+        self._write_profiles([e for e in entries if not e.is_response])
+        self._settle_identities([e for e in entries if e.outcome != CONFLICT], prepared.links)
+        return [e.outcome for e in entries]
+
+    # --- response writes --------------------------------------------------------------------
+
+    def _write_responses(self, entries: list["_Entry"]) -> None:
+        """The newest version of each response in the body, conditional on what is stored;
+        a refused one is decided again against the item it was refused by."""
+        by_pk: dict[tuple[str, str], list[_Entry]] = {}
+        for e in entries:
+            by_pk.setdefault(item_key(e.seen), []).append(e)
+        pending = {key: e for key, e in ((k, _newest(g)) for k, g in by_pk.items()) if e}
+        profiles = self._profiles({e.key for e in pending.values()})
+        for _ in range(MAX_ATTEMPTS):
+            if not pending:
+                return
+            order = list(pending)
+            refused = dynamo.write_all_if(
+                self.client,
+                [self._response_put(pending[k], profiles.get(pending[k].key)) for k in order],
+            )
+            pending = {}
+            for key, stored in zip(order, refused, strict=True):
+                if stored is None:
+                    continue
+                newest = _fold(by_pk[key], stored or self._get(*key))
+                if newest is not None:
+                    pending[key] = newest
+        raise StorageUnavailable("the response kept changing while it was written")
+
+    def _profiles(self, keys: set[str]) -> dict[str, Any]:
+        """The customers' PROFILEs, whose segment attributes a response is stamped with."""
+        found = dynamo.get_all(self.client, self.table_name, map(_profile_key, sorted(keys)))
+        return {pk.removeprefix("CUST#"): item for (pk, _), item in found.items()}
+
+    def _response_put(self, e: "_Entry", profile: Mapping[str, Any] | None) -> dict[str, Any]:
+        response = e.record
+        if e.key != response.customer_key:
+            response = response.model_copy(update={"customer_key": e.key})
         item = response_item(response)
-        profile = self.customers.profile(key)
+        item[CONTENT_HASH] = _s(e.digest)
         for name in (*SEGMENT_ATTRIBUTES, VERSION):
             if profile and name in profile:
                 item[name] = profile[name]
-        try:
-            self._call(
-                "put_item",
-                TableName=self.table_name,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR updated_at < :u",
-                ExpressionAttributeValues={":u": _s(iso(response.updated_at))},
-            )
-            stored = True
-        except ClientError:  # only the condition failure gets through _call as ClientError
-            stored = False
-        # Also for a duplicate: the provider's retry completes a link an earlier try left undone.
-        self._settle_identity(key, aliases, [{"pk": _s(pk), "sk": _s(RESPONSE_SK)}])
-        return stored
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk) OR updated_at < :u",
+                "ExpressionAttributeValues": {":u": _s(e.version)},
+            }
+        }
 
-    def put_profile(
-        self, profile: CrmProfile | BillingProfile, raw: Any, retention_days: int
-    ) -> bool:
-        """Apply a CRM/billing update: False for a re-delivered or stale event.
+    # --- profile writes ---------------------------------------------------------------------
 
-        One transaction remembers the event id and writes, field by field where this event is
-        the newest source (nps_sync.core.lww), the provider's record of the resource and the
-        customer's merged PROFILE. An organization (HubSpot company, Salesforce Account) is
-        not a customer: only its record is kept, and its contacts follow it (``_follow``).
+    def _write_profiles(self, entries: list["_Entry"]) -> None:
+        """Apply CRM/billing updates (``_apply_all``): each APPLIED, or STALE, DUPLICATE or
+        CONFLICT when another request stored its event meanwhile.
+
+        One transaction per event remembers the event id (and its content hash) and writes,
+        field by field where this event is the newest source (nps_sync.core.lww), the
+        provider's record of the resource and the customer's merged PROFILE. An organization
+        (HubSpot company, Salesforce Account) is not a customer: only its record is kept, and
+        its contacts follow it (``_follow``: a re-delivered event completes what a failed one
+        began).
         """
-        pk = profile_pk(profile.provider, profile.source_id)
-        sk = _profile_sk(profile)
-        self._put_raw(pk, f"RAW#{profile.event_id}", raw, retention_days)
+        applied = [e for e in entries if e.outcome == APPLIED]
+        jobs = [_Job(self._event_marker(e.record, e.digest), self._writes(e)) for e in applied]
+        for e, outcome in zip(applied, self._apply_all(jobs), strict=True):
+            e.outcome = outcome
+        for e in entries:
+            if not e.person and e.outcome != STALE:
+                self._follow(e.record.provider, e.record.source_id)
+
+    def _writes(self, e: "_Entry") -> list["_Write"]:
+        profile = e.record
         if _is_organization(profile):
-            outcome = self._apply(self._event_marker(profile), [self._provider_write(profile)])
-            if outcome != STALE:
-                self._follow(profile.provider, profile.source_id)
-            return outcome == APPLIED
-        aliases = identity.aliases(
-            profile.customer_key, profile.customer_id, profile.provider, profile.source_id
-        )
-        key = self._resolve(profile.customer_key, aliases)
-        writes = [self._provider_write(profile, key), self._customer_write(profile, key)]
+            return [self._provider_write(profile)]
+        writes = [self._provider_write(profile, e.key), self._customer_write(profile, e.key)]
         organization = getattr(profile, "organization_id", None)
         if organization:
             writes[1].derived.update(self._from_organization(profile, organization))
             writes.append(self._membership(profile, organization))
-        outcome = self._apply(self._event_marker(profile), writes)
-        self._settle_identity(key, aliases, [{"pk": _s(pk), "sk": _s(sk)}])
-        return outcome == APPLIED
+        return writes
 
-    # --- profile writes ---------------------------------------------------------------------
-
-    def _event_marker(self, profile: CrmProfile | BillingProfile) -> dict[str, Any]:
+    def _event_marker(self, profile: CrmProfile | BillingProfile, digest: str) -> dict[str, Any]:
         return {
             "Put": {
                 "TableName": self.table_name,
                 "Item": {
-                    "pk": _s(f"EVT#{profile.provider}#{profile.event_id}"),
-                    "sk": _s("EVT"),
+                    **_marker_key(profile),
                     "type": _s("event"),
+                    CONTENT_HASH: _s(digest),
                     "expires_at": {"N": str(int(self.clock()) + EVENT_MEMORY_SECONDS)},
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
 
@@ -291,7 +516,9 @@ class RecordsStore:
             derived = _inherited(stored, since["S"], own["account"], own["region"])
             if not derived:
                 continue
-            key = self._resolve(contact["customer_key"]["S"], [f"{provider}:{contact_id}"])
+            key = contact["customer_key"]["S"]
+            if not identity.is_email_key(key):  # (an e-mail key is final)
+                key = self.links.resolve(key, [f"{provider}:{contact_id}"])
             write = _Write(
                 {"pk": _s(customer_pk(key)), "sk": _s(PROFILE_SK)}, {}, "", None, VERSION
             )
@@ -301,39 +528,46 @@ class RecordsStore:
 
     def _apply(self, marker: dict[str, Any] | None, writes: list["_Write"]) -> str:
         """Write what is newer than what is stored, in one transaction with the event marker:
-        APPLIED, DUPLICATE (the event was seen) or STALE (everything it carries is older)."""
-        current: dict[int, Any] = {}  # the items read after a refusal, by index in ``writes``
-        for _ in range(MAX_ATTEMPTS):
-            updates = [(i, w.update(current.get(i), i in current)) for i, w in enumerate(writes)]
-            updates = [(i, u) for i, u in updates if not u.empty]
-            if all(writes[i].members is not None for i, _ in updates):
-                return STALE  # (a membership alone is not news)
-            items = ([marker] if marker else []) + [
-                {"Update": {"TableName": self.table_name, "Key": writes[i].key, **u.render()}}
-                for i, u in updates
-            ]
-            try:
-                if len(items) == 1:
-                    self._call("update_item", **items[0]["Update"])
-                else:
-                    self._call("transact_write_items", TransactItems=items)
-                return APPLIED
-            except ClientError as error:
-                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                    reasons = ["ConditionalCheckFailed"]
-                if marker and reasons[:1] == ["ConditionalCheckFailed"]:
-                    return DUPLICATE
-                refused = [
-                    i
-                    for (i, _), code in zip(updates, reasons[1 if marker else 0 :], strict=False)
-                    if code == "ConditionalCheckFailed"
-                ]
-                if not refused:
-                    raise StorageUnavailable("DynamoDB transact_write_items failed") from error
-                for i in refused:  # a late event: read, and keep only what is newer
-                    current[i] = self._get(writes[i].key["pk"]["S"], writes[i].key["sk"]["S"])
-        raise StorageUnavailable("the profile kept changing while it was written")
+        APPLIED, DUPLICATE (the event was seen), CONFLICT (it was seen with other content) or
+        STALE (everything it carries is older)."""
+        return self._apply_all([_Job(marker, writes)])[0]
+
+    def _apply_all(self, jobs: list["_Job"]) -> list[str]:
+        """Several events' transactions (``_apply``) in as few calls as DynamoDB allows: up to
+        100 items a call, and no item twice in a round (an event on an item that an earlier
+        one writes waits for the next round, so a body's events on one item apply in order).
+        A refusal cancels the whole call: the refused event reads what refused it and is
+        tried again (a late event), the others of the call are sent again as they were."""
+        pending = list(jobs)
+        while pending:
+            for job in pending:
+                job.plan(self.table_name)
+            pending = [job for job in pending if job.outcome is None]
+            for call in _calls(pending):
+                self._transact(call)
+            pending = [job for job in pending if job.outcome is None]
+        return [job.outcome for job in jobs]
+
+    def _transact(self, jobs: list["_Job"]) -> None:
+        items = [item for job in jobs for item in job.items]
+        try:
+            if len(items) == 1:
+                self._call("update_item", **items[0]["Update"])
+            else:
+                self._call("transact_write_items", TransactItems=items)
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or []
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                reasons = [{"Code": "ConditionalCheckFailed"}]
+            if len(reasons) != len(items):
+                raise StorageUnavailable("DynamoDB transact_write_items failed") from error
+            for job in jobs:
+                mine, reasons = reasons[: len(job.items)], reasons[len(job.items) :]
+                for i in job.refused(mine):  # a late event: read, and keep only what is newer
+                    job.current[i] = self._get(*item_key(job.writes[i].key))
+        else:
+            for job in jobs:
+                job.outcome = APPLIED
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         return self._call(
@@ -343,34 +577,56 @@ class RecordsStore:
             ConsistentRead=True,
         ).get("Item")
 
-    # --- identity -----------------------------------------------------------------------------
+    # --- identity and raw payloads --------------------------------------------------------
 
-    def _resolve(self, key: str, aliases: list[str]) -> str:
-        """An e-mail key is final; any other key may have been linked to one since."""
-        return key if identity.is_email_key(key) else self.links.resolve(key, aliases)
+    def _follow_links(self, links: dict[str, Any], aliases: set[str]) -> None:
+        """Read, in rounds, the links that the links of ``aliases`` point to (an own id linked
+        to an e-mail after a provider id to the own id), so that resolving reads nothing."""
+        for _ in range(3):
+            aliases = {links[a]["customer_key"]["S"] for a in aliases if links.get(a)}
+            unread = sorted(aliases - links.keys())
+            if not unread:
+                return
+            found = dynamo.get_all(self.client, self.table_name, map(_link_key, unread))
+            links.update({a: found.get(item_key(_link_key(a))) for a in unread})
 
-    def _settle_identity(self, key: str, aliases: list[str], written: list[dict[str, Any]]):
-        """Link the record's weaker ids to its key and move what is stored under them; then, if
-        its own key was linked onward meanwhile, move the record itself (by its primary key:
-        the index may not list it yet) and whatever else is under that key."""
-        for alias in aliases:
-            self.links.link(alias, key)
-        if not identity.is_email_key(key):
-            links = [{"pk": _s(link_pk(a)), "sk": _s(LINK_SK)} for a in aliases]
-            self.links.settle(key, [*written, *links])
+    def _settle_identities(self, entries: list["_Entry"], known: dict[str, Any]) -> None:
+        """Link the records' weaker ids to their keys and move what is stored under them; then,
+        for a record under a key that may be an alias, if that key was linked onward meanwhile
+        (read again now, after the writes), move the record itself (by its primary key: the
+        index may not list it yet) and whatever else is under that key."""
+        people = [e for e in entries if e.person]
+        self.links.link_all([(alias, e.key) for e in people for alias in e.aliases], known)
+        written: dict[str, list[dict[str, Any]]] = {}
+        for e in people:
+            if not identity.is_email_key(e.key):
+                keys = [e.record_key, *map(_link_key, e.aliases)]
+                written.setdefault(e.key, []).extend(keys)
+        if not written:
+            return
+        found = dynamo.get_all(self.client, self.table_name, map(_link_key, written))
+        fresh = {key: found.get(item_key(_link_key(key))) for key in written}
+        for key, keys in written.items():
+            self.links.settle(key, keys, fresh)
 
-    def _put_raw(self, pk: str, sk: str, raw: Any, retention_days: int) -> None:
-        self._call(
-            "put_item",
-            TableName=self.table_name,
-            Item={
-                "pk": _s(pk),
-                "sk": _s(sk),
-                "type": _s("raw"),
-                "raw": {"B": compress(raw)},
-                "received_at": _s(iso(datetime.fromtimestamp(self.clock(), UTC))),
-                "expires_at": {"N": str(int(self.clock()) + retention_days * 86400)},
-            },
+    def _put_raws(self, entries: list["_Entry"], retention_days: int) -> None:
+        """Each record's raw payload beside it, named by its version and content hash, so a
+        repeated delivery writes the same item again and a conflicting one writes its own."""
+        now = self.clock()
+        dynamo.put_all(
+            self.client,
+            self.table_name,
+            [
+                {
+                    "pk": e.record_key["pk"],
+                    "sk": _s(f"RAW#{e.raw_version}#{e.digest}"),
+                    "type": _s("raw"),
+                    "raw": {"B": compress(e.raw)},
+                    "received_at": _s(iso(datetime.fromtimestamp(now, UTC))),
+                    "expires_at": {"N": str(int(now) + retention_days * 86400)},
+                }
+                for e in entries
+            ],
         )
 
     def get_response(self, provider: str, response_id: str) -> Response | None:
@@ -481,6 +737,78 @@ class _Write:
         if self.billing is not None:
             _billing_moments(update, self.billing, applied)
         return update
+
+
+@dataclass
+class _Job:
+    """One event's transaction: its marker and item writes, planned again after a refusal
+    with the items read then (``current``, by index in ``writes``)."""
+
+    marker: dict[str, Any] | None
+    writes: list[_Write]
+    current: dict[int, Any] = field(default_factory=dict)
+    outcome: str | None = None
+    attempts: int = 0
+    updates: list[tuple[int, lww.Update]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def plan(self, table: str) -> None:
+        updates = [
+            (i, w.update(self.current.get(i), i in self.current)) for i, w in enumerate(self.writes)
+        ]
+        self.updates = [(i, u) for i, u in updates if not u.empty]
+        if all(self.writes[i].members is not None for i, _ in self.updates):
+            self.outcome = STALE  # (a membership alone is not news)
+            return
+        self.items = ([self.marker] if self.marker else []) + [
+            {"Update": {"TableName": table, "Key": self.writes[i].key, **u.render()}}
+            for i, u in self.updates
+        ]
+
+    @property
+    def keys(self) -> set[tuple[str, str]]:
+        """The items its transaction writes."""
+        keys = {item_key(self.writes[i].key) for i, _ in self.updates}
+        if self.marker:
+            keys.add(item_key(self.marker["Put"]["Item"]))
+        return keys
+
+    def refused(self, reasons: list[dict[str, Any]]) -> list[int]:
+        """Its part of a cancelled call: decides a seen event, else the writes to read again."""
+        codes = [r.get("Code", "None") for r in reasons]
+        if self.marker and codes[0] == "ConditionalCheckFailed":
+            digest = self.marker["Put"]["Item"][CONTENT_HASH]["S"]
+            stored = _seen_of(reasons[0].get("Item")) or _Seen("", None)
+            self.outcome = _compare(_Seen("", digest), stored)
+            return []
+        refused = [
+            i
+            for (i, _), code in zip(self.updates, codes[1 if self.marker else 0 :], strict=True)
+            if code == "ConditionalCheckFailed"
+        ]
+        if not refused and any(code != "None" for code in codes):
+            raise StorageUnavailable(f"DynamoDB transact_write_items: {', '.join(codes)}")
+        self.attempts += 1  # (also when cancelled for another event's sake: sent again as is)
+        if self.attempts >= MAX_ATTEMPTS:
+            raise StorageUnavailable("the profile kept changing while it was written")
+        return refused
+
+
+def _calls(jobs: list[_Job]) -> list[list[_Job]]:
+    """This round's calls: jobs in order, up to 100 items a call, none on an item an earlier
+    job of the round writes (that one waits for the next round)."""
+    calls: list[list[_Job]] = []
+    size, taken = dynamo.TRANSACTION_ITEMS, set()
+    for job in jobs:
+        if job.keys & taken:
+            continue
+        taken |= job.keys
+        if size + len(job.items) > dynamo.TRANSACTION_ITEMS:
+            calls.append([])
+            size = 0
+        calls[-1].append(job)
+        size += len(job.items)
+    return calls
 
 
 def _billing_moments(update: lww.Update, profile: BillingProfile, applied: list[str]) -> None:

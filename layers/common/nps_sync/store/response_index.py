@@ -16,6 +16,7 @@ import boto3
 from nps_sync.core.aggregates import ZERO, Counts, contribution
 from nps_sync.core.periods import ALL
 from nps_sync.store import dynamo
+from nps_sync.store.items import stored_response
 
 READ_INDEXES = {"account": "by_account"}  # dimension -> index of RecordsTable
 
@@ -58,7 +59,7 @@ class ResponseIndex:
     ) -> dict[str, Counts]:
         result: dict[str, Counts] = {}
         for item in self._responses(dimension, value, granularity, first, last):
-            for key, counts in contribution(item, (dimension,)).items():
+            for key, counts in contribution(stored_response(item), (dimension,)).items():
                 if key.granularity == granularity:
                     result[key.period] = result.get(key.period, ZERO) + counts
         return result

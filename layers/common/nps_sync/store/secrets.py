@@ -4,21 +4,77 @@ Cloud: one Secrets Manager secret (SECRET_ID). Local: a JSON file (NPS_SYNC_SECR
 Both hold the same document, described in README "Secrets".
 """
 
+import hashlib
+import hmac
 import json
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from nps_sync.core.errors import NotConfigured, StorageUnavailable
 from nps_sync.core.settings import Settings
 
 CACHE_SECONDS = 300
 
+Scope = Literal["read", "admin"]
+# What each scope may do: ``admin`` includes ``read``.
+GRANTS: dict[str, frozenset[str]] = {
+    "read": frozenset({"read"}),
+    "admin": frozenset({"read", "admin"}),
+}
+
+
+class ApiToken(BaseModel):
+    """A bearer token of the query API and what it may do (README "Secrets")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: Annotated[str, Field(min_length=1, repr=False)]
+    scope: Scope
+
+    @classmethod
+    def of(cls, entry: "str | ApiToken") -> "ApiToken":
+        """A bare string is an ``admin`` token: that is what every token could do before
+        tokens had scopes (docs/decisions.md)."""
+        return entry if isinstance(entry, ApiToken) else cls(token=entry, scope="admin")
+
+    def allows(self, scope: str) -> bool:
+        return scope in GRANTS[self.scope]
+
+
+def _bare_token_is_admin(entry: Any) -> Any:
+    return {"token": entry, "scope": "admin"} if isinstance(entry, str) else entry
+
+
+def _without_empty_strings(entries: Any) -> Any:
+    """An empty bare string matched nothing before scopes; it still does, rather than fail."""
+    return [e for e in entries if e != ""] if isinstance(entries, list) else entries
+
 
 class SecretsDocument(BaseModel):
-    api_tokens: list[str] = Field(default_factory=list)
+    api_tokens: Annotated[
+        list[Annotated[ApiToken, BeforeValidator(_bare_token_is_admin)]],
+        BeforeValidator(_without_empty_strings),
+    ] = Field(default_factory=list)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Seals GET /outcomes/at-risk cursors; absent: derived from the rest of the document.
+    cursor_key: Annotated[str, Field(min_length=32)] | None = None
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _each_token_once(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        if len({t.token for t in tokens}) != len(tokens):
+            raise ValueError("a token is listed twice")
+        return tokens
+
+    def cursor_secret(self) -> bytes:
+        """The 32-byte key of the at-risk cursors (nps_sync.core.sealing). Derived from
+        ``cursor_key``, else from every secret of the document, so that it is as secret as
+        they are; changing it (or, without ``cursor_key``, any secret) voids the cursors given
+        out, which then answer 400 and the listing starts again from its first page."""
+        material = self.cursor_key or json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hmac.new(b"nps-sync at-risk cursor v1", material.encode(), hashlib.sha256).digest()
 
 
 _cache: tuple[float, SecretsDocument] | None = None
@@ -36,9 +92,22 @@ def load(settings: Settings, now: float | None = None) -> SecretsDocument:
         text = _read_secret(settings.secret_id)
     else:
         text = "{}"
-    document = SecretsDocument.model_validate(json.loads(text))
+    document = parse(text)
     _cache = (now, document)
     return document
+
+
+def parse(text: str) -> SecretsDocument:
+    """The document; one that is not valid is an operator's error to alarm on and fix while the
+    providers retry (503, like a failed read), and the message never quotes a value."""
+    try:
+        return SecretsDocument.model_validate_json(text)
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)[:5]
+        )
+        raise StorageUnavailable(f"the secrets document is not valid: {reasons}") from None
 
 
 def _read_secret(secret_id: str) -> str:

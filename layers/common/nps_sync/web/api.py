@@ -2,32 +2,45 @@
 (``nps_sync.web.routes``: GET /nps and the dashboard's reads, GET and DELETE /customers/{key},
 webhook subscriptions, outcomes, the dashboard's files) and GET /openapi.json.
 
-Bearer tokens come from the secrets document (``api_tokens``); every route but the OpenAPI
-document and the dashboard's files needs one. Reads are Query/GetItem, never Scan.
+Bearer tokens come from the secrets document (``api_tokens``), each with a scope; every route
+but the OpenAPI document and the dashboard's files needs one, and declares in its security
+requirement the scope it needs (``nps_sync.web.routes.params``: ``read`` or ``admin``, which
+includes ``read``). No token, or an unknown one: 401; a token without the scope: 403. Reads
+are Query/GetItem, never Scan.
 """
 
 import hmac
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Route
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from nps_sync.core.errors import BadRequest, InvalidPayload, Unauthorized
+from nps_sync.core.errors import BadRequest, Forbidden, InvalidPayload, Unauthorized
 from nps_sync.delivery.ssrf import Target, vet
 from nps_sync.query.series import AggregateReader
 from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.response_index import ResponseIndex
+from nps_sync.store.secrets import ApiToken
 from nps_sync.store.subscriptions import SubscriptionsStore
 from nps_sync.web import dashboard
 from nps_sync.web.http import error_response, json_response, register_error_handlers
 from nps_sync.web.routes import customers, nps, outcomes, subscriptions
 from nps_sync.web.routes import dashboard as dashboard_routes
+from nps_sync.web.routes.params import BEARER, SCOPES, SCOPES_DESCRIPTION
 
 PUBLIC_PATHS = {"/openapi.json", *dashboard.PATHS}  # the dashboard page, not its data
+
+
+def ephemeral_key() -> Callable[[], bytes]:
+    """A cursor key of one Services only (tests): its cursors do not outlive it."""
+    key = os.urandom(32)
+    return lambda: key
 
 
 @dataclass
@@ -35,13 +48,15 @@ class Services:
     aggregates: AggregatesStore
     records: CustomerRecords
     dimensions: tuple[str, ...]
-    tokens: Callable[[], list[str]]
+    tokens: Callable[[], Sequence[str | ApiToken]]  # a bare string is an admin token
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
     subscriptions: SubscriptionsStore | None = None
     vet_url: Callable[[str], Target] = vet  # the SSRF guard (local mode allows loopback)
     # Dimensions GET /nps answers from an index of the responses instead of counters.
     index: AggregateReader | None = None
     read_dimensions: tuple[str, ...] = ()
+    # Seals GET /outcomes/at-risk cursors: the same in every container (the secrets').
+    cursor_key: Callable[[], bytes] = field(default_factory=ephemeral_key)
 
     def reader(self, dimension: str) -> AggregateReader:
         if dimension in self.read_dimensions and dimension not in self.dimensions:
@@ -66,6 +81,7 @@ def default_services() -> Services:
         index=ResponseIndex(settings.records_table),
         read_dimensions=settings.read_dimensions,
         tokens=lambda: load(settings).api_tokens,
+        cursor_key=lambda: load(settings).cursor_secret(),
         subscriptions=(
             SubscriptionsStore(fanout.subscriptions_table) if fanout.subscriptions_table else None
         ),
@@ -73,15 +89,24 @@ def default_services() -> Services:
     )
 
 
-def authorized(headers: dict[str, str], tokens: list[str]) -> bool:
+def bearer_token(headers: dict[str, str], tokens: Sequence[str | ApiToken]) -> ApiToken | None:
+    """The token the request's bearer credentials name, None for none or an unknown one."""
     header = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        return False
-    given = given.strip()
+        return None
+    given_bytes = given.strip().encode("utf-8", "surrogatepass")
+    known = [ApiToken.of(entry) for entry in tokens if entry]
     # Compare with every token, constant-time each, so timing does not tell which one matched.
-    matches = [hmac.compare_digest(given.encode(), token.encode()) for token in tokens if token]
-    return any(matches)
+    matches = [hmac.compare_digest(given_bytes, token.token.encode()) for token in known]
+    return next((token for token, match in zip(known, matches, strict=True) if match), None)
+
+
+def required_scope(route: Route) -> str:
+    """The scope the matched route declares in its security requirement; a route that
+    declares none needs ``admin`` (fail closed)."""
+    declared = [scope for need in route.security or () for scope in need.get(BEARER, ())]
+    return next((scope for scope in declared if scope in SCOPES), "admin")
 
 
 def resolver(services_factory: Callable[[], Services] = default_services) -> APIGatewayHttpResolver:
@@ -94,21 +119,35 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
             cache["services"] = services_factory()
         return cache["services"]
 
-    def is_authorized() -> bool:
-        return authorized(app.current_event.headers or {}, services().tokens())
+    def check_token() -> None:
+        """401 without a known token, 403 when its scope does not cover the matched route."""
+        if app.current_event.path in PUBLIC_PATHS:
+            return
+        token = bearer_token(app.current_event.headers or {}, services().tokens())
+        if token is None:
+            raise Unauthorized("missing or invalid bearer token")
+        route = app.context["_route"]  # the resolver's matched route (powertools)
+        needed = required_scope(route)
+        if not token.allows(needed):
+            raise Forbidden(
+                f"{route.method} {route.openapi_path} needs a token with scope {needed!r}; "
+                f"this one has {token.scope!r}"
+            )
 
     def authenticate(app_, next_middleware):
-        if app_.current_event.path not in PUBLIC_PATHS and not is_authorized():
-            raise Unauthorized("missing or invalid bearer token")
+        check_token()
         return next_middleware(app_)
 
     app.use(middlewares=[authenticate])
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response:
-        # Validation runs before the middlewares: still answer 401 first to a stranger.
-        if app.current_event.path not in PUBLIC_PATHS and not is_authorized():
-            return error_response(Unauthorized("missing or invalid bearer token"))
+        # Validation runs before the middlewares: still answer 401 first to a stranger, and
+        # 403 to a token that may not call the route, before telling it what is invalid.
+        try:
+            check_token()
+        except (Unauthorized, Forbidden) as refused:
+            return error_response(refused)
         reasons = [
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
             for e in error.errors()[:5]
@@ -124,7 +163,9 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():
         document = app.get_openapi_json_schema(
-            title="nps-sync API", version="1.0.0", security_schemes={"bearer": HTTPBearer()}
+            title="nps-sync API",
+            version="1.0.0",
+            security_schemes={BEARER: HTTPBearer(description=SCOPES_DESCRIPTION)},
         )
         return json_response(200, document)
 

@@ -64,6 +64,16 @@ def resolver(
         follow_up(adapters[provider], request, settings)
         metrics.add_metric(name="WebhookRecordsAccepted", unit="Count", value=receipt.accepted)
         metrics.add_metric(name="WebhookDuplicates", unit="Count", value=receipt.duplicates)
+        metrics.add_metric(name="WebhookConflicts", unit="Count", value=receipt.conflicts)
+        for conflict in receipt.conflicted:  # no e-mail, comment or raw id: refs only
+            logger.warning(
+                "webhook record repeats a stored version with other content; kept the stored one",
+                extra={
+                    "provider": provider,
+                    "record": conflict.record,
+                    "customer": conflict.customer,
+                },
+            )
         logger.info("webhook received", extra=receipt.body())
         acknowledge = getattr(adapters.get(provider), "acknowledge", None)
         return acknowledge(receipt) if acknowledge else json_response(202, receipt.body())

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from nps_sync.core.observability import logger
 from nps_sync.query.customers import customer_view, erase_customer
 from nps_sync.web.http import json_response
-from nps_sync.web.routes.params import SECURITY
+from nps_sync.web.routes.params import ADMIN
 
 if TYPE_CHECKING:
     from nps_sync.web.api import Services
@@ -28,11 +28,11 @@ class Erasure(BaseModel):
 def router(services: "Callable[[], Services]") -> Router:
     routes = Router()
 
-    @routes.get("/customers/<key>", security=SECURITY, summary="A customer's profile and answers")
+    @routes.get("/customers/<key>", security=ADMIN, summary="A customer's profile and answers")
     def get_customer(key: CustomerKey) -> dict[str, Any]:
         return customer_view(services().records, unquote(key))
 
-    @routes.delete("/customers/<key>", security=SECURITY, summary="Erase a customer")
+    @routes.delete("/customers/<key>", security=ADMIN, summary="Erase a customer")
     def delete_customer(key: CustomerKey) -> Response[Erasure]:
         deleted = erase_customer(services().records, unquote(key))  # NotFound: 404
         logger.info("customer erased", extra={"deleted": deleted})  # counts only, never the key

@@ -8,15 +8,16 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from nps_sync.query import overview
+from nps_sync.query.ranges import SeriesQuery
 from nps_sync.query.series import NpsSeries, nps_series
 from nps_sync.web.routes.params import (
-    SECURITY,
+    READ,
     Dimension,
     From,
     GranularityQuery,
     To,
-    Value,
     Window,
+    segment_read,
 )
 
 if TYPE_CHECKING:
@@ -26,29 +27,15 @@ if TYPE_CHECKING:
 def router(services: "Callable[[], Services]") -> Router:
     routes = Router()
 
-    @routes.get("/nps", security=SECURITY, summary="NPS series for one segment")
-    def get_nps(
-        dimension: Dimension = "overall",
-        value: Value = None,
-        granularity: GranularityQuery = None,
-        from_: From = None,
-        to: To = None,
-        window: Window = None,
-    ) -> NpsSeries:
+    def read_nps(query: SeriesQuery) -> NpsSeries:
         current = services()
         return nps_series(
-            current.reader(dimension),
-            current.queryable,
-            current.today(),
-            dimension=dimension,
-            value=value,
-            granularity=granularity,
-            first=from_,
-            last=to,
-            window=window,
+            current.reader(query.dimension), current.queryable, current.today(), query
         )
 
-    @routes.get("/segments", security=SECURITY, summary="A dimension's values, all-time NPS each")
+    segment_read(routes, "/nps", "NPS series for one segment", "get_nps", NpsSeries, read_nps)
+
+    @routes.get("/segments", security=READ, summary="A dimension's values, all-time NPS each")
     def get_segments(
         dimension: Dimension,
         limit: Annotated[int, Query(ge=1, le=overview.MAX_SEGMENTS)] = 100,
@@ -56,7 +43,7 @@ def router(services: "Callable[[], Services]") -> Router:
         current = services()
         return overview.segments(current.aggregates, current.dimensions, dimension, limit)
 
-    @routes.get("/distribution", security=SECURITY, summary="Answers per score 0-10")
+    @routes.get("/distribution", security=READ, summary="Answers per score 0-10")
     def get_distribution(
         granularity: GranularityQuery = None,
         from_: From = None,
@@ -64,17 +51,10 @@ def router(services: "Callable[[], Services]") -> Router:
         window: Window = None,
     ) -> overview.Distribution:
         current = services()
-        return overview.distribution(
-            current.aggregates,
-            current.dimensions,
-            current.today(),
-            granularity=granularity,
-            first=from_,
-            last=to,
-            window=window,
-        )
+        query = SeriesQuery(granularity=granularity, first=from_, last=to, window=window)
+        return overview.distribution(current.aggregates, current.dimensions, current.today(), query)
 
-    @routes.get("/detractors", security=SECURITY, summary="The latest detractors, newest first")
+    @routes.get("/detractors", security=READ, summary="The latest detractors, newest first")
     def get_detractors(
         limit: Annotated[int, Query(ge=1, le=overview.MAX_DETRACTORS)] = 20,
     ) -> overview.Detractors:

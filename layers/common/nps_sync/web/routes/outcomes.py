@@ -8,16 +8,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from nps_sync.query.outcomes import AtRiskPage, Outcomes, at_risk_page, outcomes_report
+from nps_sync.query.ranges import SeriesQuery
 from nps_sync.store.outcomes import AtRiskListing, OutcomesStore
-from nps_sync.web.routes.params import (
-    SECURITY,
-    Dimension,
-    From,
-    GranularityQuery,
-    To,
-    Value,
-    Window,
-)
+from nps_sync.web.routes.params import READ, Dimension, Value, segment_read
 
 if TYPE_CHECKING:
     from nps_sync.web.api import Services
@@ -36,31 +29,22 @@ def router(services: "Callable[[], Services]") -> Router:
             stores["store"] = OutcomesStore(aggregates.table_name, aggregates.client)
         return stores["store"]
 
-    @routes.get("/outcomes", security=SECURITY, summary="Churn, renewals and MRR by NPS category")
-    def get_outcomes(
-        dimension: Dimension = "overall",
-        value: Value = None,
-        granularity: GranularityQuery = None,
-        from_: From = None,
-        to: To = None,
-        window: Window = None,
-    ) -> Outcomes:
+    def read_outcomes(query: SeriesQuery) -> Outcomes:
         current = services()
-        return outcomes_report(
-            store(),
-            current.dimensions,
-            current.today(),
-            dimension=dimension,
-            value=value,
-            granularity=granularity,
-            first=from_,
-            last=to,
-            window=window,
-        )
+        return outcomes_report(store(), current.dimensions, current.today(), query)
+
+    segment_read(
+        routes,
+        "/outcomes",
+        "Churn, renewals and MRR by NPS category",
+        "get_outcomes",
+        Outcomes,
+        read_outcomes,
+    )
 
     @routes.get(
         "/outcomes/at-risk",
-        security=SECURITY,
+        security=READ,
         summary="Active accounts whose latest answer is a detractor, largest MRR or newest first",
     )
     def get_at_risk(
@@ -68,10 +52,10 @@ def router(services: "Callable[[], Services]") -> Router:
         value: Value = None,
         order: Annotated[Order, Query()] = "mrr",
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 25,
-        cursor: Annotated[str | None, Query(max_length=2048)] = None,
+        cursor: Annotated[str | None, Query(max_length=4096)] = None,
     ) -> AtRiskPage:
         current = services()
-        listing = AtRiskListing(current.records)
+        listing = AtRiskListing(current.records, current.cursor_key())
         return at_risk_page(listing, current.dimensions, dimension, value, order, limit, cursor)
 
     return routes

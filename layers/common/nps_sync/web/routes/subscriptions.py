@@ -14,7 +14,7 @@ from nps_sync.core.observability import logger
 from nps_sync.delivery.events import EVENT_TYPES
 from nps_sync.store.subscriptions import DELIVERY_LOG_LIMIT, SubscriptionsStore
 from nps_sync.web.http import json_response
-from nps_sync.web.routes.params import SECURITY
+from nps_sync.web.routes.params import ADMIN
 
 if TYPE_CHECKING:
     from nps_sync.web.api import Services
@@ -73,23 +73,23 @@ def router(services: "Callable[[], Services]") -> Router:
             raise StorageUnavailable("subscriptions are not configured (SUBSCRIPTIONS_TABLE)")
         return store
 
-    @routes.post("/subscriptions", security=SECURITY, summary="Subscribe a URL to events")
+    @routes.post("/subscriptions", security=ADMIN, summary="Subscribe a URL to events")
     def create_subscription(request: SubscriptionRequest) -> Response[NewSecret]:
         services().vet_url(request.url)  # BlockedUrl: 422 with the reason
         created = subscriptions().create(request.url, list(request.events), request.filter)
         logger.info("subscription created", extra={"subscription_id": created.id})
         return json_response(201, NewSecret(**created.public(), secret=created.secret))
 
-    @routes.get("/subscriptions", security=SECURITY, summary="Every subscription (no secrets)")
+    @routes.get("/subscriptions", security=ADMIN, summary="Every subscription (no secrets)")
     def list_subscriptions() -> SubscriptionList:
         shown = [SubscriptionView(**s.public()) for s in subscriptions().all()]
         return SubscriptionList(subscriptions=shown)
 
-    @routes.get("/subscriptions/<subscription_id>", security=SECURITY, summary="One subscription")
+    @routes.get("/subscriptions/<subscription_id>", security=ADMIN, summary="One subscription")
     def get_subscription(subscription_id: SubscriptionId) -> SubscriptionView:
         return SubscriptionView(**subscriptions().get(subscription_id).public())
 
-    @routes.delete("/subscriptions/<subscription_id>", security=SECURITY, summary="Unsubscribe")
+    @routes.delete("/subscriptions/<subscription_id>", security=ADMIN, summary="Unsubscribe")
     def delete_subscription(subscription_id: SubscriptionId) -> Response[None]:
         subscriptions().delete(subscription_id)
         logger.info("subscription deleted", extra={"subscription_id": subscription_id})
@@ -97,7 +97,7 @@ def router(services: "Callable[[], Services]") -> Router:
 
     @routes.post(
         "/subscriptions/<subscription_id>/rotate",
-        security=SECURITY,
+        security=ADMIN,
         summary="New signing secret; the old one signs too for 24 h",
     )
     def rotate_secret(subscription_id: SubscriptionId) -> NewSecret:
@@ -107,7 +107,7 @@ def router(services: "Callable[[], Services]") -> Router:
 
     @routes.get(
         "/subscriptions/<subscription_id>/deliveries",
-        security=SECURITY,
+        security=ADMIN,
         summary="The subscription's last deliveries",
     )
     def list_deliveries(
