@@ -6,7 +6,7 @@ PORT ?= 3000
 AWS_PORT ?= 4599
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e format events reconcile clean bench seed redrive security load
+.PHONY: run test lint unit integration e2e format events reconcile clean bench seed redrive security load load-faults
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,13 @@ security: $(CHECKOV)
 # runtime of its own on 127.0.0.1 (SEED=0), then counts and reconcile. Not part of `make test`.
 load: $(STAMP)
 	$(BIN)/python -m local.load $(if $(LOAD_N),--count $(LOAD_N),)
+
+# The same under injected AWS faults (local/faults.py: 5 % throttles/500s on DynamoDB,
+# EventBridge and SQS sends, 2 % lost answers), with a subscriber: every event delivered or
+# dead-lettered. Fewer webhooks by default (~2-3 minutes); LOAD_N= to change.
+LOAD_FAULTS_N ?= 300
+load-faults: $(STAMP)
+	$(BIN)/python -m local.load --faults --count $(or $(LOAD_N),$(LOAD_FAULTS_N))
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -5,6 +5,12 @@ senders post a few thousand signed webhooks of several providers, some of them t
 once the stream has drained, every accepted webhook must be stored exactly once and reconcile
 must find no difference (aggregates, segment stamps and revenue outcomes). Prints throughput
 and p50/p99 latency. Loopback traffic only.
+
+``--faults`` (``make load-faults``): the runtime injects throttles, 500s and lost answers into
+its functions' DynamoDB, EventBridge and SQS calls (local/faults.py, ``LOCAL_FAULTS=rate``), a
+subscriber on 127.0.0.1 takes every response.received, and at the end each stored response's
+event must have been delivered to it or be in a dead-letter queue. The checks here are made
+from this process, without faults.
 """
 
 import argparse
@@ -29,12 +35,17 @@ from .signer import signed_headers
 ROOT = Path(__file__).resolve().parent.parent
 BODIES = ROOT / "events" / "bodies"
 LOG = ROOT / ".nps-sync" / "load.log"  # the runtime's log file (a `make run` beside keeps its own)
+FAULTS_REPORT = ROOT / ".nps-sync" / "load-faults.json"  # what the runtime injected, at its exit
 
 
-def start_runtime() -> tuple[LocalRuntime, str, str]:
+def start_runtime(faults: bool = False) -> tuple[LocalRuntime, str, str]:
     """(process, url, AWS endpoint) of a runtime of its own: empty, warnings only."""
+    extra = {}
+    if faults:
+        FAULTS_REPORT.unlink(missing_ok=True)
+        extra = {"LOCAL_FAULTS": "rate", "LOCAL_FAULTS_REPORT": str(FAULTS_REPORT)}
     try:
-        process = start_local(log=LOG, PORT="0", SEED="0", LOCAL_LOG_LEVEL="WARNING")
+        process = start_local(log=LOG, PORT="0", SEED="0", LOCAL_LOG_LEVEL="WARNING", **extra)
     except NotStarted as error:
         raise SystemExit(str(error)) from None
     return process, process.url, process.aws_endpoint
@@ -99,25 +110,32 @@ def webhooks(count: int, rng: random.Random) -> list[tuple[str, str, bytes, str]
 
 
 ATTEMPTS = 4  # a provider retries a 5xx or a request that got no answer
+FAULT_ATTEMPTS = 10  # under injected faults (providers retry for hours; Stripe for 3 days)
 DRAIN_SECONDS = 900  # the aggregator runs behind the receivers on a laptop: minutes for 3000
+DELIVERY_SECONDS = 300  # after reconcile is clean, for the last events to reach the subscriber
 
 
 def post(
-    url: str, kind: str, provider: str, body: bytes, gone: threading.Event | None = None
+    url: str,
+    kind: str,
+    provider: str,
+    body: bytes,
+    gone: threading.Event | None = None,
+    attempts: int = ATTEMPTS,
 ) -> tuple[int, float, int, int, bool]:
     """(status, seconds, records stored or replaced, retries, unsure), as a provider sends: a
     5xx or no answer within 30 s is retried (status 0: never answered); seconds span every
-    attempt. Unsure: an attempt got no answer, so it may have stored what a retry then calls
-    a duplicate. ``gone``: the runtime stopped, nothing to retry against."""
+    attempt. Unsure: an attempt got no answer or a 5xx, so it may have stored what a retry
+    then calls a duplicate. ``gone``: the runtime stopped, nothing to retry against."""
     target = f"{url}/webhooks/{kind}/{provider}"
     headers = signed_headers(provider, body, url=target)
     started = time.perf_counter()
     status, stored, unanswered = 0, 0, False
-    for attempt in range(ATTEMPTS):
+    for attempt in range(attempts):
         if gone is not None and gone.is_set():
             break
         if attempt:
-            time.sleep(0.5 * 2**attempt)
+            time.sleep(min(0.5 * 2**attempt, 8))
         request = urllib.request.Request(  # noqa: S310 - loopback, our own runtime
             target, data=body, method="POST", headers=headers
         )
@@ -131,6 +149,7 @@ def post(
             status, unanswered = 0, True
         if 0 < status < 500:
             break
+        unanswered = True  # a 5xx may come after the write was applied (its answer lost)
     return status, time.perf_counter() - started, stored, attempt, unanswered and not stored
 
 
@@ -160,26 +179,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicates", type=float, default=0.1, help="share sent twice")
     parser.add_argument("--url", help="a running runtime (default: start one)")
     parser.add_argument("--aws", help="its emulated AWS endpoint (the runtime's AWS line)")
+    parser.add_argument(
+        "--faults", action="store_true", help="a runtime injecting AWS faults, and a subscriber"
+    )
     args = parser.parse_args(argv)
     count = max(10, min(args.count, 20_000))
-    process = None
+    process = receiver = None
     if args.url:
+        if args.faults:
+            raise SystemExit("--faults starts a runtime of its own (no --url)")
         url, aws = args.url, args.aws
     else:
-        process, url, aws = start_runtime()
+        process, url, aws = start_runtime(args.faults)
     gone = threading.Event()
     if process is not None:
         threading.Thread(target=lambda: (process.wait(), gone.set()), daemon=True).start()
     if not url.startswith(("http://127.0.0.1", "http://localhost")):
         raise SystemExit("load is sent to loopback only")
+    attempts = FAULT_ATTEMPTS if args.faults else ATTEMPTS
     try:
+        if args.faults:
+            receiver = subscribe(aws)
         rng = random.Random(8)  # noqa: S311 - test traffic, reproducible
         hooks = webhooks(count, rng)
         sends = hooks + rng.sample(hooks, int(len(hooks) * args.duplicates))
         rng.shuffle(sends)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.senders) as pool:
-            results = list(pool.map(lambda h: post(url, h[0], h[1], h[2], gone), sends))
+            results = list(pool.map(lambda h: post(url, h[0], h[1], h[2], gone, attempts), sends))
         elapsed = time.perf_counter() - started
         statuses: dict[int, int] = {}
         for result in results:
@@ -193,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"sent {len(sends)} webhooks ({len(hooks)} distinct) with {args.senders} senders "
             f"in {elapsed:.1f} s: {len(sends) / elapsed:.0f}/s; statuses {statuses}, "
-            f"{retries} retried (5xx or no answer in 30 s)"
+            f"{retries} retries (5xx or no answer in 30 s)"
         )
         print(
             f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
@@ -201,16 +228,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         if runtime_stopped(process):
             return 1
-        return check(aws, accepted, answered, hooks, unsure)
+        ok = check(aws, accepted, answered, hooks, unsure) == 0
+        if receiver is not None:
+            ok = delivered_or_dead_lettered(receiver) and ok
+        return 0 if ok else 1
     finally:
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):  # killed then
                 process.stop(timeout=20)
+        if receiver is not None:
+            receiver.stop()
+            if FAULTS_REPORT.exists():
+                print(f"faults injected by the runtime: {FAULTS_REPORT.read_text().strip()}")
 
 
-def check(aws: str, accepted: set[str], answered: set[str], hooks, unsure: set[str]) -> int:
-    """Stored exactly once: every accepted webhook, none that was not sent, and of those whose
-    answer was lost (``unsure``) either none or one."""
+def use_emulator(aws: str) -> None:
+    """This process's boto3 (without faults) and nps_sync against the runtime's emulator."""
     os.environ.update(
         AWS_ENDPOINT_URL=aws,
         AWS_ACCESS_KEY_ID="testing",
@@ -219,7 +252,105 @@ def check(aws: str, accepted: set[str], answered: set[str], hooks, unsure: set[s
         RECORDS_TABLE="nps-sync-RecordsTable",
         AGGREGATES_TABLE="nps-sync-AggregatesTable",
     )
-    sys.path.insert(0, str(ROOT / "layers" / "common"))
+    if str(ROOT / "layers" / "common") not in sys.path:
+        sys.path.insert(0, str(ROOT / "layers" / "common"))
+
+
+def subscribe(aws: str):
+    """A subscriber on 127.0.0.1 (tests/fakes/receiver.py) for every response.received; a
+    delivery the function could not finish is back in 2 s, not the queue's 180."""
+    import boto3
+
+    from tests.fakes.receiver import Receiver
+
+    use_emulator(aws)  # nps_sync importable from here
+    from nps_sync.store.subscriptions import SubscriptionsStore
+
+    receiver = Receiver().start()
+    SubscriptionsStore("nps-sync-SubscriptionsTable").create(
+        receiver.url, ["response.received"], {}
+    )
+    sqs = boto3.client("sqs")
+    sqs.set_queue_attributes(
+        QueueUrl=sqs.get_queue_url(QueueName="nps-sync-DeliveryQueue")["QueueUrl"],
+        Attributes={"VisibilityTimeout": "2"},
+    )
+    return receiver
+
+
+def dead_letters() -> list[tuple[str, str | None, str]]:
+    """(queue, response key or None, reason) of every message in the two failure queues."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    out = []
+    for queue in ("nps-sync-DeliveryDeadLetterQueue", "nps-sync-AggregatorFailureQueue"):
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        seen: set[str] = set()
+        while True:
+            page = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,  # each read once while they are counted
+                AttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+            fresh = [m for m in page if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for message in fresh:
+                seen.add(message["MessageId"])
+                body = json.loads(message["Body"])
+                if "event" in body:  # a delivery moved by the redrive policy
+                    data = body["event"].get("data", {})
+                    key = f"{data.get('provider')}:{data.get('response_id')}"
+                    receives = message["Attributes"]["ApproximateReceiveCount"]
+                    out.append((queue, key, f"not delivered after {receives} receives"))
+                else:  # a stream batch the aggregator gave up on (local/pollers.py)
+                    info = body.get("DDBStreamBatchInfo", {})
+                    reason = body.get("requestContext", {}).get("condition", "")
+                    out.append((queue, None, f"{reason}: {info.get('batchSize')} records"))
+    return out
+
+
+def delivered_or_dead_lettered(receiver) -> bool:
+    """Every stored response's response.received event reached the subscriber (counted once per
+    webhook-id, which a redelivery keeps) or is dead-lettered with a reason."""
+    responses, _ = stored_counts("nps-sync-RecordsTable")
+    started = time.monotonic()
+    while True:
+        delivered: dict[str, str] = {}
+        for received in list(receiver.received):
+            data = received.event["data"]
+            delivered[received.headers["webhook-id"]] = f"{data['provider']}:{data['response_id']}"
+        letters = dead_letters()
+        dead = {key for _, key, _ in letters if key is not None}
+        missing = responses - set(delivered.values()) - dead
+        if not missing or time.monotonic() > started + DELIVERY_SECONDS:
+            break
+        time.sleep(5)
+    twice = len(delivered) - len(set(delivered.values()))  # two events for one response
+    print(
+        f"events: {len(responses)} response.received for {len(responses)} stored responses, "
+        f"{len(set(delivered.values()))} delivered ({len(receiver.received)} requests, "
+        f"{len(receiver.received) - len(delivered)} redelivered with the same webhook-id), "
+        f"{len(letters)} dead-lettered, {len(missing)} neither, "
+        f"{time.monotonic() - started:.0f} s after reconcile"
+    )
+    for queue, key, reason in letters:
+        print(f"  dead-lettered in {queue}: {key or 'a stream batch'} ({reason})")
+    ok = not missing and not twice and not any(key is None for _, key, _ in letters)
+    print(
+        "OK: every event delivered or dead-lettered with a reason"
+        if ok
+        else f"FAILED: {sorted(missing)[:10]} neither delivered nor dead-lettered"
+    )
+    return ok
+
+
+def check(aws: str, accepted: set[str], answered: set[str], hooks, unsure: set[str]) -> int:
+    """Stored exactly once: every accepted webhook, none that was not sent, and of those whose
+    answer was lost (``unsure``) either none or one."""
+    use_emulator(aws)
     from nps_sync.aggregation.reconcile import reconcile
     from nps_sync.core.settings import aggregate_settings
     from nps_sync.store.aggregates import AggregatesStore
@@ -257,7 +388,7 @@ def check(aws: str, accepted: set[str], answered: set[str], hooks, unsure: set[s
     print(
         f"stored: {len(responses)} responses for {len(wanted_responses)} accepted, "
         f"{len(events)} profile events for {len(wanted_events)} accepted "
-        f"({len(unsure)} answers lost, stored at most once)"
+        f"({len(unsure)} answered 5xx or lost, stored at most once)"
     )
     print(f"reconcile: {json.dumps(report.as_dict())}")
     ok = (

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from . import faults
 from . import template as template_module
 from .aws import Emulator, Stack
 from .gateway import Gateway
@@ -43,6 +44,7 @@ class Runtime:
         self.pollers: list[Poller] = []
         self.gateway: Gateway | None = None
         self.functions: dict[str, LocalFunction] = {}
+        self.faults: faults.Faults | None = None
 
     def start(self) -> "Runtime":
         os.environ.setdefault("NPS_SYNC_SECRETS_FILE", str(DEV_SECRETS))
@@ -53,6 +55,7 @@ class Runtime:
         self.emulator.start()
         stack = Stack(template, self.emulator).provision()
         self._set_environment(template, stack)
+        self.faults = faults.from_environment()  # LOCAL_FAULTS=rate (make load-faults) only
         add_layers(template)
         self.functions = {
             logical_id: LocalFunction(spec) for logical_id, spec in template.functions.items()

@@ -1,9 +1,9 @@
 """DynamoDB, SQS and EventBridge faults injected at the botocore level, under the real handlers.
 
-A hook on the boto3 session's event system (not a patch of our code) throttles calls, fails
-them with a 500, loses the answer of a call that was applied, and crashes the aggregator in the
-middle of a batch after some of its keys were written (NPS aggregates, and revenue-outcome
-counters or at-risk index). botocore's own retries are switched off
+A hook on the boto3 session's event system (local/faults.py, not a patch of our code) throttles
+calls, fails them with a 500, loses the answer of a call that was applied, and crashes the
+aggregator in the middle of a batch after some of its keys were written (NPS aggregates, and
+revenue-outcome counters or at-risk index). botocore's own retries are switched off
 (AWS_MAX_ATTEMPTS=1) so every injected fault reaches our code. Webhooks must answer 5xx (the
 provider retries) or succeed; the stream and the queue retry (local.pollers); at the end every
 record is stored once, reconcile finds no difference and every event reaches the subscriber.
@@ -18,11 +18,10 @@ import time
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ReadTimeoutError
 
 from local.aws import Emulator
 from local.events import build
+from local.faults import Faults
 from local.lambdas import LocalFunction
 from local.pollers import SqsPoller, StreamPoller
 from nps_sync.aggregation.reconcile import reconcile
@@ -33,94 +32,6 @@ from nps_sync.store.subscriptions import SubscriptionsStore
 from tests.fakes.receiver import Receiver
 
 WEBHOOKS = ("SurveyWebhookFunction", "CrmWebhookFunction", "BillingWebhookFunction")
-FAULTY_SQS = {"SendMessage", "SendMessageBatch", "ChangeMessageVisibility"}
-TARGETED = ("dynamodb", "eventbridge")  # botocore's hyphenized service ids
-
-
-class Faults:
-    """Decides, per AWS call, whether it fails and how. Seeded: a failure can be replayed."""
-
-    def __init__(
-        self,
-        seed: int,
-        rate: float,
-        lost_rate: float,
-        crash_at: set[int],
-        outcome_crash_at: set[int] = frozenset(),
-    ):
-        self.random = random.Random(seed)
-        self.rate, self.lost_rate, self.crash_at = rate, lost_rate, crash_at
-        self.outcome_crash_at = outcome_crash_at
-        self.on = False
-        self.aggregate_writes = 0
-        self.outcome_writes = 0
-        self.injected: dict[str, int] = {}
-
-    def _count(self, kind: str) -> None:
-        self.injected[kind] = self.injected.get(kind, 0) + 1
-
-    def _targeted(self, model) -> bool:
-        service = model.service_model.service_name
-        if service == "sqs":
-            return model.name in FAULTY_SQS
-        return service in ("dynamodb", "events")  # service names (after-call has the model)
-
-    def before_send(self, request, event_name: str = "", **kwargs):
-        """A throttle (400) or a server error (500) instead of the call; nothing applied.
-        botocore names the call only in the event: ``before-send.<service id>.<operation>``."""
-        _, service, operation = [*event_name.split("."), "", ""][:3]
-        targeted = operation in FAULTY_SQS if service == "sqs" else service in TARGETED
-        if not (self.on and targeted):
-            return None
-        if self.random.random() >= self.rate:
-            return None
-        if service == "dynamodb" and self.random.random() < 0.5:
-            code, status = "ProvisionedThroughputExceededException", 400
-        else:
-            code, status = "InternalServerError", 500
-        self._count(code)
-        # every targeted service speaks botocore's JSON protocol (SQS since botocore 1.31)
-        body = json.dumps({"__type": f"com.amazonaws#{code}", "message": "injected"}).encode()
-        headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-errortype": code}
-        return AWSResponse(request.url, status, headers, raw=_Raw(body))
-
-    def after_call(self, model, **kwargs):
-        """The call was applied, then its answer was lost (or the aggregator crashed)."""
-        if not (self.on and self._targeted(model)):
-            return
-        outcome = _called_from("aggregation/outcome_step.py")
-        if model.name == "UpdateItem" and _called_from("store/counters.py") and not outcome:
-            self.aggregate_writes += 1
-            if self.aggregate_writes in self.crash_at:
-                self._count("crash")
-                raise RuntimeError("injected: the aggregator crashed mid-batch")
-        if model.name == "UpdateItem" and outcome:
-            # the revenue-outcome step: its counters, and the outcome state with the at-risk
-            # keys on the PROFILE (docs/outcomes.md)
-            self.outcome_writes += 1
-            if self.outcome_writes in self.outcome_crash_at:
-                self._count("outcome crash")
-                raise RuntimeError("injected: the aggregator crashed in the outcome writes")
-        if self.random.random() < self.lost_rate:
-            self._count("lost answer")
-            raise ReadTimeoutError(endpoint_url="injected")
-
-
-class _Raw:
-    def __init__(self, body: bytes):
-        self.body = body
-
-    def stream(self, **kwargs):
-        yield self.body
-
-
-def _called_from(module_file: str) -> bool:
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_filename.endswith(module_file):
-            return True
-        frame = frame.f_back
-    return False
 
 
 @pytest.fixture
@@ -136,8 +47,7 @@ def faults(function_env, template, monkeypatch):
         seed=8, rate=0.08, lost_rate=0.03, crash_at={15, 160, 700}, outcome_crash_at={4, 30}
     )
     boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register_first("before-send", injected.before_send)
-    boto3.DEFAULT_SESSION.events.register_first("after-call", injected.after_call)
+    injected.install(boto3.DEFAULT_SESSION)
     _forget_function_modules(template)
     yield injected
     injected.on = False
