@@ -121,15 +121,6 @@ class Report:
         }
 
 
-def expected_aggregates(
-    responses: Iterable[StoredResponse], dimensions: Iterable[str]
-) -> dict[AggregateKey, Counts]:
-    sums = Sums(dimensions)
-    for response in responses:
-        sums.add(response)
-    return sums.counts()
-
-
 class Sums:
     """``contribution`` summed per aggregate key as responses stream by, in plain integer
     lists: a new Counts per addition made this fold ~3x slower."""
@@ -183,17 +174,6 @@ def _stale(response: StoredResponse, versioned: Mapping[str, StoredProfile]) -> 
     ):
         return None
     return StaleStamp(response.pk, profile.customer_key, _stamp(response), _stamp(profile))
-
-
-def stale_stamps(
-    responses: Iterable[StoredResponse], profiles: Iterable[StoredProfile]
-) -> list[StaleStamp]:
-    """Responses whose plan, region, account, mrr_amount or mrr_currency differ from their
-    customer's PROFILE, by response. A customer without a versioned PROFILE has no stamp to
-    compare with (the aggregator stamps only from one)."""
-    versioned = _versioned(profiles)
-    found = (_stale(response, versioned) for response in responses)
-    return sorted((stale for stale in found if stale is not None), key=lambda s: s.response)
 
 
 def response_reads(dimensions: Iterable[str]) -> tuple[str, ...]:

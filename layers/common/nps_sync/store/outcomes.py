@@ -29,9 +29,7 @@ from nps_sync.store.counters import Counters, amounts_of
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import stored_profile
 
-
-def tally_of(item: dict[str, Any]) -> Tally:
-    return amounts_of(item)
+tally_of = amounts_of  # an outcome counter item's tally
 
 
 def _sorted(tally: Tally) -> dict[str, int]:
