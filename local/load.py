@@ -278,11 +278,27 @@ def subscribe(aws: str):
     return receiver
 
 
+def last_errors() -> dict[str, str]:
+    """Event id -> why its last delivery attempt failed, from the delivery log (sender.py
+    writes it before the message is left for the dead-letter queue, which does not say why)."""
+    from nps_sync.store.subscriptions import SubscriptionsStore
+
+    store = SubscriptionsStore("nps-sync-SubscriptionsTable")
+    return {
+        entry["event_id"]: f"{entry['status']}, last answer: "
+        + str(entry.get("error") or entry.get("response_code") or "none")
+        for subscription in store.all()
+        for entry in store.deliveries(subscription.id, limit=1000)
+        if entry["status"] != "delivered"
+    }
+
+
 def dead_letters() -> list[tuple[str, str | None, str]]:
     """(queue, response key or None, reason) of every message in the two failure queues."""
     import boto3
 
     sqs = boto3.client("sqs")
+    errors: dict[str, str] | None = None
     out = []
     for queue in ("nps-sync-DeliveryDeadLetterQueue", "nps-sync-AggregatorFailureQueue"):
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
@@ -304,11 +320,14 @@ def dead_letters() -> list[tuple[str, str | None, str]]:
                     data = body["event"].get("data", {})
                     key = f"{data.get('provider')}:{data.get('response_id')}"
                     receives = message["Attributes"]["ApproximateReceiveCount"]
-                    out.append((queue, key, f"not delivered after {receives} receives"))
+                    errors = last_errors() if errors is None else errors
+                    why = errors.get(str(body["event"].get("id")), "no attempt logged")
+                    out.append((queue, key, f"not delivered after {receives} receives: {why}"))
                 else:  # a stream batch the aggregator gave up on (local/pollers.py)
                     info = body.get("DDBStreamBatchInfo", {})
                     reason = body.get("requestContext", {}).get("condition", "")
-                    out.append((queue, None, f"{reason}: {info.get('batchSize')} records"))
+                    span = f"{info.get('startSequenceNumber')}..{info.get('endSequenceNumber')}"
+                    out.append((queue, None, f"{reason}: {info.get('batchSize')} records {span}"))
     return out
 
 

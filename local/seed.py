@@ -63,19 +63,7 @@ def generate(count: int = 2000, seed: int = 42, end: date | None = None) -> list
     rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
     end = end or datetime.now(UTC).date()
     start = datetime.combine(end - timedelta(days=365), datetime.min.time(), UTC)
-    customers = []
-    for i in range(count):
-        company = f"{rng.choice(LAST)}-{i // 3:04d}"
-        plan = rng.choices(list(PLANS), weights=PLAN_WEIGHTS)[0]
-        customers.append(
-            {
-                "email": f"{rng.choice(FIRST)}.{i}@{company}.example",
-                "id": f"cust-{seed}-{i:05d}",
-                "account": company,
-                "plan": plan,
-                "region": rng.choice(list(REGIONS)),
-            }
-        )
+    customers = _customers(rng, count, seed)
     crm, billing = [], []
     for c in customers:
         joined = start - timedelta(days=rng.randrange(30, 400))
@@ -159,6 +147,29 @@ def generate(count: int = 2000, seed: int = 42, end: date | None = None) -> list
         requests += wave["survey"]
         requests += _chunks("billing", wave["changes"])
     return requests
+
+
+def customers(count: int = 2000, seed: int = 42) -> list[dict]:
+    """The data set's customers (e-mail, id, account, plan, region), as ``generate`` makes
+    them: what the CRM and billing stand-ins of `make run` already hold."""
+    return _customers(random.Random(seed), count, seed)  # noqa: S311 - demo data
+
+
+def _customers(rng: random.Random, count: int, seed: int) -> list[dict]:
+    found = []
+    for i in range(count):
+        company = f"{rng.choice(LAST)}-{i // 3:04d}"
+        plan = rng.choices(list(PLANS), weights=PLAN_WEIGHTS)[0]
+        found.append(
+            {
+                "email": f"{rng.choice(FIRST)}.{i}@{company}.example",
+                "id": f"cust-{seed}-{i:05d}",
+                "account": company,
+                "plan": plan,
+                "region": rng.choice(list(REGIONS)),
+            }
+        )
+    return found
 
 
 def _chunks(kind: str, items: list[dict]) -> list[Request]:

@@ -7,10 +7,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from nps_sync.aggregation.aggregator import Aggregator
 from nps_sync.core.observability import logger, metrics, tracer
 from nps_sync.core.settings import aggregate_settings, fanout_settings
-from nps_sync.delivery.fanout import Fanout
+from nps_sync.delivery.fanout import Destinations, Fanout
 from nps_sync.delivery.outbound import DeliveryQueue, EventBus
 from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.destinations import DestinationsStore
 from nps_sync.store.subscriptions import SubscriptionsStore
 
 
@@ -19,10 +20,16 @@ def fanout() -> Fanout | None:
     settings = fanout_settings()
     if not (settings.event_bus_name or settings.delivery_queue_url):
         return None
+    table = settings.subscriptions_table
     return Fanout(
         EventBus(settings.event_bus_name) if settings.event_bus_name else None,
         DeliveryQueue(settings.delivery_queue_url) if settings.delivery_queue_url else None,
-        SubscriptionsStore(settings.subscriptions_table) if settings.subscriptions_table else None,
+        SubscriptionsStore(table) if table else None,
+        (
+            Destinations(DestinationsStore(table), DeliveryQueue(settings.destination_queue_url))
+            if table and settings.destination_queue_url
+            else None
+        ),
     )
 
 

@@ -1,4 +1,5 @@
-"""CrmEnrichFunction: CRM enrichment queue -> full HubSpot records -> CRM profiles."""
+"""CrmEnrichFunction: CRM enrichment queue -> full HubSpot records -> CRM profiles, and
+changed organizations -> their contacts' PROFILEs."""
 
 from functools import lru_cache
 
@@ -11,8 +12,10 @@ from nps_sync.ingest.enrichment import (
     Enriched,
     EnrichmentBatch,
     QueuedRead,
+    ReadRequest,
     enqueue,
     enrich,
+    follow_all,
     hide,
 )
 from nps_sync.ingest.hubspot import HubSpotClient, hubspot_property_names
@@ -31,12 +34,15 @@ def read(records: list[QueuedRead]) -> Enriched:
     """EnrichmentBatch's handler: the batch's records read from HubSpot and stored (the token
     is read for every batch, so a rotated one is picked up). CRM_ENRICHMENT_QUEUE is the queue
     the records come from: a changed company's contacts go there, and reads HubSpot
-    rate-limited are hidden there for their wait."""
+    rate-limited are hidden there for their wait. "follow" messages need no HubSpot."""
+    follows = follow_all(records, store().follow)
+    if not any(isinstance(r.body, ReadRequest) for r in records):
+        return follows
     config = settings()
     token = provider_credentials(config, "hubspot")["access_token"]
     hubspot = HubSpotClient(token, base_url=config.hubspot_api_url)
     queue = config.crm_enrichment_queue
-    return enrich(
+    reads = enrich(
         records,
         hubspot,
         lambda profile: store().put_profile(
@@ -46,6 +52,7 @@ def read(records: list[QueuedRead]) -> Enriched:
         follow=(lambda targets: enqueue(queue, "hubspot", targets)) if queue else None,
         wait=(lambda waits: hide(queue, waits)) if queue else None,
     )
+    return Enriched(reads.failed + follows.failed, reads.invalid, reads.followed + follows.followed)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -3,6 +3,7 @@ scenario ends with reconcile (the from-scratch recomputation) finding no differe
 
 from nps_sync.aggregation.stream import Lane
 from nps_sync.core.aggregates import Counts
+from nps_sync.core.retry import ATTEMPTS
 
 from .conftest import Flaky
 
@@ -34,8 +35,9 @@ def test_the_same_batch_delivered_twice_counts_once(world):
 def test_a_batch_failing_halfway_is_retried_from_the_reported_record(world):
     for i in range(6):
         world.respond(f"r{i}", f"c{i}@example.com", i + 4, day=f"2026-02-0{i + 1}")
-    # calls 1-36 are the keys of the first record; call 40 is a key the second one adds
-    flaky = Flaky(world.ddb, fail_calls={40})
+    # calls 1-36 are the keys of the first record; call 40 is a key the second one adds, and
+    # it fails as often as the aggregator tries it within the invocation (core/retry.py)
+    flaky = Flaky(world.ddb, fail_calls=set(range(40, 40 + ATTEMPTS)))
     aggregator = world.aggregator(client=flaky)
     batches = world.run(aggregator)
     assert len(batches) == 2

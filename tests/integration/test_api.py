@@ -151,6 +151,7 @@ def operations(document):
     """(method, path with its parameters filled in, the scope the document says it needs)."""
     for template, item in document["paths"].items():
         path = template.replace("{key}", "ana@example.com").replace("{subscription_id}", "sub_1")
+        path = path.replace("{destination_id}", "dst_1")
         for method, operation in item.items():
             [[scope]] = [need["bearer"] for need in operation["security"]]
             yield method.upper(), path, template, scope
@@ -165,6 +166,10 @@ def test_the_openapi_document_names_the_scope_of_every_operation(call):
         "/subscriptions/{subscription_id}",
         "/subscriptions/{subscription_id}/rotate",
         "/subscriptions/{subscription_id}/deliveries",
+        "/destinations",
+        "/destinations/{destination_id}",
+        "/destinations/{destination_id}/test",
+        "/destinations/{destination_id}/writes",
     }
     assert {t for (_, t), scope in scopes.items() if scope == "read"} == {
         "/nps",
@@ -173,6 +178,7 @@ def test_the_openapi_document_names_the_scope_of_every_operation(call):
         "/detractors",
         "/outcomes",
         "/outcomes/at-risk",
+        "/destinations/health",
     }
     assert "admin" in document["components"]["securitySchemes"]["bearer"]["description"]
 

@@ -21,9 +21,9 @@ import pytest
 
 from local.aws import Emulator
 from local.events import build
-from local.faults import Faults
+from local.faults import LOST_RATE, RATE, Faults
 from local.lambdas import LocalFunction
-from local.pollers import SqsPoller, StreamPoller
+from local.pollers import DEFAULT_STREAM_RETRIES, SqsPoller, StreamPoller
 from nps_sync.aggregation.reconcile import reconcile
 from nps_sync.core.settings import aggregate_settings, fanout_settings
 from nps_sync.store.aggregates import AggregatesStore
@@ -38,14 +38,27 @@ WEBHOOKS = ("SurveyWebhookFunction", "CrmWebhookFunction", "BillingWebhookFuncti
 def faults(function_env, template, monkeypatch):
     """A fresh default session carrying the hooks, and fresh function modules, so that every
     client the functions create from now on goes through them."""
+    yield from _installed(
+        Faults(
+            seed=8, rate=0.08, lost_rate=0.03, crash_at={15, 160, 700}, outcome_crash_at={4, 30}
+        ),
+        template,
+        monkeypatch,
+    )
+
+
+@pytest.fixture
+def load_faults(function_env, template, monkeypatch):
+    """What ``make load-faults`` injects (LOCAL_FAULTS=rate), without crashes."""
+    yield from _installed(Faults(seed=5, rate=RATE, lost_rate=LOST_RATE), template, monkeypatch)
+
+
+def _installed(injected: Faults, template, monkeypatch):
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries off
     monkeypatch.setenv("AWS_RETRY_MODE", "standard")
     monkeypatch.setenv("ALLOW_LOCAL_SUBSCRIBERS", "true")  # the subscriber is on 127.0.0.1
     fanout_settings.cache_clear()
     aggregate_settings.cache_clear()
-    injected = Faults(
-        seed=8, rate=0.08, lost_rate=0.03, crash_at={15, 160, 700}, outcome_crash_at={4, 30}
-    )
     boto3.setup_default_session()
     injected.install(boto3.DEFAULT_SESSION)
     _forget_function_modules(template)
@@ -190,5 +203,80 @@ def test_nothing_is_lost_or_double_counted_under_injected_faults(faults, functio
         assert faults.injected.get("outcome crash", 0) >= 1, faults.injected
         assert sum(faults.injected.values()) >= 20, faults.injected
         assert answers.get(503, 0) + answers.get(500, 0) >= 1, answers
+    finally:
+        receiver.stop()
+
+
+def _pollers(template, function_env, functions, names=("AggregatorFunction", "DeliveryFunction")):
+    """The stream's and the delivery queue's pollers, stepped by the test."""
+    pollers = []
+    for mapping in template.event_sources:
+        if mapping.function not in names:
+            continue
+        arn = function_env.resolve(mapping.source)
+        mapping = dataclasses.replace(mapping, on_failure=function_env.resolve(mapping.on_failure))
+        kind = StreamPoller if ":dynamodb:" in arn else SqsPoller
+        pollers.append(
+            kind(functions[mapping.function], mapping, arn, Emulator(), threading.Event(), 0)
+        )
+    return pollers
+
+
+def test_a_full_stream_batch_goes_through_at_the_load_runs_fault_rate(
+    load_faults, function_env, template
+):
+    """At LOCAL_FAULTS=rate a batch of 80 records makes some 2000 calls: with every failed call
+    sending the batch back from its first records, it failed each time until the mapping's
+    MaximumRetryAttempts skipped it to the failure queue, and the events of its later
+    PutEvents requests, never reached, were neither delivered nor dead-lettered."""
+    functions = {name: LocalFunction(spec) for name, spec in template.functions.items()}
+    receiver = Receiver().start()
+    try:
+        SubscriptionsStore(function_env.refs["SubscriptionsTable"]).create(
+            receiver.url, ["response.received"], {}
+        )
+        sqs = boto3.client("sqs")
+        sqs.set_queue_attributes(
+            QueueUrl=function_env.refs["DeliveryQueue"], Attributes={"VisibilityTimeout": "0"}
+        )
+        # given: 80 responses of 20 customers, stored before the faults start: one batch
+        rng = random.Random(4)
+        for n in range(80):
+            body = {
+                "id": f"f{n}",
+                "customer": {"email": f"c{n % 20}@example.com"},
+                "score": rng.randrange(11),
+                "submitted_at": f"2026-0{1 + n % 3}-15T10:00:00Z",
+                "channel": rng.choice(["email", "in-app"]),
+            }
+            answer = functions["SurveyWebhookFunction"].invoke(
+                build("survey", "generic", json.dumps(body).encode())
+            )
+            assert answer["statusCode"] == 202
+        stream, queue = _pollers(template, function_env, functions)
+
+        # when: the stream is polled under the faults until it has nothing left
+        load_faults.on = True
+        for _ in range((stream.mapping.max_retries or DEFAULT_STREAM_RETRIES) + 5):
+            if not stream.poll_once():
+                break
+        for _ in range(200):  # the deliveries, also under the faults
+            if not queue.poll_once():
+                break
+        load_faults.on = False
+        for _ in range(20):
+            if not queue.poll_once():
+                break
+
+        # then: no batch skipped, every response's event delivered
+        failures = sqs.get_queue_attributes(
+            QueueUrl=function_env.refs["AggregatorFailureQueue"],
+            AttributeNames=["ApproximateNumberOfMessages"],
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        assert failures == "0", load_faults.injected
+        delivered = {r.event["data"]["response_id"] for r in receiver.received}
+        assert delivered == {f"f{n}" for n in range(80)}, load_faults.injected
+        assert sum(load_faults.injected.values()) >= 50, load_faults.injected
+        assert load_faults.injected.get("lost answer", 0) >= 10, load_faults.injected
     finally:
         receiver.stop()

@@ -35,7 +35,12 @@ from local.gateway import api_event
 from local.lambdas import Context, load_handler
 from local.pollers import SqsPoller
 from local.template import EventSource, Template
-from nps_sync.core.settings import aggregate_settings, fanout_settings, settings
+from nps_sync.core.settings import (
+    aggregate_settings,
+    destination_settings,
+    fanout_settings,
+    settings,
+)
 from nps_sync.ingest.enrichment import enqueue
 from nps_sync.store import secrets
 from tests.fakes.hubspot import FakeHubSpot
@@ -81,6 +86,11 @@ UNEXERCISED = {
     ("AggregatorFunction", "sqs:SendMessage", "AggregatorFailureQueue"): (
         "the stream mapping's on-failure destination: Lambda itself describes a batch there "
         "after MaximumRetryAttempts, with the function's role; the code never sends to it"
+    ),
+    ("DestinationFunction", "dynamodb:BatchWriteItem", "RecordsTable"): (
+        "a link a lookup by e-mail remembers moves what is stored under the alias and merges "
+        "the alias's own PROFILE into the customer's (store.links), deleting it; the flow's "
+        "aliases (hubspot:<id>) have nothing stored under them"
     ),
     ("AggregatorFunction", "dynamodb:GetItem", "AggregatesTable"): (
         "a redelivered batch's conditional write fails on its mark; the stored item is read "
@@ -304,7 +314,7 @@ class Deployed:
             rig.monkeypatch.delenv(name, raising=False)
         for name, value in {**self.environment, **rig.overrides}.items():
             rig.monkeypatch.setenv(name, value)
-        for cache in (settings, aggregate_settings, fanout_settings):
+        for cache in (settings, aggregate_settings, fanout_settings, destination_settings):
             cache.cache_clear()
         secrets.clear_cache()
         if self.handler is None:
@@ -493,7 +503,8 @@ def recorded() -> Recorded:
         hubspot = FakeHubSpot(
             json.loads(DEV_SECRETS.read_text())["providers"]["hubspot"]["access_token"]
         )
-        overrides = {"HUBSPOT_API_URL": hubspot.start()}
+        url = hubspot.start()  # read by CrmEnrich, written by the HubSpot destination
+        overrides = {"HUBSPOT_API_URL": url, "HUBSPOT_DESTINATION_URL": url}
         receiver, refusing = Receiver().start(), Receiver(always_fail=True).start()
         try:
             rig = Rig(template, stack, recorder, monkeypatch, overrides, hubspot)
@@ -506,7 +517,7 @@ def recorded() -> Recorded:
                 server.stop()
             boto3.DEFAULT_SESSION = None
             _forget_function_modules(template)
-            for cache in (settings, aggregate_settings, fanout_settings):
+            for cache in (settings, aggregate_settings, fanout_settings, destination_settings):
                 cache.cache_clear()
             secrets.clear_cache()
 
@@ -583,6 +594,13 @@ def run_flows(rig: Rig, receiver: Receiver, refusing: Receiver) -> None:
         hubspot.add("contacts", contact, email=f"c{contact}@example.com", company="Acme GmbH")
     hubspot.add("companies", "5790939450", name="Acme GmbH", country="DE")
     hubspot.add("contacts", "905", email="c905@example.com")  # named by no event: followed
+    hubspot.add("contacts", "906", email="dana@example.com")  # found by the destination
+    hubspot.add("contacts", "907", email="ana@example.com")
+    # a HubSpot destination: its test call creates the properties, answers are written back
+    destination = rig.api(
+        "POST", "/destinations", {"kind": "hubspot", "credentials": "hubspot-dev"}
+    )
+    assert rig.api("POST", f"/destinations/{destination['id']}/test")["ok"]
     hubspot.associate("companies", "5790939450", "contacts", ["901", "902", "905"])
 
     # when: every sample webhook arrives, signed, survey answers before the profiles
@@ -664,6 +682,8 @@ def run_flows(rig: Rig, receiver: Receiver, refusing: Receiver) -> None:
     rig.redeliver("AggregatorFunction")  # at least once: a batch comes again
     assert rig.drain("DeliveryFunction")
     assert receiver.received and refusing.attempts
+    assert rig.drain("DestinationFunction")
+    assert hubspot.objects["contacts"]["906"]["properties"]["nps_score"] == "3"
 
     # every API route
     for query in (
@@ -691,6 +711,10 @@ def run_flows(rig: Rig, receiver: Receiver, refusing: Receiver) -> None:
     rig.api("GET", "/dashboard", token=None)
     rig.api("GET", "/dashboard/dashboard.js", token=None)
     rig.api("GET", "/openapi.json", token=None)
+    rig.api("GET", "/destinations")
+    rig.api("GET", "/destinations/health")
+    rig.api("GET", f"/destinations/{destination['id']}")
+    rig.api("GET", f"/destinations/{destination['id']}/writes")
     rig.api("DELETE", "/customers/fay@example.com")
     assert rig.drain("AggregatorFunction")  # the erasure's removals reach the aggregates
 
@@ -698,6 +722,21 @@ def run_flows(rig: Rig, receiver: Receiver, refusing: Receiver) -> None:
     drift(rig)
     report = rig.functions["ReconcileFunction"].invoke({"fix": True, "settle_seconds": 0})
     assert report["fixed"] == 1 and report["outcomes_fixed"] >= 1, report
+
+    # an erasure clears what the destination wrote, and keeps the contact
+    rig.api("DELETE", "/customers/dana@example.com")
+    assert rig.drain("DestinationFunction")
+    assert hubspot.objects["contacts"]["906"]["properties"].get("nps_score") in (None, "")
+    # HubSpot rate-limits a write: the change is hidden for the wait, and kept
+    change = {"type": "response.received", "data": {"customer_key": "ana@example.com"}}
+    boto3.client("sqs").send_message(  # not recorded: as the aggregator sends it
+        QueueUrl=rig.stack.refs["DestinationQueue"],
+        MessageBody=json.dumps({"subscription_id": destination["id"], "event": change}),
+    )
+    hubspot.rate_limit(retry_after="1")
+    assert rig.drain("DestinationFunction") == 1
+    assert rig.queue_depth("DestinationQueue") == 1
+    rig.api("DELETE", f"/destinations/{destination['id']}")
 
     # HubSpot rate-limits a read: its message is hidden for the wait, and kept
     enqueue(rig.stack.refs["CrmEnrichmentQueue"], "hubspot", [("contact", "901")])

@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 from nps_sync.core.errors import BlockedUrl
 from nps_sync.core.observability import metrics
+from nps_sync.delivery import outbound
 from nps_sync.delivery.events import (
     COMMENT_LIMIT,
     EVENT_TYPES,
@@ -213,8 +214,9 @@ def test_without_a_bus_the_queue_s_limit_decides():
     assert [m["event"]["id"] for m in sqs.bodies] == ["evt_0"] and fanout.too_large == 1
 
 
-def test_a_refused_request_fails_every_event_from_its_first_on():
-    events = Events(fail_requests={2})
+def test_a_refused_request_fails_every_event_from_its_first_on(monkeypatch):
+    monkeypatch.setattr(outbound, "RETRY_SECONDS", 0)
+    events = Events(fail_requests={2, 3, 4})  # the second request, and its two retries
     fanout = Fanout(EventBus("bus", events))
 
     with pytest.raises(PublishFailed) as failed:
@@ -222,6 +224,15 @@ def test_a_refused_request_fails_every_event_from_its_first_on():
 
     assert [e.id for e in failed.value.events] == ["evt_4", "evt_5", "evt_6"]
     assert [e["id"] for e in events.details] == [f"evt_{n}" for n in range(4)]
+
+
+def test_a_request_refused_once_is_sent_again_and_nothing_fails(monkeypatch):
+    monkeypatch.setattr(outbound, "RETRY_SECONDS", 0)
+    events = Events(fail_requests={2})
+    Fanout(EventBus("bus", events)).publish([_event(n, 60) for n in range(7)])
+
+    assert events.calls == 3
+    assert [e["id"] for e in events.details] == [f"evt_{n}" for n in range(7)]
 
 
 # --- the SSRF guard ----------------------------------------------------------------------

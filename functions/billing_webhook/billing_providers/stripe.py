@@ -147,6 +147,7 @@ class Invoice(BaseModel):
 
 class EventData(BaseModel):
     object: dict[str, Any]
+    previous_attributes: dict[str, Any] | None = None
 
 
 class Event(BaseModel):
@@ -168,6 +169,8 @@ def parse(request, settings) -> Batch:
     if envelope.object == "v2.core.event" or envelope.type not in handled:
         return Batch(ignored=1)
     event = Event.model_validate(raw)
+    if _echo(event):
+        return Batch(ignored=1)
     at = datetime.fromtimestamp(event.created, UTC)
     if event.type in CUSTOMER_EVENTS:
         profile = _customer(event, Named.model_validate(event.data.object), at)
@@ -178,6 +181,16 @@ def parse(request, settings) -> Batch:
     if profile is None:
         return Batch(ignored=1)
     return Batch(records=[Record(profile, raw)])
+
+
+def _echo(event: Event) -> bool:
+    """A ``customer.updated`` that changed only metadata keys we do not read, such as the NPS
+    fields our own write-back sets (docs/destinations.md "Echoes"): nothing to store, so no
+    profile change and no new write."""
+    previous = event.data.previous_attributes
+    if event.type != "customer.updated" or not previous or set(previous) != {"metadata"}:
+        return False
+    return "customer_id" not in (previous.get("metadata") or {})
 
 
 def _customer(event: Event, customer: Named, at: datetime) -> BillingProfile:

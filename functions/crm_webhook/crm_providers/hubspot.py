@@ -29,6 +29,7 @@ from nps_sync.core.identity import customer_key
 from nps_sync.core.models import CrmProfile
 from nps_sync.core.signing import hubspot_verify
 from nps_sync.ingest.hubspot import (
+    CONTACT_PROPERTIES,
     PropertyNames,
     hubspot_property_names,
     profile_fields,
@@ -158,7 +159,7 @@ def needs_fetch(events: Any, settings=None) -> list[tuple[str, str]]:
     wanted: dict[tuple[str, str], None] = {}
     deleted: set[tuple[str, str]] = set()
     for event in _EVENTS.validate_python(events):
-        target = _fetch_target(event, inherited)
+        target = _fetch_target(event, inherited, frozenset(names.extra))
         if target is not None:
             wanted[target] = None
         if event.object_type and event.action in ("deletion", "privacyDeletion"):
@@ -166,7 +167,9 @@ def needs_fetch(events: Any, settings=None) -> list[tuple[str, str]]:
     return [target for target in wanted if target not in deleted]
 
 
-def _fetch_target(event: Event, inherited: set[str]) -> tuple[str, str] | None:
+def _fetch_target(
+    event: Event, inherited: set[str], extra: frozenset[str] = frozenset()
+) -> tuple[str, str] | None:
     object_type, action = event.object_type, event.action
     if action == "associationChange":
         contact = _associated_contact(event)
@@ -178,9 +181,12 @@ def _fetch_target(event: Event, inherited: set[str]) -> tuple[str, str] | None:
     if event.objectId is None:
         return None
     changed = event.propertyName if action == "propertyChange" else None
+    # Only a property we read is worth a fetch: a change of any other one, such as the
+    # NPS fields our own write-back sets (docs/destinations.md "Echoes"), has nothing for us.
+    read = changed in CONTACT_PROPERTIES or changed in inherited or changed in extra
     needed = (
         action in ("creation", "restore")
-        or (object_type == "contact" and changed is not None and changed != "email")
+        or (object_type == "contact" and changed is not None and changed != "email" and read)
         or (object_type == "company" and changed in inherited)
     )
     return (object_type, str(event.objectId)) if needed else None

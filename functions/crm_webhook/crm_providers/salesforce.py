@@ -35,11 +35,13 @@ from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, S
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import CrmProfile, UtcDatetime
 from nps_sync.core.signing import any_equal
+from nps_sync.destinations.fields import default_names
 from nps_sync.ingest.receive import Batch, Record, signing_secrets
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
+ECHO_FIELDS = default_names("salesforce")
 OBJECT_TYPES = {"Contact": "contact", "Account": "account"}
 MAX_NOTIFICATIONS = 100
 
@@ -221,7 +223,12 @@ def _profile(
         if k in fields
     ]
     used = {names.region, names.lifecycle, names.account_id, *names.account}
-    custom = {k: v for k, v in fields.items() if k.endswith("__c") and k not in used}
+    # what our write-back sets is not read back (docs/destinations.md "Echoes")
+    custom = {
+        k: v
+        for k, v in fields.items()
+        if k.endswith("__c") and k not in used and k not in ECHO_FIELDS
+    }
     return CrmProfile(
         provider="salesforce",
         source_id=source_id,

@@ -24,8 +24,9 @@ from nps_sync.core.aggregates import (
     total,
 )
 from nps_sync.core.errors import StorageUnavailable
-from nps_sync.core.models import StoredResponse
+from nps_sync.core.models import StoredProfile, StoredResponse
 from nps_sync.core.observability import logger
+from nps_sync.core.retry import retried
 from nps_sync.delivery.events import (
     Event,
     aggregate_event,
@@ -142,14 +143,7 @@ class Aggregator:
         events: list[Event] = []
         for key_pending in pending.values():
             try:
-                result.writes += apply_key(
-                    self.aggregates,
-                    key_pending,
-                    lane.shard_id,
-                    lane.ancestors,
-                    self._on_applied(key_pending, lane.shard_id, created, events),
-                    now=now,
-                )
+                result.writes += self._apply(key_pending, lane, created, events, now)
             except StorageUnavailable:
                 logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
@@ -159,6 +153,21 @@ class Aggregator:
         if self.fanout is not None:
             self._publish(batch, created, events, result, responses)
         return result
+
+    def _apply(
+        self,
+        pending: Pending,
+        lane: Lane,
+        created: list[float | None],
+        events: list[Event],
+        now: float,
+    ) -> int:
+        """apply_key, tried again before the key is reported (core/retry.py): the marks make a
+        write repeated after a lost answer a no-op."""
+        applied = self._on_applied(pending, lane.shard_id, created, events)
+        return retried(
+            apply_key, self.aggregates, pending, lane.shard_id, lane.ancestors, applied, now=now
+        )
 
     # --- outgoing events (docs/events.md) -------------------------------------------------
 
@@ -241,7 +250,7 @@ class Aggregator:
                 try:
                     for response in responses(profile.customer_key):
                         if response.stamp_behind(profile):
-                            result.stamps += self.records.stamp(response.item, profile.item)
+                            result.stamps += self._stamp_one(response, profile)
                 except StorageUnavailable:
                     result.fail(change.index)
         fresh = [
@@ -252,7 +261,8 @@ class Aggregator:
         if not fresh:
             return
         try:
-            found = self.records.profiles(response.customer_key for _, response in fresh)
+            customers = [response.customer_key for _, response in fresh]
+            found = retried(self.records.profiles, customers)
         except StorageUnavailable:
             result.fail(fresh[0][0])
             return
@@ -261,9 +271,13 @@ class Aggregator:
             profile = profiles.get(response.customer_key)
             if profile is not None and response.stamp_behind(profile):
                 try:
-                    result.stamps += self.records.stamp(response.item, profile.item)
+                    result.stamps += self._stamp_one(response, profile)
                 except StorageUnavailable:
                     result.fail(index)
+
+    def _stamp_one(self, response: StoredResponse, profile: StoredProfile) -> int:
+        """A stamp is conditional on the response as read: repeated, it changes nothing."""
+        return retried(self.records.stamp, response.item, profile.item)
 
 
 class BatchResponses:
@@ -277,7 +291,7 @@ class BatchResponses:
 
     def __call__(self, customer: str) -> list[StoredResponse]:
         if customer not in self.found:
-            items = self.records.by_customer(customer, "RESP#")
+            items = retried(self.records.by_customer, customer, "RESP#")
             self.found[customer] = [r for r in map(stored_response, items) if r is not None]
         return self.found[customer]
 

@@ -30,6 +30,7 @@ from nps_sync.core.outcomes import (
     stored_state,
     to_attribute,
 )
+from nps_sync.core.retry import retried
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import stored_profile, stored_response
 from nps_sync.store.outcomes import OutcomesStore
@@ -128,8 +129,8 @@ class OutcomeStep:
         )
         for key_pending in pending.values():
             try:
-                result.writes += apply_key(
-                    self.store, key_pending, lane.shard_id, lane.ancestors, now=now
+                result.writes += retried(  # core/retry.py: the marks make a repeat a no-op
+                    apply_key, self.store, key_pending, lane.shard_id, lane.ancestors, now=now
                 )
             except StorageUnavailable:
                 logger.warning("outcome write failed", extra={"index": key_pending.first_index})
@@ -146,7 +147,7 @@ class OutcomeStep:
         if not customers:
             return
         try:
-            profiles = self.records.profiles(customers)
+            profiles = retried(self.records.profiles, customers)
         except StorageUnavailable:
             result.fail(min(customers.values()))
             return

@@ -103,6 +103,8 @@ class FanoutSettings(Settings):
     subscriptions_table: str | None = Field(default=None, alias="SUBSCRIPTIONS_TABLE")
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
     delivery_queue_url: str | None = Field(default=None, alias="DELIVERY_QUEUE_URL")
+    # CRM/billing write-back (docs/destinations.md): DestinationFunction's queue.
+    destination_queue_url: str | None = Field(default=None, alias="DESTINATION_QUEUE_URL")
     # aggregate.updated only for these granularities (template parameter EventGranularities).
     event_granularities: tuple[str, ...] = Field(
         default=("all", "month"), alias="EVENT_GRANULARITIES"
@@ -123,6 +125,25 @@ class FanoutSettings(Settings):
         if unknown:
             raise ValueError(f"unknown granularities {unknown}; known: {list(GRANULARITIES)}")
         return tuple(dict.fromkeys(value))
+
+
+class DestinationSettings(FanoutSettings):
+    """Each destination kind's API base URL (a sandbox, or a local stand-in). Credentials are
+    in the provider secrets, under the key a destination names (docs/destinations.md)."""
+
+    hubspot_url: str = Field(default="https://api.hubapi.com", alias="HUBSPOT_DESTINATION_URL")
+
+    # Salesforce has no public base: an org's instance URL (the secret may name its own).
+    salesforce_url: str = Field(default="", alias="SALESFORCE_URL")
+    salesforce_api_version: str = Field(default="v62.0", alias="SALESFORCE_API_VERSION")
+    stripe_url: str = Field(default="https://api.stripe.com", alias="STRIPE_URL")
+    # Chargebee's base is per site, https://{site}.chargebee.com: the secret names the site
+    chargebee_url: str = Field(default="", alias="CHARGEBEE_URL")
+
+
+@lru_cache(maxsize=1)
+def destination_settings() -> DestinationSettings:
+    return DestinationSettings.model_validate(dict(os.environ))
 
 
 @lru_cache(maxsize=1)

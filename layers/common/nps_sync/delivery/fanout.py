@@ -15,11 +15,14 @@ and logged by id and type (docs/operations.md).
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.observability import logger, metrics
 from nps_sync.delivery.events import Event, matches
 from nps_sync.delivery.outbound import DeliveryQueue, EventBus, PublishFailed
+from nps_sync.store.destinations import DestinationsStore
 from nps_sync.store.subscriptions import Subscription, SubscriptionsStore
 
 CHUNK = 10  # events per step without a bus (with one: what a PutEvents request takes)
@@ -28,16 +31,27 @@ TOO_LARGE_METRIC = "EventsTooLarge"
 Delivery = tuple[Event, str]  # an event and the id of a subscription it goes to
 
 
+@dataclass(frozen=True)
+class Destinations:
+    """CRM/billing destinations (nps_sync.destinations): where they are stored, and the queue
+    their DestinationFunction reads."""
+
+    store: DestinationsStore
+    queue: DeliveryQueue
+
+
 class Fanout:
     def __init__(
         self,
         bus: EventBus | None,
         queue: DeliveryQueue | None = None,
         subscriptions: SubscriptionsStore | None = None,
+        destinations: Destinations | None = None,
     ):
         self.bus = bus
         self.queue = queue
         self.subscriptions = subscriptions
+        self.destinations = destinations
         self.sent = 0  # delivery messages enqueued, for metrics and tests
         self.too_large = 0  # events left out because no request could take them
 
@@ -46,10 +60,12 @@ class Fanout:
             return
         ordered = sorted(events, key=lambda e: e.index)
         routes = self._routes(ordered)
+        targets = self._destinations(ordered)
         outgoing = [(event, self._deliveries(event, routes)) for event in ordered]
         outgoing = [
             (event, deliveries) for event, deliveries in outgoing if self._fits(event, deliveries)
         ]
+        changes = {event.id: self._deliveries(event, targets) for event, _ in outgoing}
         start = 0
         for chunk in self._chunks([event for event, _ in outgoing]):
             try:
@@ -59,11 +75,23 @@ class Fanout:
                 if self.queue is not None and deliveries:
                     self.queue.send(deliveries)
                     self.sent += len(deliveries)
+                written = [d for event in chunk for d in changes[event.id]]
+                if written and self.destinations is not None:
+                    self.destinations.queue.send(written)
             except PublishFailed as failure:
                 raise PublishFailed(failure.message, [e for e, _ in outgoing[start:]]) from failure
             start += len(chunk)
 
-    def _deliveries(self, event: Event, routes: list[Subscription]) -> list[Delivery]:
+    def _destinations(self, events: list[Event]) -> list[Any]:
+        """CRM and billing destinations take what subscriptions take, on their own queue."""
+        if self.destinations is None:
+            return []
+        try:
+            return self.destinations.store.all()
+        except StorageUnavailable as error:
+            raise PublishFailed("reading the destinations failed", events) from error
+
+    def _deliveries(self, event: Event, routes: list[Any]) -> list[Delivery]:
         return [
             (event, subscription.id)
             for subscription in routes

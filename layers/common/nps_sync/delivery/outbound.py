@@ -5,6 +5,7 @@ aggregator reports the records whose events did not leave (and they are derived 
 """
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -14,7 +15,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from nps_sync.core.errors import NpsSyncError
 from nps_sync.delivery.events import SOURCE, Event
 
+# Requests per batch: a failed call (throttle, 5xx, lost answer) and the entries a partial
+# failure names are sent again, RETRY_SECONDS then twice that apart, before PublishFailed
+# sends the stream records back. A batch sends a request per 10 events: relying on the
+# stream's redelivery alone, one of them failing would cost the whole batch every time.
 ATTEMPTS = 3
+RETRY_SECONDS = 0.05
 
 # What one request may carry (docs/events.md "Size", with the sources). 256 KB for both even
 # where AWS now takes 1 MB: it holds for every bus and queue, in every region and emulator.
@@ -47,6 +53,10 @@ def packed(
         used += cost
     if run:
         yield run
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(RETRY_SECONDS * 2**attempt)
 
 
 def _utf8(text: str | None) -> int:
@@ -103,12 +113,15 @@ class EventBus:
             self._put_batch(batch)
 
     def _put_batch(self, batch: list[Event]) -> None:
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
             entries = [self.entry(event) for event in batch]
             try:
                 answer = self.client.put_events(Entries=entries)
             except (ClientError, BotoCoreError) as error:
-                raise PublishFailed("EventBridge put_events failed", batch) from error
+                if attempt == ATTEMPTS - 1:
+                    raise PublishFailed("EventBridge put_events failed", batch) from error
+                _pause(attempt)  # again, all of them: a lost answer's events go out twice
+                continue
             if not answer.get("FailedEntryCount"):
                 return
             results = answer.get("Entries", [])
@@ -142,7 +155,7 @@ class DeliveryQueue:
 
     def send(self, deliveries: Sequence[tuple[Event, str]]) -> None:
         for chunk in packed(deliveries, self.size, SEND_BATCH_ENTRIES, SEND_BATCH_BYTES):
-            for _ in range(ATTEMPTS):
+            for attempt in range(ATTEMPTS):
                 entries = {
                     str(i): {"Id": str(i), "MessageBody": self.message(event, subscription)}
                     for i, (event, subscription) in enumerate(chunk)
@@ -152,9 +165,12 @@ class DeliveryQueue:
                         QueueUrl=self.queue_url, Entries=list(entries.values())
                     )
                 except (ClientError, BotoCoreError) as error:
-                    raise PublishFailed(
-                        "SQS send_message_batch failed", [e for e, _ in chunk]
-                    ) from error
+                    if attempt == ATTEMPTS - 1:
+                        raise PublishFailed(
+                            "SQS send_message_batch failed", [e for e, _ in chunk]
+                        ) from error
+                    _pause(attempt)  # the whole chunk again (a lost answer: delivered twice)
+                    continue
                 failed = {f["Id"] for f in answer.get("Failed", [])}
                 chunk = [chunk[int(i)] for i in sorted(failed, key=int)]
                 if not chunk:

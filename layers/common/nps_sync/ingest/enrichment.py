@@ -3,6 +3,9 @@ a queue consumer reads them in batches from the CRM's API and stores full profil
 
 Only HubSpot needs it today (its events carry one property, or none on creation). A company's
 change reaches its contacts here too: its associated contacts are queued to be read again.
+The same queue carries "follow" messages (any CRM): an organization (HubSpot company,
+Salesforce Account) was stored, and its member contacts take its name and region here
+(``RecordsStore.follow``, resumable), not in the webhook request.
 
 A batch HubSpot rate-limits (429) stays queued, hidden for HubSpot's Retry-After at least and
 for a wait that doubles with the message's receives (``rate_limit_wait``): SQS counts every
@@ -14,7 +17,7 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -61,6 +64,11 @@ def enqueue(queue_url: str, provider: str, targets: Iterable[Target], client: An
         json.dumps({"provider": provider, "object_type": kind, "object_id": object_id})
         for kind, object_id in targets
     ]
+    _send(client, queue_url, bodies, "could not queue the CRM reads")
+    return len(bodies)
+
+
+def _send(client: Any, queue_url: str, bodies: list[str], failure: str) -> None:
     for start in range(0, len(bodies), 10):
         entries = [
             {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
@@ -68,10 +76,26 @@ def enqueue(queue_url: str, provider: str, targets: Iterable[Target], client: An
         try:
             answer = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
         except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable("could not queue the CRM reads") from error
+            raise StorageUnavailable(failure) from error
         if answer.get("Failed"):
-            raise StorageUnavailable("could not queue the CRM reads")
-    return len(bodies)
+            raise StorageUnavailable(failure)
+
+
+def enqueue_follows(queue_url: str, changes: Iterable[Any], client: Any = None) -> None:
+    """One "follow" message per changed organization (store.records.OrganizationChange)."""
+    client = client or boto3.client("sqs")
+    bodies = [
+        json.dumps(
+            {
+                "kind": "follow",
+                "provider": c.provider,
+                "organization_id": c.organization,
+                "version": c.version,
+            }
+        )
+        for c in changes
+    ]
+    _send(client, queue_url, bodies, "could not queue the organization's follow-up")
 
 
 def hide(queue_url: str, waits: Iterable[Wait], client: Any = None) -> None:
@@ -104,8 +128,17 @@ class ReadRequest(BaseModel):
     object_id: str
 
 
+class FollowRequest(BaseModel):
+    """A "follow" message (``enqueue_follows``): an organization's contacts are to follow it."""
+
+    kind: Literal["follow"]
+    provider: str
+    organization_id: str
+    version: str  # the change's source time; the stored revision is what is followed
+
+
 class QueuedRead(SqsRecordModel):
-    body: Json[ReadRequest]
+    body: Json[FollowRequest | ReadRequest]
 
 
 @dataclass(frozen=True)
@@ -150,6 +183,26 @@ class EnrichmentBatch(SqsBatch):
         return results
 
 
+def follow_all(
+    records: list[QueuedRead], follow_organization: Callable[[str, str], int]
+) -> Enriched:
+    """The batch's "follow" messages, one organization at a time (repeated ones once): a
+    failure leaves its messages queued, and their redelivery continues where it stopped."""
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for record in records:
+        if isinstance(record.body, FollowRequest):
+            key = (record.body.provider, record.body.organization_id)
+            wanted.setdefault(key, []).append(record.messageId)
+    failed: list[str] = []
+    followed = 0
+    for (provider, organization), messages in wanted.items():
+        try:
+            followed += follow_organization(provider, organization)
+        except StorageUnavailable:
+            failed.extend(messages)
+    return Enriched(failed, followed=followed)
+
+
 def enrich(
     records: list[QueuedRead],
     hubspot: HubSpotClient,
@@ -158,7 +211,8 @@ def enrich(
     follow: Callable[[list[Target]], Any] | None = None,
     wait: Callable[[list[Wait]], Any] | None = None,
 ) -> Enriched:
-    """Read every queued record in one batch and store it.
+    """Read every queued record ("read" messages; "follow" ones are ``follow_all``'s) in one
+    batch and store it.
 
     HubSpot refusing for a while (429, 5xx) fails the whole batch, so the queue retries later;
     after a 429, ``wait`` hides its messages for rate_limit_wait (without it, or should it
@@ -168,6 +222,9 @@ def enrich(
     contacts are read again, as they take its name and region: ``follow`` queues them (without
     it they are read in this batch).
     """
+    records = [r for r in records if isinstance(r.body, ReadRequest)]
+    if not records:
+        return Enriched([])
     wanted: dict[Target, list[str]] = {}
     for record in records:
         wanted.setdefault((record.body.object_type, record.body.object_id), []).append(

@@ -64,6 +64,14 @@ class ResponseIndex:
                     result[key.period] = result.get(key.period, ZERO) + counts
         return result
 
+    def customers(self, dimension: str, value: str, since_day: str) -> list[str]:
+        """The customer keys with a response in the segment since that day."""
+        keys = (
+            item.get("customer_key", {}).get("S")
+            for item in self._responses(dimension, value, "day", since_day, None)
+        )
+        return list(dict.fromkeys(k for k in keys if k))
+
     def _responses(
         self, dimension: str, value: str, granularity: str, first: str | None, last: str | None
     ) -> Iterator[dict[str, Any]]:

@@ -58,6 +58,9 @@ class SecretsDocument(BaseModel):
         BeforeValidator(_without_empty_strings),
     ] = Field(default_factory=list)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # CRM/billing destinations' API credentials, by the key a destination names
+    # (docs/destinations.md "Credentials"): never returned by the API.
+    destinations: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Seals GET /outcomes/at-risk cursors; absent: derived from the rest of the document.
     cursor_key: Annotated[str, Field(min_length=32)] | None = None
 

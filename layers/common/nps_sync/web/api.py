@@ -1,6 +1,7 @@
 """The query API (ApiFunction): one resolver joining a powertools ``Router`` per area
 (``nps_sync.web.routes``: GET /nps and the dashboard's reads, GET and DELETE /customers/{key},
-webhook subscriptions, outcomes, the dashboard's files) and GET /openapi.json.
+webhook subscriptions, CRM/billing destinations, outcomes, the dashboard's files) and GET
+/openapi.json.
 
 Bearer tokens come from the secrets document (``api_tokens``), each with a scope; every route
 but the OpenAPI document and the dashboard's files needs one, and declares in its security
@@ -20,17 +21,27 @@ from aws_lambda_powertools.event_handler.api_gateway import Route
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from nps_sync.core.errors import BadRequest, Forbidden, InvalidPayload, Unauthorized
+from nps_sync.core.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidPayload,
+    StorageUnavailable,
+    Unauthorized,
+)
+from nps_sync.delivery.outbound import DeliveryQueue
 from nps_sync.delivery.ssrf import Target, vet
+from nps_sync.destinations.base import Check
+from nps_sync.destinations.erasure import DestinationClearing
 from nps_sync.query.series import AggregateReader
 from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import CustomerRecords
+from nps_sync.store.destinations import Destination, DestinationsStore
 from nps_sync.store.response_index import ResponseIndex
 from nps_sync.store.secrets import ApiToken
 from nps_sync.store.subscriptions import SubscriptionsStore
 from nps_sync.web import dashboard
 from nps_sync.web.http import error_response, json_response, register_error_handlers
-from nps_sync.web.routes import customers, nps, outcomes, subscriptions
+from nps_sync.web.routes import customers, destinations, nps, outcomes, subscriptions
 from nps_sync.web.routes import dashboard as dashboard_routes
 from nps_sync.web.routes.params import BEARER, SCOPES, SCOPES_DESCRIPTION
 
@@ -43,6 +54,10 @@ def ephemeral_key() -> Callable[[], bytes]:
     return lambda: key
 
 
+def unconfigured_check(destination: Destination) -> Check:
+    raise StorageUnavailable("destination clients are not configured")
+
+
 @dataclass
 class Services:
     aggregates: AggregatesStore
@@ -51,6 +66,11 @@ class Services:
     tokens: Callable[[], Sequence[str | ApiToken]]  # a bare string is an admin token
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
     subscriptions: SubscriptionsStore | None = None
+    destinations: DestinationsStore | None = None
+    # DELETE /customers/{key} clears what we wrote in each destination (docs/destinations.md)
+    destination_clearing: DestinationClearing | None = None
+    # POST /destinations/{id}/test: the destination's client checks credentials and fields
+    destination_check: Callable[[Destination], Check] = field(default=unconfigured_check)
     vet_url: Callable[[str], Target] = vet  # the SSRF guard (local mode allows loopback)
     # Dimensions GET /nps answers from an index of the responses instead of counters.
     index: AggregateReader | None = None
@@ -70,6 +90,7 @@ class Services:
 
 def default_services() -> Services:
     from nps_sync.core.settings import aggregate_settings, fanout_settings
+    from nps_sync.destinations import clients
     from nps_sync.store.secrets import load
 
     settings = aggregate_settings()
@@ -84,6 +105,18 @@ def default_services() -> Services:
         cursor_key=lambda: load(settings).cursor_secret(),
         subscriptions=(
             SubscriptionsStore(fanout.subscriptions_table) if fanout.subscriptions_table else None
+        ),
+        destinations=(
+            DestinationsStore(fanout.subscriptions_table) if fanout.subscriptions_table else None
+        ),
+        destination_check=lambda destination: clients.check(destination),
+        destination_clearing=(
+            DestinationClearing(
+                DestinationsStore(fanout.subscriptions_table),
+                DeliveryQueue(fanout.destination_queue_url),
+            )
+            if fanout.subscriptions_table and fanout.destination_queue_url
+            else None
         ),
         vet_url=lambda url: vet(url, allow_local=fanout.allow_local_subscribers),
     )
@@ -156,7 +189,7 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
             return error_response(InvalidPayload("; ".join(reasons)))  # a JSON body: 422
         return error_response(BadRequest("; ".join(reasons)))
 
-    for area in (outcomes, nps, customers, subscriptions):
+    for area in (outcomes, nps, customers, subscriptions, destinations):
         app.include_router(area.router(services))
     app.include_router(dashboard_routes.router())
 

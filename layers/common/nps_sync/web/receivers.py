@@ -12,6 +12,12 @@ from nps_sync.ingest.receive import WebhookRequest, follow_up, receive
 from nps_sync.store.records import RecordsStore
 
 
+def _queue_follows(queue: str, changes: list) -> None:
+    from nps_sync.ingest.enrichment import enqueue_follows  # (the CRM receiver's only)
+
+    enqueue_follows(queue, changes)
+
+
 def _scheme(headers: Mapping[str, str] | None) -> str:
     """API Gateway tells the scheme the sender used in X-Forwarded-Proto (it is https there)."""
     return (headers or {}).get("x-forwarded-proto", "https").split(",")[0].strip() or "https"
@@ -44,7 +50,12 @@ def resolver(
 
     def store(settings: Settings) -> RecordsStore:
         if settings.records_table not in stores:
-            stores[settings.records_table] = (store_factory or RecordsStore)(settings.records_table)
+            table, queue = settings.records_table, settings.crm_enrichment_queue
+            # an organization's contacts follow it off the request path (its queue's consumer)
+            follows = (lambda changes: _queue_follows(queue, changes)) if queue else None
+            made = store_factory(table) if store_factory else RecordsStore(table)
+            made.organizations = made.organizations or follows
+            stores[table] = made
         return stores[settings.records_table]
 
     @app.post(f"/webhooks/{kind}/<provider>")

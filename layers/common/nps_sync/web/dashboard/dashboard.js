@@ -136,7 +136,7 @@
       if (error instanceof Unauthorized) throw error;
       return { error: error.message };
     });
-    const [overall, recent, trend, plan, region, channel, distribution, detractors] =
+    const [overall, recent, trend, plan, region, channel, distribution, detractors, destinations] =
       await Promise.all([
         api("nps"),
         api("nps", { window: "90d" }),
@@ -146,8 +146,11 @@
         optional(api("segments", { dimension: "channel" })),
         optional(api("distribution")),
         optional(api("detractors", { limit: "20" })),
+        optional(api("destinations/health")),
       ]);
-    state.data = { overall, recent, trend, plan, region, channel, distribution, detractors };
+    state.data = {
+      overall, recent, trend, plan, region, channel, distribution, detractors, destinations,
+    };
     render();
     setStatus("Updated " + new Date().toLocaleTimeString());
   }
@@ -424,6 +427,31 @@
     }
   }
 
+  function renderDestinations(body) {
+    // each CRM/billing destination's health: last success, failures in the last day
+    const list = document.getElementById("destinations");
+    clear(list);
+    if (!body || body.error) {
+      html("li", { class: "note" }, list, body ? body.error : "not available");
+      return;
+    }
+    if (!body.destinations.length) {
+      html("li", { class: "note" }, list, "No CRM or billing destination is configured.");
+      return;
+    }
+    for (const d of body.destinations) {
+      const failing = d.failures_last_day > 0 &&
+        (!d.last_success_at || d.last_failure_at > d.last_success_at);
+      const item = html("li", { class: "destination" + (failing ? " failing" : "") }, list);
+      item.dataset.destination = d.id;
+      html("span", { class: "destination-kind" }, item, d.kind);
+      html("span", { class: "destination-success" }, item,
+        "last success " + (d.last_success_at || "never"));
+      html("span", { class: "destination-failures" }, item,
+        d.failures_last_day + " failures, " + d.writes_last_day + " writes in the last day");
+    }
+  }
+
   function render() {
     const data = state.data;
     if (!data) return;
@@ -434,6 +462,7 @@
     }
     renderDistribution(data.distribution);
     renderDetractors(data.detractors);
+    renderDestinations(data.destinations);
     document.body.dataset.rendered = "true";
   }
 

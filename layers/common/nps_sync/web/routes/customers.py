@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel
 
 from nps_sync.core.observability import logger
-from nps_sync.query.customers import customer_view, erase_customer
+from nps_sync.query.customers import customer_view, erase_customer, erasure_keys
 from nps_sync.web.http import json_response
 from nps_sync.web.routes.params import ADMIN
 
@@ -34,7 +34,17 @@ def router(services: "Callable[[], Services]") -> Router:
 
     @routes.delete("/customers/<key>", security=ADMIN, summary="Erase a customer")
     def delete_customer(key: CustomerKey) -> Response[Erasure]:
-        deleted = erase_customer(services().records, unquote(key))  # NotFound: 404
+        found = services()
+        if found.destination_clearing is not None:  # first: the erasure deletes the links
+            objects = found.destination_clearing.queue_clears(
+                [
+                    item
+                    for customer_key in erasure_keys(found.records, unquote(key))
+                    for item in found.records.by_customer(customer_key)
+                ]
+            )
+            logger.info("destination fields to clear", extra={"objects": objects})
+        deleted = erase_customer(found.records, unquote(key))  # NotFound: 404
         logger.info("customer erased", extra={"deleted": deleted})  # counts only, never the key
         return json_response(202, Erasure(erased=True, deleted=deleted))
 

@@ -1,0 +1,1 @@
+"""CRM and billing destinations: NPS written back where teams work (docs/destinations.md)."""

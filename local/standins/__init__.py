@@ -1,0 +1,1 @@
+"""Local stand-ins of the destination providers' HTTP APIs, for tests and ``make run``."""
