@@ -6,6 +6,12 @@ DynamoDB on-demand after the 1 November 2024 price cut). Update PRICES when they
 
 import itertools
 
+# docs/cost.md from this line on is written by hand (SnapStart, hot keys): a run keeps it
+HAND_WRITTEN = (
+    "<!-- Written by hand (issue 17), not by `make bench`: bench/cost_model.py must keep what "
+    "follows. -->"
+)
+
 PRICES = {
     "http_api_per_m": 1.00,  # API Gateway HTTP API, first 300 M requests/month
     "lambda_request_per_m": 0.20,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+from . import standins
 from .output import configure
 
 
@@ -56,6 +57,11 @@ def main() -> int:
         return 0
     output.show_function_warnings(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
     output.say(f"AWS {runtime.emulator.endpoint}")
+    for kind, standin in runtime.standins.items():
+        output.say(f"STANDIN {kind} {standin.url}")
+    if runtime.standins:  # before READY: what arrives then writes back
+        for line in standins.register(runtime.url, runtime.admin_token()):
+            output.say(line)
     output.say(f"READY {runtime.url}")
     seeder = None
     if os.environ.get("SEED", "1") != "0":  # demo data (local/seed.py); SEED=0 starts empty

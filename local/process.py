@@ -22,6 +22,7 @@ class LocalRuntime(subprocess.Popen):
 
     url: str
     aws_endpoint: str
+    standins: dict[str, str]  # kind -> the URL of its stand-in (``STANDIN`` lines)
     log: Path | None  # its log file (None with LOG=stdout)
     lines: list[str]
     own_group: bool  # started in a session of its own: interrupt() reaches its children too
@@ -86,10 +87,14 @@ def start_runtime(
     process.reader = threading.Thread(target=drain, name="runtime-output", daemon=True)
     process.reader.start()
     said: dict[str, str] = {}
+    process.standins = {}
     if ready.wait(timeout):
         for line in list(process.lines):
             word, _, rest = line.partition(" ")
             said.setdefault(word, rest.strip())
+            if word == "STANDIN":
+                kind, _, url = rest.strip().partition(" ")
+                process.standins[kind] = url
             if word == "READY":
                 break
     if "READY" not in said or "AWS" not in said:

@@ -1,13 +1,14 @@
 """Wire it together: emulator + resources + functions + HTTP gateway + pollers."""
 
 import dataclasses
+import json
 import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from . import faults
+from . import faults, seed, standins
 from . import template as template_module
 from .aws import Emulator, Stack
 from .gateway import Gateway
@@ -45,6 +46,7 @@ class Runtime:
         self.gateway: Gateway | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.faults: faults.Faults | None = None
+        self.standins: dict[str, Any] = {}
 
     def start(self) -> "Runtime":
         os.environ.setdefault("NPS_SYNC_SECRETS_FILE", str(DEV_SECRETS))
@@ -55,6 +57,8 @@ class Runtime:
         self.emulator.start()
         stack = Stack(template, self.emulator).provision()
         self._set_environment(template, stack)
+        if os.environ.get("STANDINS", "1") != "0":  # STANDINS=0: the URLs as configured
+            self._start_standins()
         self.faults = faults.from_environment()  # LOCAL_FAULTS=rate (make load-faults) only
         add_layers(template)
         self.functions = {
@@ -87,6 +91,28 @@ class Runtime:
         for poller in self.pollers:
             poller.join(timeout=5)
         self.emulator.stop()
+        standins.stop_all(self.standins)
+
+    def admin_token(self) -> str:
+        """The first admin token of the dev secrets (a bare token is an admin one)."""
+        secrets = json.loads(Path(os.environ["NPS_SYNC_SECRETS_FILE"]).read_text())
+        for token in secrets["api_tokens"]:
+            if isinstance(token, str):
+                return token
+            if token.get("scope") == "admin":
+                return token["token"]
+        raise RuntimeError("no admin token in the dev secrets")
+
+    def _start_standins(self) -> None:
+        """The providers' APIs we call, on loopback (allowed by ALLOW_LOCAL_SUBSCRIBERS in
+        local/settings.json), holding the demo data's customers; their URLs become the
+        settings, as a sandbox's would."""
+        count = int(os.environ.get("SEED_CUSTOMERS", "2000"))
+        secrets = json.loads(Path(os.environ["NPS_SYNC_SECRETS_FILE"]).read_text())
+        self.standins = standins.start_all(secrets["destinations"], seed.customers(count))
+        for kind, standin in self.standins.items():
+            for name in standins.URL_SETTINGS[kind]:
+                os.environ[name] = standin.url
 
     def _set_environment(self, template, stack: Stack) -> None:
         """All functions share one process, so their variables must agree; say so if not."""

@@ -69,6 +69,15 @@ class Template:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
 
+    def function_of(self, target: str) -> str:
+        """The function a logical id invokes: itself, or the one an alias points at. Routes and
+        event sources name the AutoPublishAlias alias (template.yaml Globals); locally every
+        alias runs the one copy of its function's code (SnapStart has nothing to restore)."""
+        alias = self.resources.get(target, {})
+        if alias.get("Type") == "AWS::Lambda::Alias":
+            return alias["Properties"]["FunctionName"]["Ref"]
+        return target
+
 
 class _NoManagedPolicies:
     def load(self) -> dict[str, str]:
@@ -119,13 +128,13 @@ def load(path: Path = TEMPLATE, overrides: dict[str, str] | None = None) -> Temp
         for path_, methods in api["Properties"].get("Body", {}).get("paths", {}).items():
             for method, spec in methods.items():
                 uri = json.dumps(spec.get("x-amazon-apigateway-integration", {}).get("uri"))
-                target = re.search(r"\$\{(\w+)\.Arn\}", uri)
+                target = re.search(r"functions/\$\{(\w+?)(?:\.Arn)?\}/invocations", uri)
                 if target:
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                    result.routes.append(Route(verb, path_, target.group(1)))
+                    result.routes.append(Route(verb, path_, result.function_of(target.group(1))))
     for resource in result.of_type("AWS::Lambda::EventSourceMapping").values():
         props = resource["Properties"]
-        function = props["FunctionName"]["Ref"]
+        function = result.function_of(props["FunctionName"]["Ref"])
         result.event_sources.append(
             EventSource(
                 function=function,

@@ -1,5 +1,5 @@
-"""CrmEnrichFunction: CRM enrichment queue -> full HubSpot records -> CRM profiles, and
-changed organizations -> their contacts' PROFILEs."""
+"""CrmEnrichFunction: CRM enrichment queue -> full HubSpot records -> CRM profiles, changed
+organizations -> their contacts' PROFILEs, and erasures too large for their request."""
 
 from functools import lru_cache
 
@@ -14,11 +14,14 @@ from nps_sync.ingest.enrichment import (
     QueuedRead,
     ReadRequest,
     enqueue,
+    enqueue_erasure,
     enrich,
+    erase_all,
     follow_all,
     hide,
 )
 from nps_sync.ingest.hubspot import HubSpotClient, hubspot_property_names
+from nps_sync.query.customers import continue_erasure
 from nps_sync.store.records import RecordsStore
 from nps_sync.store.secrets import provider_credentials
 
@@ -34,8 +37,11 @@ def read(records: list[QueuedRead]) -> Enriched:
     """EnrichmentBatch's handler: the batch's records read from HubSpot and stored (the token
     is read for every batch, so a rotated one is picked up). CRM_ENRICHMENT_QUEUE is the queue
     the records come from: a changed company's contacts go there, and reads HubSpot
-    rate-limited are hidden there for their wait. "follow" messages need no HubSpot."""
+    rate-limited are hidden there for their wait, and an erasure not complete yet queues its
+    next part there. "follow" and "erasure" messages need no HubSpot."""
     follows = follow_all(records, store().follow)
+    erasures = erase_all(records, erase_further)
+    follows = Enriched(follows.failed + erasures.failed, follows.invalid, follows.followed)
     if not any(isinstance(r.body, ReadRequest) for r in records):
         return follows
     config = settings()
@@ -53,6 +59,12 @@ def read(records: list[QueuedRead]) -> Enriched:
         wait=(lambda waits: hide(queue, waits)) if queue else None,
     )
     return Enriched(reads.failed + follows.failed, reads.invalid, reads.followed + follows.followed)
+
+
+def erase_further(job: str) -> None:
+    """One more part of an erasure; while it is not complete, its next part is queued."""
+    queue = settings().crm_enrichment_queue
+    continue_erasure(store().customers, job, lambda job: enqueue_erasure(queue, job))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,8 +2,10 @@
 
 Invoke with ``{"fix": true}`` to repair (optionally ``"settle_seconds"``, the pause between the
 two passes, docs/aggregation.md); the schedule only reports. ``ReconcileDifferences`` counts what
-the run found and left unrepaired (all of it when reporting); ReconcileDifferencesAlarm in
-template.yaml watches it. Log lines name customers by customer_ref only.
+the run found and left unrepaired (all of it when reporting), identity orphans included
+(``IdentityOrphans``: records still under an alias that a link names another key for);
+ReconcileDifferencesAlarm in template.yaml watches it. Log lines name customers by customer_ref
+only.
 """
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -36,12 +38,15 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         logger.warning("stale segment stamp", extra=stale.as_dict())
     for outcome in report.outcomes.differences[:LOGGED]:  # revenue outcomes (docs/outcomes.md)
         logger.warning("outcome differs", extra=outcome.as_dict())
+    for orphan in report.orphans[:LOGGED]:  # identity (docs/identity.md)
+        logger.warning("identity orphan", extra=orphan.as_dict())
     metrics.add_metric(name="AggregateDifferences", unit="Count", value=len(report.differences))
     metrics.add_metric(name="AggregatesFixed", unit="Count", value=report.fixed)
     metrics.add_metric(name="StaleStamps", unit="Count", value=len(report.stale_stamps))
     metrics.add_metric(
         name="OutcomeDifferences", unit="Count", value=len(report.outcomes.differences)
     )
+    metrics.add_metric(name="IdentityOrphans", unit="Count", value=report.orphaned)
     # Every kind, what the run left unrepaired: template.yaml ReconcileDifferencesAlarm.
     metrics.add_metric(name="ReconcileDifferences", unit="Count", value=report.unresolved)
     logger.info("reconciled", extra=report.as_dict())

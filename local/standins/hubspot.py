@@ -14,6 +14,7 @@ such 429s, ``fail_next`` any answer.
 """
 
 import re
+import urllib.parse
 import uuid
 from datetime import date
 
@@ -42,7 +43,7 @@ DEFAULT_PROPERTIES = {
 }
 STRING_LIMIT = 65536  # characters in a string property value
 
-OBJECT = re.compile(r"^/crm/v3/objects/(\w+)/(\d+)$")
+OBJECT = re.compile(r"^/crm/v3/objects/(\w+)/([^/]+)$")  # an id, or a unique value (idProperty)
 BATCH = re.compile(r"^/crm/v3/objects/(\w+)/batch/(read|update)$")
 SEARCH = re.compile(r"^/crm/v3/objects/(\w+)/search$")
 ASSOCIATIONS = re.compile(r"^/crm/v4/associations/(\w+)/(\w+)/batch/read$")
@@ -113,6 +114,33 @@ class HubSpotStandin(Standin):
             back = self.associations.setdefault((to_kind, str(to_id), kind), [])
             if str(object_id) not in back:
                 back.append(str(object_id))
+
+    def populate(self, customers: list[dict]) -> None:
+        """The demo data's customers as contacts and their accounts as companies, associated
+        (ids as HubSpot gives them: numeric strings), so write-back finds them by e-mail."""
+        companies: dict[str, str] = {}
+        for n, customer in enumerate(customers):
+            account = customer.get("account")
+            if account and account not in companies:
+                companies[account] = str(5_000_000 + len(companies))
+                self.add("companies", companies[account], name=account)
+            contact = str(1_000_000 + n)
+            self.add("contacts", contact, email=customer["email"], company=account or "")
+            if account:
+                self.associate("contacts", contact, "companies", [companies[account]])
+
+    def fields_of(self, email: str) -> dict:
+        """The properties of the contact with this e-mail (tests, README)."""
+        for stored in self.objects["contacts"].values():
+            if str(stored["properties"].get("email", "")).lower() == email.lower():
+                return dict(stored["properties"])
+        return {}
+
+    def contact_id(self, email: str) -> str | None:
+        for object_id, stored in self.objects["contacts"].items():
+            if str(stored["properties"].get("email", "")).lower() == email.lower():
+                return object_id
+        return None
 
     def rate_limit(
         self, retry_after: str | None = None, policy: str = "TEN_SECONDLY_ROLLING", times: int = 1
@@ -204,6 +232,10 @@ class HubSpotStandin(Standin):
         }
 
     def _get(self, kind: str, object_id: str, request: Request) -> Reply:
+        # ``idProperty=email``: the contact by its e-mail, a unique property (HubSpot's
+        # "Retrieve a contact" accepts any unique property as the id)
+        if request.arg("idProperty") == "email" and kind == "contacts":
+            object_id = self.contact_id(urllib.parse.unquote(object_id)) or ""
         if object_id not in self.objects[kind]:
             return reply(404, error("OBJECT_NOT_FOUND", "resource not found"))
         names = [n for value in request.query.get("properties", []) for n in value.split(",")]
@@ -443,6 +475,11 @@ def _matches(properties: dict, rule: dict) -> bool:
     if rule.get("operator") == "HAS_PROPERTY":
         return held is not None
     return False
+
+
+def local(credentials: dict, port: int = 0) -> HubSpotStandin:
+    """For `make run`: the private-app token of ``destinations.hubspot-dev``."""
+    return HubSpotStandin(credentials["access_token"], port=port)
 
 
 if __name__ == "__main__":

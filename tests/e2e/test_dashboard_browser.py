@@ -681,3 +681,35 @@ def test_the_page_loads_nothing_from_elsewhere(demo):
         policy = answer.headers["content-security-policy"]
     assert "default-src 'self'" in policy
     assert not re.search(r"(https?:)?//", page)  # no address but its own, relative ones
+
+
+def test_the_write_back_panel_shows_each_destinations_health(signed_in, demo):
+    """`make run` registers a destination per stand-in and the demo data writes back: each
+    shows on the dashboard with its last success and its failures in the last day."""
+    deadline = time.monotonic() + 60
+    while True:
+        health = get(demo.url, "/destinations/health")["destinations"]
+        if all(d["last_success_at"] for d in health) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert sorted(d["kind"] for d in health) == ["chargebee", "hubspot", "salesforce", "stripe"]
+    assert all(d["last_success_at"] and d["writes_last_day"] > 0 for d in health), health
+    signed_in.refresh()
+    if signed_in.find_element("id", "token").is_displayed():
+        field = signed_in.find_element("id", "token")
+        field.send_keys(TOKEN)
+        field.submit()
+    rendered(signed_in)
+    wait_for(
+        signed_in,
+        "return document.querySelectorAll('#destinations li.destination').length === 4",
+        20,
+    )
+    shown = {
+        item.find_element("css selector", ".destination-kind").text: item.text
+        for item in signed_in.find_elements("css selector", "#destinations li.destination")
+    }
+    assert set(shown) == {d["kind"] for d in health}
+    for text in shown.values():  # writes go on meanwhile: the shape, a success, no failure
+        assert re.search(r"last success 20\d\d-\d\d-\d\dT", text), text
+        assert re.search(r"\b0 failures, [1-9]\d* writes in the last day", text), text

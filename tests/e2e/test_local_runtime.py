@@ -119,7 +119,8 @@ def test_the_terminal_shows_the_bar_then_one_line_per_request_and_the_file_the_l
     runtime = start_runtime(log=log, PORT="0", SEED="1", SEED_CUSTOMERS="10")
     try:
         summary = wait_for(runtime, r"^\d+ requests while seeding \(\d+ x 202\), one line each in ")
-        seeding = runtime.lines[: runtime.lines.index(summary)]
+        ready = next(i for i, text in enumerate(runtime.lines) if text.startswith("READY "))
+        seeding = runtime.lines[ready + 1 : runtime.lines.index(summary)]
 
         post_typeform(runtime)
         line = wait_for(runtime, r"POST /webhooks/survey/\{provider\} -> ")

@@ -116,7 +116,9 @@ def test_an_erasure_takes_the_customer_out_of_the_aggregates(world):
     world.respond("r2", "ana@example.com", 0, day="2026-03-01")
     world.respond("r3", "bo@example.com", 8)
     world.run()
-    deleted = erase(CustomerRecords(world.records_table, world.ddb), "ana@example.com")
+    progress = erase(CustomerRecords(world.records_table, world.ddb), "ana@example.com")
+    assert progress is not None and progress.complete
+    deleted = progress.deleted
     assert deleted["responses"] == 2
     assert deleted["raw_payloads"] == 2
     assert deleted["profile_items"] == 1

@@ -51,7 +51,11 @@ class Rig:
 
     def destination(self, **options):
         options = {
-            "fields": {}, "include_comment": False, "window_days": 90, "filters": {}, **options
+            "fields": {},
+            "include_comment": False,
+            "window_days": 90,
+            "filters": {},
+            **options,
         }
         created = self.store.create("hubspot", "hubspot-dev", **options)
         assert clients.check(created).ok  # creates the properties, as POST …/test does
@@ -212,3 +216,31 @@ def test_a_deleted_destination_drops_its_queued_changes(rig):
 
     assert rig.depth() == 0
     assert rig.written("101", "nps_score") is None
+
+
+def test_a_429_storm_then_recovery_writes_each_customers_latest_state_once(rig):
+    """HubSpot refuses every call for a while (a storm of 429s without Retry-After, as its
+    TEN_SECONDLY_ROLLING limit answers): nothing is lost or dead-lettered, and when it
+    answers again each of 30 customers is written once, with its latest answer."""
+    destination = rig.destination()
+    for n in range(30):
+        email = f"storm{n}@example.com"
+        rig.hubspot.add("contacts", str(500 + n), email=email)
+        rig.fan.world.respond(f"s{n}a", email, 2, day="2026-02-01", email=email)
+        rig.fan.world.respond(f"s{n}b", email, n % 11, day="2026-02-02", email=email)
+    rig.aggregate()
+    rig.hubspot.rate_limit(times=12)  # more than one receive's worth of calls
+
+    rounds = 0
+    while rig.depth() and rounds < 20:
+        rig.write()
+        rounds += 1
+        time.sleep(1.1)  # a refused change is hidden for at least 1 s (no Retry-After)
+
+    assert rig.depth() == 0 and rounds > 1  # refused, kept, and written later
+    assert rig.fan.depth("DestinationDeadLetterQueue") == 0
+    assert [rig.written(str(500 + n), "nps_score") for n in range(30)] == [
+        str(n % 11) for n in range(30)
+    ]
+    statuses = [e["status"] for e in rig.store.log(destination.id)]
+    assert statuses.count("written") == 30 and "retrying" in statuses  # each customer once

@@ -201,3 +201,33 @@ def test_the_standin_answers_a_partial_batch_in_hubspots_documented_shape(hubspo
     assert set(answer.body["errors"][0]) == set(recorded["errors"][0])
     assert answer.body["errors"][0]["context"] == recorded["errors"][0]["context"]
     assert set(answer.body["results"][0]) == set(recorded["results"][0])
+
+
+def test_calls_per_1000_changed_customers():
+    """docs/destinations.md "API calls per 1,000 changed customers": lookups, reads and writes
+    go 100 to a call, for contacts and for their companies alike."""
+    from local.seed import customers
+
+    people = customers(1000)
+    standin = HubSpotStandin(TOKEN, rate=None, search_rate=None)
+    standin.populate(people)
+    standin.start()
+    try:
+        hubspot = client(standin)
+        before = len(standin.requests)
+        found = hubspot.lookup([Target(PERSON, p["email"], None, p["email"]) for p in people])
+        hubspot.current(PERSON, list(found.values()), ["nps_score"])
+        hubspot.write([Write(Target(PERSON, k, v), {"nps_score": 7}) for k, v in found.items()])
+        contacts = len(standin.requests) - before
+        names = sorted({p["account"] for p in people})
+        orgs = hubspot.lookup([Target(ORGANIZATION, n, None, name=n) for n in names])
+        hubspot.current(ORGANIZATION, list(orgs.values()), ["nps_account_nps"])
+        hubspot.write(
+            [Write(Target(ORGANIZATION, k, v), {"nps_account_nps": 10}) for k, v in orgs.items()]
+        )
+        companies = len(standin.requests) - before - contacts
+    finally:
+        standin.stop()
+    assert len(found) == 1000 and len(orgs) == len(names)
+    assert contacts == 30  # 10 searches, 10 batch reads, 10 batch updates
+    assert companies == 3 * -(-len(names) // 100)

@@ -17,7 +17,6 @@ from nps_sync.core import mrr
 from nps_sync.core.errors import InvalidPayload, NotConfigured
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
-from nps_sync.core.observability import logger
 from nps_sync.core.signing import basic_verify
 from nps_sync.ingest.receive import Batch, Record, load_json
 
@@ -150,8 +149,12 @@ def parse(request, settings) -> Batch:
     event = Event.model_validate(raw)
     if event.api_version not in (None, "v2"):
         raise InvalidPayload("api_version: only Chargebee API v2 events are read")
-    profile = _subscription(event) if event_type in SUBSCRIPTION_EVENTS else _customer(event)
-    return Batch(records=[Record(profile, raw)])
+    warnings: list[tuple[str, dict[str, Any]]] = []
+    if event_type in SUBSCRIPTION_EVENTS:
+        profile = _subscription(event, warnings)
+    else:
+        profile = _customer(event)
+    return Batch(records=[Record(profile, raw)], warnings=tuple(warnings))
 
 
 def _customer(event: Event) -> BillingProfile:
@@ -162,7 +165,7 @@ def _customer(event: Event) -> BillingProfile:
     return _profile(event, at, customer.id, customer)
 
 
-def _subscription(event: Event) -> BillingProfile:
+def _subscription(event: Event, warnings: list | None = None) -> BillingProfile:
     sub = event.content.subscription
     if sub is None:
         raise InvalidPayload("content.subscription: a subscription event needs its subscription")
@@ -171,7 +174,7 @@ def _subscription(event: Event) -> BillingProfile:
         raise InvalidPayload("content.customer.id is not the subscription's customer_id")
     at = _version(sub.resource_version, sub.updated_at, event.occurred_at)
     cancelled = sub.status == "cancelled"
-    money = _mrr(sub, at)
+    money = _mrr(sub, at, [] if warnings is None else warnings)
     if money is not None and cancelled:
         money = mrr.to_money(0, money.currency)
     renews = None if cancelled else (sub.next_billing_at or sub.current_term_end)
@@ -219,7 +222,7 @@ def _plan(sub: Subscription) -> str | None:
     return plan.item_price_id if plan else sub.plan_id
 
 
-def _mrr(sub: Subscription, at: datetime):
+def _mrr(sub: Subscription, at: datetime, warnings: list):
     if sub.currency_code is None or sub.billing_period_unit is None:
         return None
     lines = [
@@ -246,9 +249,9 @@ def _mrr(sub: Subscription, at: datetime):
     ]
     result = mrr.total(lines, sub.currency_code, discounts, at)
     if result.notes:
-        logger.warning(
-            "chargebee MRR is partial",
-            extra={"subscription_id": sub.id, "notes": list(result.notes)},
+        # logged by receive(): ids and what was left out, no personal data
+        warnings.append(
+            ("chargebee MRR is partial", {"subscription_id": sub.id, "notes": list(result.notes)})
         )
     return result.money
 

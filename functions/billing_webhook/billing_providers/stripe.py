@@ -24,7 +24,6 @@ from nps_sync.core import mrr
 from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
-from nps_sync.core.observability import logger
 from nps_sync.core.signing import header, stripe_verify
 from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
 
@@ -172,15 +171,17 @@ def parse(request, settings) -> Batch:
     if _echo(event):
         return Batch(ignored=1)
     at = datetime.fromtimestamp(event.created, UTC)
+    warnings: list[tuple[str, dict[str, Any]]] = []
     if event.type in CUSTOMER_EVENTS:
         profile = _customer(event, Named.model_validate(event.data.object), at)
     elif event.type in SUBSCRIPTION_EVENTS:
-        profile = _subscription(event, Subscription.model_validate(event.data.object), at)
+        sub = Subscription.model_validate(event.data.object)
+        profile = _subscription(event, sub, at, warnings)
     else:
         profile = _invoice(event, Invoice.model_validate(event.data.object), at)
     if profile is None:
         return Batch(ignored=1)
-    return Batch(records=[Record(profile, raw)])
+    return Batch(records=[Record(profile, raw)], warnings=tuple(warnings))
 
 
 def _echo(event: Event) -> bool:
@@ -199,14 +200,16 @@ def _customer(event: Event, customer: Named, at: datetime) -> BillingProfile:
     return _profile(event, at, customer.id, customer.email, customer.metadata)
 
 
-def _subscription(event: Event, sub: Subscription, at: datetime) -> BillingProfile:
+def _subscription(
+    event: Event, sub: Subscription, at: datetime, warnings: list | None = None
+) -> BillingProfile:
     customer = sub.customer if isinstance(sub.customer, Named) else Named(id=sub.customer)
     if not customer.id:
         raise InvalidPayload("data.object.customer: a subscription needs a customer id")
     deleted = event.type == "customer.subscription.deleted"
     status = "canceled" if deleted else sub.status
     ended = deleted or status in ENDED
-    money = _mrr(event, sub, at)
+    money = _mrr(event, sub, at, [] if warnings is None else warnings)
     if money is not None and ended:
         money = mrr.to_money(0, money.currency)
     return _profile(
@@ -275,7 +278,7 @@ def _renews_at(sub: Subscription) -> datetime | None:
     return datetime.fromtimestamp(end, UTC) if end else None
 
 
-def _mrr(event: Event, sub: Subscription, at: datetime):
+def _mrr(event: Event, sub: Subscription, at: datetime, warnings: list):
     items = sub.items.data
     currency = sub.currency or (items[0].price.currency if items else None)
     if currency is None:
@@ -289,7 +292,7 @@ def _mrr(event: Event, sub: Subscription, at: datetime):
     result = mrr.total(lines, currency, discounts, at)
     notes.extend(result.notes)
     if notes:
-        _log_notes(event.id, sub.id, notes)
+        warnings.append(_partial(event.id, sub.id, notes))
     return result.money
 
 
@@ -354,10 +357,11 @@ def _discounts(sub: Subscription, currency: str) -> tuple[list[mrr.Discount], li
     return result, notes
 
 
-def _log_notes(event_id: str, subscription_id: str, notes: list[str]) -> None:
-    logger.warning(
+def _partial(event_id: str, subscription_id: str, notes: list[str]) -> tuple[str, dict]:
+    """The warning receive() logs: ids and what was left out, no personal data."""
+    return (
         "stripe MRR is partial",
-        extra={"event_id": event_id, "subscription_id": subscription_id, "notes": notes},
+        {"event_id": event_id, "subscription_id": subscription_id, "notes": notes},
     )
 
 

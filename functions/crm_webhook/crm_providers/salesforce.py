@@ -3,8 +3,8 @@
 Salesforce does not sign them. A message is accepted when the ``token`` query parameter of
 the endpoint URL configured in Salesforce matches ours (constant time) and its OrganizationId
 is one of ours (first 15 characters, so 15- and 18-character ids both match). The token is
-checked before any XML is read; the XML parser refuses DTDs, so entity expansion and external
-entities never happen.
+checked before any XML is read; a body that declares a DTD is refused before it is parsed
+into a tree, so entity expansion and external entities never happen.
 
 The handler must answer the Ack (``acknowledge(receipt)``, ``ack_response()``) whenever the
 message is stored, duplicates included: anything else (JSON, an empty 200) counts as not
@@ -23,11 +23,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, XMLParser
+from xml.parsers import expat
 
 from aws_lambda_powertools.event_handler import Response
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
 from pydantic import BaseModel, Field, TypeAdapter
 
 from nps_sync.core.crm_fields import CrmFieldNames, field_names
@@ -111,7 +110,7 @@ def verify(request, credentials, now, settings) -> None:
         raise SignatureError("missing token query parameter")
     if not any_equal(tokens, given):
         raise SignatureError("the token does not match")
-    organization = _organization_id(_envelope(request.body))
+    organization = _organization_id(_envelope(request.body, keep=True))
     ours = {org[:15] for org in org_ids if isinstance(org, str) and len(org) in (15, 18)}
     if organization is None or len(organization) not in (15, 18) or organization[:15] not in ours:
         raise SignatureError("OrganizationId is not one of ours")
@@ -144,16 +143,47 @@ def read_message(body: bytes) -> Message:
     )
 
 
-def _envelope(body: bytes) -> Element:
+_kept: tuple[bytes, Element] | None = None  # the envelope verify read, until parse takes it
+
+
+def _envelope(body: bytes, keep: bool = False) -> Element:
+    """The SOAP envelope, read once per request: verify reads and keeps it, parse takes it
+    (the same body object, found by ``is``: held here, its id cannot be reused meanwhile).
+    Taken once, so every request is read, a repeated one too."""
+    global _kept
+    kept, _kept = _kept, None
+    if kept is not None and kept[0] is body:
+        return kept[1]
+    _refuse_dtd(body)
     try:
-        root = fromstring(body, forbid_dtd=True)
-    except DefusedXmlException as error:
-        raise MalformedBody("the XML body declares a DTD or entities, which are refused") from error
+        # no DTD (checked above): nothing for defusedxml to refuse, and the C parser reads it
+        # in ~50 us where defusedxml's pure-Python one took ~115 us
+        parser = XMLParser()  # noqa: S314
+        parser.feed(body)
+        root = parser.close()
     except (ParseError, ValueError, LookupError) as error:  # LookupError: unknown encoding=
         raise MalformedBody("the body is not well-formed XML") from error
     if root.tag != f"{{{SOAP}}}Envelope":
         raise InvalidPayload("the body is not a SOAP 1.1 envelope")
+    if keep:
+        _kept = (body, root)
     return root
+
+
+def _refuse_dtd(body: bytes) -> None:
+    """One expat pass with only the DTD handlers set (so it runs in C) refuses any DOCTYPE
+    or entity declaration, as defusedxml's ``forbid_dtd`` did, before a tree is built."""
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _dtd_found
+    parser.EntityDeclHandler = _dtd_found
+    try:
+        parser.Parse(body, True)
+    except (expat.ExpatError, ValueError, LookupError) as error:
+        raise MalformedBody("the body is not well-formed XML") from error
+
+
+def _dtd_found(*_: Any) -> None:
+    raise MalformedBody("the XML body declares a DTD or entities, which are refused")
 
 
 def _notifications(root: Element) -> Element:

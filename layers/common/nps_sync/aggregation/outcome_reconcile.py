@@ -6,13 +6,14 @@
    (the sparse at-risk indexes follow them).
 
 ``check_outcomes`` only compares (pure; of the responses it keeps only what ``derive`` reads,
-``Answers``); ``repair_outcomes`` re-derives the state (the stream
+``Answers``; the PROFILEs come from reconcile, read by key, never by a Scan of the table, which
+would pass over every raw payload); ``repair_outcomes`` re-derives the state (the stream
 then moves counters and index by the difference), sets the counters conditional on them being
 unchanged since the scan, and writes the at-risk keys. nps_sync.aggregation.reconcile runs both.
 """
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from nps_sync.core.models import StoredProfile, StoredResponse
@@ -70,12 +71,9 @@ def _scrub(value: Any, customer: str | None) -> Any:
     return value
 
 
-# What reconcile reads of the items (the Scans' ProjectionExpression): every attribute
-# store/items.py's stored_profile reads, and of a response what derive takes from an answer.
-PROFILE_READS = (
-    *(f.name for f in fields(StoredProfile) if f.name not in ("customer_key", "at_risk", "item")),
-    *AT_RISK_ATTRIBUTES,
-)
+# What reconcile reads of a response (the Scan's ProjectionExpression): what derive takes
+# from an answer. PROFILE items are read whole, by key (billed whole anyway: per item, rounded
+# up to 4 KB).
 ANSWER_READS = ("customer_key", "score", "submitted_at", "channel", "survey")
 
 
@@ -92,8 +90,16 @@ class Answers:
     and memory is O(billing customers x moments), not O(responses)."""
 
     def __init__(self, profiles: Iterable[StoredProfile]):
-        self._moments = {p.customer_key: _moments(p) for p in profiles if is_billing_profile(p)}
+        self._moments: dict[str, tuple[str, ...]] = {}
         self._kept: dict[str, dict[str | None, StoredResponse]] = {}
+        for profile in profiles:
+            self.offer(profile)
+
+    def offer(self, profile: StoredProfile) -> None:
+        """A customer's PROFILE, before any of its responses is added (reconcile reads each
+        PROFILE when the first of its customer's items passes)."""
+        if is_billing_profile(profile):
+            self._moments[profile.customer_key] = _moments(profile)
 
     def add(self, response: StoredResponse) -> None:
         moments = self._moments.get(response.customer_key or "")

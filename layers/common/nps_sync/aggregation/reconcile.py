@@ -1,21 +1,25 @@
 """Recompute every aggregate from the response items and compare with the stored ones.
 
-The offline oracle of the aggregator (tests use it too): the customer PROFILE items (a Scan
-of RecordsTable), the responses (a Scan of its by_customer index, which no raw payload is in),
-both as parallel segments and folded as their pages arrive, the same ``contribution`` the
-aggregator uses, and a Scan of AggregatesTable (docs/aggregation.md "What it reads"). Three
-kinds of difference (docs/aggregation.md "Reconcile"):
+The offline oracle of the aggregator (tests use it too): one Scan of RecordsTable's
+by_customer index (responses, provider profiles and identity links; no raw payload is in it)
+as parallel segments, folded as its pages arrive, with each customer's PROFILE read by key
+(BatchGetItem) the first time one of its items passes; the same ``contribution`` the
+aggregator uses, and a Scan of AggregatesTable (docs/aggregation.md "What it reads"). No raw
+payload item is ever read. Four kinds of difference (docs/aggregation.md "Reconcile"):
 
 - aggregates: stored counters that are not the recomputed ones;
 - stale stamps: responses whose stamped segment attributes are not their customer's current
   PROFILE's (the aggregates are computed from the stamps, so a missed stamp hides there);
-- revenue outcomes: state, counters, at-risk index (nps_sync.aggregation.outcome_reconcile).
+- revenue outcomes: state, counters, at-risk index (nps_sync.aggregation.outcome_reconcile);
+- identity orphans: records still stored under an alias that a link points to another customer
+  key (written just before the link, missed by its move under index lag).
 
 ``--fix`` repairs only what two passes ``--settle`` seconds apart both found, identically:
 a record still on its way through the stream makes a difference that vanishes or moves
 between the passes and is left alone. Aggregates are set conditional on their counters not
 having moved since the second scan (the stream marks stay); stale responses are re-stamped
-(the stamp flows through the stream and moves the counts).
+(the stamp flows through the stream and moves the counts); orphans are moved to the
+customer the link names (store/links.py ``rekey``, which merges the alias's PROFILE too).
 
 Run by ReconcileFunction on a schedule and by ``make reconcile`` (nps_sync.cli.reconcile).
 Output names customers only by their customer_ref, never by key.
@@ -23,13 +27,13 @@ Output names customers only by their customer_ref, never by key.
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nps_sync.aggregation.outcome_reconcile import (
     ANSWER_READS,
-    PROFILE_READS,
     Answers,
     OutcomeReport,
     check_outcomes,
@@ -39,13 +43,26 @@ from nps_sync.core.aggregates import ZERO, AggregateKey, Counts, contribution
 from nps_sync.core.models import RESPONSE_ATTRIBUTES, StoredProfile, StoredResponse
 from nps_sync.core.observability import customer_ref
 from nps_sync.core.outcomes import to_attribute
+from nps_sync.store import dynamo
 from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.customers import SEGMENT_ATTRIBUTES, VERSION, CustomerRecords, customer_pk
-from nps_sync.store.items import stored_profile, stored_response
+from nps_sync.store.customers import (
+    INDEX,
+    SEGMENT_ATTRIBUTES,
+    VERSION,
+    CustomerRecords,
+    customer_pk,
+)
+from nps_sync.store.items import stored_profile, stored_response, text
+from nps_sync.store.links import Links
 from nps_sync.store.outcomes import OutcomesStore
 
 DEFAULT_SETTLE_SECONDS = 10.0  # > the stream's usual lag (batching window + one invocation)
 STAMP = (*SEGMENT_ATTRIBUTES, VERSION)
+INDEXED = ("gsi1pk", "gsi1sk", "customer_key", "settled")  # whose, what kind, a link's target
+BLOCK = 2000  # index items held while the PROFILEs of their new customers are read
+BATCH_KEYS = 100  # PROFILEs per BatchGetItem (its limit)
+PROFILE_READERS = 4  # BatchGetItem calls in flight
+LINK_HOPS = 3  # as Links.resolve follows them
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,29 @@ class StaleStamp:
         }
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """Records stored under ``alias`` while its link names ``customer``: ``records`` items in
+    by_customer (responses, provider profiles, links) and, if ``profile``, a PROFILE."""
+
+    alias: str
+    customer: str
+    records: int
+    profile: bool
+
+    @property
+    def count(self) -> int:
+        return self.records + int(self.profile)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "orphan": customer_ref(self.alias),
+            "customer": customer_ref(self.customer),
+            "records": self.records,
+            "profile": self.profile,
+        }
+
+
 @dataclass
 class Report:
     responses: int = 0
@@ -93,7 +133,15 @@ class Report:
     outcomes: OutcomeReport = field(default_factory=OutcomeReport)  # docs/outcomes.md
     stale_stamps: list[StaleStamp] = field(default_factory=list)
     restamped: int = 0
+    orphans: list[Orphan] = field(default_factory=list)  # by alias
+    moved: int = 0  # --fix: orphaned records moved to their customer (and PROFILEs merged)
+    customers: int = 0  # PROFILE items read
     unsettled: int = 0  # --fix: differences of the second pass the first did not see alike
+
+    @property
+    def orphaned(self) -> int:
+        """Records stored under an alias (the ``IdentityOrphans`` metric)."""
+        return sum(orphan.count for orphan in self.orphans)
 
     @property
     def unresolved(self) -> int:
@@ -104,6 +152,7 @@ class Report:
             - self.outcomes.fixed
             + len(self.stale_stamps)
             - self.restamped
+            + max(self.orphaned - self.moved, 0)
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,6 +166,9 @@ class Report:
             "outcomes_fixed": self.outcomes.fixed,
             "stale_stamps": len(self.stale_stamps),
             "restamped": self.restamped,
+            "orphans": self.orphaned,
+            "orphans_moved": self.moved,
+            "customers": self.customers,
             "unsettled": self.unsettled,
         }
 
@@ -162,10 +214,6 @@ def _stamp(record: StoredResponse | StoredProfile) -> dict[str, Any]:
     return {name: to_attribute(value) for name, value in values.items() if value is not None}
 
 
-def _versioned(profiles: Iterable[StoredProfile]) -> dict[str, StoredProfile]:
-    return {p.customer_key: p for p in profiles if p.profile_version is not None}
-
-
 def _stale(response: StoredResponse, versioned: Mapping[str, StoredProfile]) -> StaleStamp | None:
     key = response.customer_key
     profile = versioned.get(key) if key is not None else None
@@ -183,36 +231,136 @@ def response_reads(dimensions: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*ANSWER_READS, *STAMP, *counted)))
 
 
-def survey(records: CustomerRecords, aggregates: AggregatesStore, dimensions: Iterable[str]):
+def indexed_items(
+    records: CustomerRecords, attributes: Iterable[str], segments: int = dynamo.SEGMENTS
+) -> Iterator[dict[str, Any]]:
+    """Every item of by_customer (responses, provider profiles, links), projected: one
+    parallel Scan of the index, so no raw payload, PROFILE or event item is passed over.
+    (A public twin of ``CustomerRecords.responses`` without its RESP# filter belongs in
+    store/customers.py; the filter saves no read units, an index item is billed in full.)"""
+    return records._scan({"IndexName": INDEX}, (*INDEXED, *attributes), segments)
+
+
+class Identity:
+    """Who is stored under which customer key, and the links, as the index items stream by:
+    O(customer keys) counters, no item kept."""
+
+    def __init__(self) -> None:
+        self.under: dict[str, int] = {}
+        self.links: dict[str, tuple[str, bool]] = {}  # alias -> (customer key, settled)
+
+    def add(self, key: str, item: Mapping[str, Any]) -> None:
+        self.under[key] = self.under.get(key, 0) + 1
+        sort = text(item, "gsi1sk") or ""
+        if sort.startswith("ID#"):
+            target = text(item, "customer_key") or key
+            self.links[sort.removeprefix("ID#")] = (target, "settled" in item)
+
+    def unsettled(self) -> set[str]:
+        """Aliases whose move may not have finished: their PROFILE may still be there."""
+        return {alias for alias, (_, settled) in self.links.items() if not settled}
+
+    def resolve(self, key: str) -> str:
+        for _ in range(LINK_HOPS):
+            target = self.links.get(key, (key, True))[0]
+            if target == key:
+                break
+            key = target
+        return key
+
+    def orphans(self, profiles: Mapping[str, StoredProfile]) -> list[Orphan]:
+        found = []
+        for alias in sorted(self.links):
+            customer = self.resolve(alias)
+            if customer == alias:
+                continue
+            records, profile = self.under.get(alias, 0), alias in profiles
+            if records or profile:
+                found.append(Orphan(alias, customer, records, profile))
+        return found
+
+
+class Profiles:
+    """Each customer's PROFILE, read by key (BatchGetItem, ``PROFILE_READERS`` in flight) the
+    first time one of its items passes, and kept (O(customers), as the outcome check needs
+    them). A customer without one is remembered too, so it is asked for once."""
+
+    def __init__(self, records: CustomerRecords, pool: ThreadPoolExecutor, answers: Answers):
+        self.records, self.pool, self.answers = records, pool, answers
+        self.found: dict[str, StoredProfile] = {}
+        self.versioned: dict[str, StoredProfile] = {}
+        self.asked: set[str] = set()
+
+    def read(self, keys: Iterable[str]) -> None:
+        new = sorted(set(keys) - self.asked - {""})
+        self.asked.update(new)
+        chunks = [new[i : i + BATCH_KEYS] for i in range(0, len(new), BATCH_KEYS)]
+        for items in self.pool.map(self.records.profiles, chunks):
+            for item in items.values():
+                profile = stored_profile(item)
+                if profile is None:
+                    continue
+                self.found[profile.customer_key] = profile
+                self.answers.offer(profile)
+                if profile.profile_version is not None:
+                    self.versioned[profile.customer_key] = profile
+
+
+def survey(
+    records: CustomerRecords,
+    aggregates: AggregatesStore,
+    dimensions: Iterable[str],
+    segments: int = dynamo.SEGMENTS,
+) -> Report:
     """One pass: every difference, nothing written.
 
-    Streams: the PROFILE items first (kept, O(customers)), then the responses page by page as
-    the parallel Scan segments deliver them, each folded at once into the expected counters
-    (O(aggregate keys)), checked against its customer's stamp and offered to the outcome fold
-    (which keeps only the few answers the outcome state reads per billing customer). No list
-    of the responses is ever held."""
+    Streams: the by_customer items in blocks of ``BLOCK`` as the parallel Scan segments deliver
+    them; before a block is folded, the PROFILEs of the customers it names for the first time
+    are read (kept, O(customers)); then each response is folded at once into the expected
+    counters (O(aggregate keys)), checked against its customer's stamp and offered to the
+    outcome fold (which keeps only the few answers the outcome state reads per billing
+    customer), and every item counted under its customer key (orphans). No list of the
+    responses is ever held, and no raw payload item read."""
     dimensions = tuple(dimensions)
     report = Report()
-    profiles = [p for p in map(stored_profile, records.profile_items(PROFILE_READS)) if p]
-    versioned = _versioned(profiles)
-    answers = Answers(profiles)
+    answers = Answers(())
     expected = Sums(dimensions)
+    identity = Identity()
     stale: list[StaleStamp] = []
-    for item in records.responses(response_reads(dimensions)):
-        response = stored_response(item)
-        if response is None:
-            continue
-        report.responses += 1
-        expected.add(response)
-        if (found := _stale(response, versioned)) is not None:
-            stale.append(found)
-        answers.add(response)
+    with ThreadPoolExecutor(PROFILE_READERS, thread_name_prefix="reconcile-profiles") as pool:
+        profiles = Profiles(records, pool, answers)
+
+        def fold(block: list[tuple[str, dict[str, Any]]]) -> None:
+            profiles.read(key for key, _ in block)
+            for key, item in block:
+                identity.add(key, item)
+                response = stored_response(item)
+                if response is None:
+                    continue
+                report.responses += 1
+                expected.add(response)
+                if (found := _stale(response, profiles.versioned)) is not None:
+                    stale.append(found)
+                answers.add(response)
+
+        block: list[tuple[str, dict[str, Any]]] = []
+        for item in indexed_items(records, response_reads(dimensions), segments):
+            block.append(((text(item, "gsi1pk") or "").removeprefix("CUST#"), item))
+            if len(block) >= BLOCK:
+                fold(block)
+                block = []
+        fold(block)
+        # an alias's PROFILE outlives its records' move only until the link is settled
+        profiles.read(identity.unsettled())
+    report.customers = len(profiles.found)
+    report.orphans = identity.orphans(profiles.found)
     stored = {key: counts for key, counts in aggregates.scan() if key.dimension in dimensions}
     report.aggregates = len(stored)
     report.differences = differences(stored, expected.counts())
     report.stale_stamps = sorted(stale, key=lambda s: s.response)
     outcomes = OutcomesStore(aggregates.table_name, aggregates.client)
-    report.outcomes = check_outcomes(profiles, answers.kept(), outcomes.scan(), dimensions)
+    ordered = [profiles.found[key] for key in sorted(profiles.found)]
+    report.outcomes = check_outcomes(ordered, answers.kept(), outcomes.scan(), dimensions)
     return report
 
 
@@ -224,6 +372,26 @@ def _alike(first: list, second: list) -> list:
 
     seen = {signature(entry) for entry in first}
     return [entry for entry in second if signature(entry) in seen]
+
+
+def _alike_orphans(first: list[Orphan], second: list[Orphan]) -> list[Orphan]:
+    """Orphans of the same alias and customer in both passes (their count may grow: a move
+    takes every record under the alias)."""
+    seen = {(orphan.alias, orphan.customer) for orphan in first}
+    return [orphan for orphan in second if (orphan.alias, orphan.customer) in seen]
+
+
+def move_orphans(orphans: Iterable[Orphan], records: CustomerRecords) -> int:
+    """Move each alias's records to the customer its link names now (read again, consistently:
+    a link that changed since the scan is left for the next run), merging its PROFILE; the
+    records moved and PROFILEs merged."""
+    links = Links(records)
+    moved = 0
+    for orphan in orphans:
+        if links.resolve(orphan.alias, []) != orphan.customer:
+            continue
+        moved += links.rekey(orphan.alias, orphan.customer) + int(orphan.profile)
+    return moved
 
 
 def reconcile(
@@ -245,6 +413,7 @@ def reconcile(
     settled = _alike(first.differences, report.differences)
     settled_outcomes = _alike(first.outcomes.differences, report.outcomes.differences)
     settled_stamps = _alike(first.stale_stamps, report.stale_stamps)
+    settled_orphans = _alike_orphans(first.orphans, report.orphans)
     for difference in settled:
         report.fixed += aggregates.replace(difference.key, difference.stored, difference.expected)
     outcomes = OutcomesStore(aggregates.table_name, aggregates.client)
@@ -254,12 +423,16 @@ def reconcile(
             {"pk": to_attribute(stale.response), **stale.stamped},
             {"pk": to_attribute(customer_pk(stale.customer)), **stale.current},
         )
+    # last: a moved response is re-stamped from its new customer's PROFILE (links.rekey)
+    report.moved = move_orphans(settled_orphans, records)
     report.unsettled = (
         len(report.differences)
         + len(report.outcomes.differences)
         + len(report.stale_stamps)
+        + len(report.orphans)
         - len(settled)
         - len(settled_outcomes)
         - len(settled_stamps)
+        - len(settled_orphans)
     )
     return report

@@ -37,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         settle_seconds=args.settle,
         sleep=lambda s: (print(f"second pass in {s:g} s", file=sys.stderr), time.sleep(s)),
     )
-    for entry in (*report.differences, *report.stale_stamps, *report.outcomes.differences):
+    for entry in (
+        *report.differences,
+        *report.stale_stamps,
+        *report.outcomes.differences,
+        *report.orphans,
+    ):
         print(json.dumps(entry.as_dict(), sort_keys=True, default=str))
     print(json.dumps(report.as_dict(), sort_keys=True), file=sys.stderr)
     return 0 if report.unresolved == 0 else 1

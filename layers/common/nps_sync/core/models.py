@@ -34,7 +34,9 @@ def _to_utc(value: datetime) -> datetime:
 
 
 def _happened(value: datetime) -> datetime:
-    """Refuse times no real event has (the message names the bound, never the value)."""
+    """Refuse times no real event has (the message names the bound, never the value); in UTC
+    first, in the same validator: one Python call a value, not two (every record has 1-2)."""
+    value = _to_utc(value)
     if value < EARLIEST:
         raise ValueError(f"is before {EARLIEST:%Y-%m-%d}")
     if value > datetime.now(UTC) + FUTURE_SKEW:
@@ -44,7 +46,7 @@ def _happened(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 # When something happened (an answer, an update at the source): bounded, see EARLIEST.
-EventTime = Annotated[AwareDatetime, AfterValidator(_to_utc), AfterValidator(_happened)]
+EventTime = Annotated[AwareDatetime, AfterValidator(_happened)]
 
 
 class Category(StrEnum):

@@ -8,6 +8,8 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics
 
+import nps_sync.core.snapstart  # noqa: F401 - registers SnapStart's restore hook (docs/cost.md)
+
 
 class Untraced:
     """Tracer's stand-in where tracing is off (POWERTOOLS_TRACE_DISABLED, as the webhook

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from nps_sync.core.errors import SignatureError
 
@@ -75,6 +76,7 @@ def _b64(digest: bytes) -> str:
 STANDARD_PREFIX = "whsec_"
 
 
+@lru_cache(maxsize=64)  # a handful of secrets, decoded once each, not on every request
 def standard_key(secret: str) -> bytes:
     """Standard Webhooks keys are base64 after the ``whsec_`` prefix (unlike Stripe's)."""
     raw = secret.removeprefix(STANDARD_PREFIX)

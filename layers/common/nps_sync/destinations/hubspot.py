@@ -55,8 +55,8 @@ class HubSpotDestination:
         self.api = Api(base_url, bearer(access_token), **options)
 
     def lookup(self, targets: Sequence[Target]) -> dict[str, str]:
-        """Contacts by e-mail (IN filters of 100), companies by exact name (one search each;
-        a name that more than one company has is no match)."""
+        """Contacts by e-mail, companies by name, 100 values per search (an IN filter: its
+        string values in lower case); a value more than one object holds is no match."""
         found: dict[str, str] = {}
         people = [t for t in targets if t.level == PERSON and t.email]
         for group in chunks(people, SEARCH_VALUES):
@@ -66,10 +66,13 @@ class HubSpotDestination:
                 match = ids.get(target.email.lower(), [])  # type: ignore[union-attr]
                 if len(match) == 1:
                     found[target.key] = match[0]
-        for target in targets:
-            if target.level == ORGANIZATION and target.name:
-                match = self._search("companies", "name", [target.name]).get(target.name.lower())
-                if match and len(match) == 1:
+        companies = [t for t in targets if t.level == ORGANIZATION and t.name]
+        for group in chunks(companies, SEARCH_VALUES):
+            names = sorted({t.name.lower() for t in group})  # type: ignore[union-attr]
+            ids = self._search("companies", "name", names)
+            for target in group:
+                match = ids.get(target.name.lower(), [])  # type: ignore[union-attr]
+                if len(match) == 1:
                     found[target.key] = match[0]
         return found
 

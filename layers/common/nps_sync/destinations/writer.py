@@ -234,8 +234,8 @@ class DestinationWriter:
 
 
 def _same(held: Any, wanted: Any) -> bool:
-    if wanted is None:
-        return held in (None, "")
+    if wanted is None:  # cleared; a checkbox cannot be null (Salesforce clears it to false)
+        return held in (None, "") or held is False
     if isinstance(wanted, bool) or isinstance(held, bool):
         return str(held).lower() == str(wanted).lower()
     if isinstance(wanted, int | float):

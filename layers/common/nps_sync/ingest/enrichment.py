@@ -5,7 +5,8 @@ Only HubSpot needs it today (its events carry one property, or none on creation)
 change reaches its contacts here too: its associated contacts are queued to be read again.
 The same queue carries "follow" messages (any CRM): an organization (HubSpot company,
 Salesforce Account) was stored, and its member contacts take its name and region here
-(``RecordsStore.follow``, resumable), not in the webhook request.
+(``RecordsStore.follow``, resumable), not in the webhook request; and "erasure" messages: a
+customer's erasure too large for its request goes on here (store.records.Erasures).
 
 A batch HubSpot rate-limits (429) stays queued, hidden for HubSpot's Retry-After at least and
 for a wait that doubles with the message's receives (``rate_limit_wait``): SQS counts every
@@ -98,6 +99,13 @@ def enqueue_follows(queue_url: str, changes: Iterable[Any], client: Any = None) 
     _send(client, queue_url, bodies, "could not queue the organization's follow-up")
 
 
+def enqueue_erasure(queue_url: str, job: str, client: Any = None) -> None:
+    """An "erasure" message: the job (store.records.Erasures, named by a hash, no personal
+    data) goes on off the request path."""
+    body = json.dumps({"kind": "erasure", "job": job})
+    _send(client or boto3.client("sqs"), queue_url, [body], "could not queue the erasure")
+
+
 def hide(queue_url: str, waits: Iterable[Wait], client: Any = None) -> None:
     """ChangeMessageVisibility for each received message, 10 a call: it comes back after its
     wait instead of the queue's visibility timeout."""
@@ -137,8 +145,15 @@ class FollowRequest(BaseModel):
     version: str  # the change's source time; the stored revision is what is followed
 
 
+class ErasureRequest(BaseModel):
+    """An "erasure" message (``enqueue_erasure``): a customer's erasure is to go on."""
+
+    kind: Literal["erasure"]
+    job: str
+
+
 class QueuedRead(SqsRecordModel):
-    body: Json[FollowRequest | ReadRequest]
+    body: Json[ErasureRequest | FollowRequest | ReadRequest]
 
 
 @dataclass(frozen=True)
@@ -201,6 +216,22 @@ def follow_all(
         except StorageUnavailable:
             failed.extend(messages)
     return Enriched(failed, followed=followed)
+
+
+def erase_all(records: list[QueuedRead], continue_erasure: Callable[[str], Any]) -> Enriched:
+    """The batch's "erasure" messages, one job at a time (repeated ones once): a failure
+    leaves its messages queued, and their redelivery continues the job where it stopped."""
+    wanted: dict[str, list[str]] = {}
+    for record in records:
+        if isinstance(record.body, ErasureRequest):
+            wanted.setdefault(record.body.job, []).append(record.messageId)
+    failed: list[str] = []
+    for job, messages in wanted.items():
+        try:
+            continue_erasure(job)
+        except StorageUnavailable:
+            failed.extend(messages)
+    return Enriched(failed)
 
 
 def enrich(

@@ -12,12 +12,19 @@ under the alias; when the link arrives, they are moved (``rekey``). Both orders 
 
 Moving is idempotent and resumable: every record naming an alias that is linked runs it again
 (a duplicate too), so a provider's retry after a failed move completes it.
+
+The index lags: a record written under the alias just before its link may be missing from the
+link's Query. So a settled link (moved once) is moved once more by the first record naming the
+alias INDEX_LAG_SECONDS after the link was written (``linked_at``), when the index lists
+everything written before it, and only then marked ``rechecked`` (no more moves). What no
+later record names is found by ``repair_orphans`` (reconcile's repair).
 """
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nps_sync.core import lww
+from nps_sync.core import identity, lww
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.observability import logger
 from nps_sync.store import dynamo
@@ -25,6 +32,16 @@ from nps_sync.store.customers import PROFILE_SK, RESPONSE_SK, VERSION, CustomerR
 
 LINK_SK = "ID"
 MAX_ATTEMPTS = 5
+# How far behind the by_customer index may be. DynamoDB states no bound for a GSI's lag
+# ("usually a fraction of a second"); a minute is a wide margin, and costs only one Query per
+# record naming the alias during that minute.
+INDEX_LAG_SECONDS = 60
+LINKED_AT = "linked_at"  # when a link was written (epoch seconds)
+# On a link: ``settled``, its move ran (everything the index listed moved, the alias's
+# PROFILE merged); ``rechecked``, a move ran again once the index had caught up with the link.
+RECHECKED = "rechecked"
+SETTLED = "SET settled = :t"
+SETTLED_AND_RECHECKED = f"SET settled = :t, {RECHECKED} = :t"
 
 Key = dict[str, Any]
 Known = Mapping[str, Key | None]  # link items already read, by alias (None: no link)
@@ -35,11 +52,16 @@ def link_pk(alias: str) -> str:
     return f"ID#{alias}"
 
 
+def _link_key(alias: str) -> Key:
+    return {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}}
+
+
 class Links:
-    def __init__(self, records: CustomerRecords):
+    def __init__(self, records: CustomerRecords, clock=time.time):
         self.records = records
         self.client = records.client
         self.table = records.table_name
+        self.clock = clock
 
     def resolve(self, key: str, candidates: list[str], known: Known | None = None) -> str:
         """The customer key of the first linked alias among ``[key, *candidates]``, following
@@ -75,17 +97,24 @@ class Links:
     def link_all(self, pairs: Iterable[tuple[str, str]], known: Known | None = None) -> None:
         """Record each ``alias -> key`` and move what is stored under the alias, also when the
         link was already there but its move not finished (an earlier request failed midway:
-        the link is marked ``settled`` only once its move is done). ``known``: the link items
-        as read before (a batch reads them together); a link settled there costs nothing.
+        the link is marked ``settled`` only once its move is done), and once more when the
+        index has caught up with the link, INDEX_LAG_SECONDS after ``linked_at`` (then marked
+        ``rechecked``). ``known``: the link items as read before (a batch reads them together);
+        a link settled there costs nothing until then, nor once rechecked.
 
         New links are created together (conditionally: one created meanwhile is kept), the
         aliases' profiles read together once their links exist, and the settled marks written
         together; what remains per alias is the Query of what is stored under it."""
-        todo = []
+        todo, items = [], {}
+        started = self.clock()  # before any Query below: what the index lists by then
         for alias, key in dict.fromkeys(pairs):
             item = known[alias] if known is not None and alias in known else self._link(alias)
-            if item and _key_of(item) == key and "settled" in item:
-                continue  # linked and moved: records under the alias resolve to the key now
+            settled = item and _key_of(item) == key and "settled" in item
+            if settled and (RECHECKED in item or not _caught_up(item, started)):
+                # moved (and again once the index had caught up); or moved, and the index may
+                # still hide some: the first move after it has caught up takes them
+                continue
+            items[alias] = item
             todo.append((alias, key, _key_of(item) if item else None))
         # an absent alias is linked to its first pair's key (reversed: the first one wins)
         created = self._create(
@@ -98,7 +127,11 @@ class Links:
                 # Linked to another key: a merge of two customers is an operator's call.
                 logger.warning("identity alias already linked elsewhere; not moved")
                 continue
-            moves.append((alias, key, current == key))
+            # settled only when this move's Query comes after the index caught up with the
+            # link: a record written under the alias just before the link is listed by then
+            caught_up = items.get(alias) is not None and _caught_up(items[alias], started)
+            mark = None if current != key else SETTLED_AND_RECHECKED if caught_up else SETTLED
+            moves.append((alias, key, mark))
         sources = self.records.profiles(alias for alias, _, _ in moves)
         for alias, key, _ in moves:
             self.rekey(alias, key, source=sources.get(alias))
@@ -109,15 +142,32 @@ class Links:
                     "Update": {
                         "TableName": self.table,
                         "Key": {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
-                        "UpdateExpression": "SET settled = :t",
+                        "UpdateExpression": mark,
                         "ConditionExpression": "customer_key = :k",
                         "ExpressionAttributeValues": {":t": {"BOOL": True}, ":k": {"S": key}},
                     }
                 }
-                for alias, key, settles in moves
-                if settles
+                for alias, key, mark in moves
+                if mark
             ],
         )
+
+    def orphans(self, customer_keys: Iterable[str]) -> dict[str, str]:
+        """Of the keys records are stored under, those linked onward (an alias whose records
+        a lagging index kept from their move), each with the customer it resolves to. One
+        BatchGetItem per 100 keys (e-mail keys are never aliases: not read), a GetItem per
+        further step of a chain."""
+        aliases = sorted({k for k in customer_keys if not identity.is_email_key(k)})
+        found = dynamo.get_all(self.client, self.table, map(_link_key, aliases))
+        known = {a: found.get((link_pk(a), LINK_SK)) for a in aliases}
+        linked = {a: self.resolve(a, [], known) for a in aliases if known[a]}
+        return {alias: key for alias, key in linked.items() if key != alias}
+
+    def repair_orphans(self, customer_keys: Iterable[str]) -> int:
+        """Reconcile's repair of orphans: move what is still stored under linked aliases
+        among ``customer_keys`` (the keys its scan saw on responses and profiles) to their
+        customers, as a link's own move does (``rekey``). The records moved; 0 when none."""
+        return sum(self.rekey(alias, key) for alias, key in self.orphans(customer_keys).items())
 
     def _create(self, links: dict[str, str]) -> dict[str, str | None]:
         """Create absent links (each only if still absent): the key each alias is linked to
@@ -131,14 +181,15 @@ class Links:
                         "TableName": self.table,
                         "Key": {"pk": {"S": link_pk(alias)}, "sk": {"S": LINK_SK}},
                         "UpdateExpression": "SET #t = :t, customer_key = :k, gsi1pk = :g, "
-                        "gsi1sk = :s",
+                        "gsi1sk = :s, #at = :at",
                         "ConditionExpression": "attribute_not_exists(pk)",
-                        "ExpressionAttributeNames": {"#t": "type"},
+                        "ExpressionAttributeNames": {"#t": "type", "#at": LINKED_AT},
                         "ExpressionAttributeValues": {
                             ":t": {"S": "link"},
                             ":k": {"S": key},
                             ":g": {"S": customer_pk(key)},
                             ":s": {"S": f"ID#{alias}"},
+                            ":at": {"N": str(int(self.clock()))},
                         },
                     }
                 }
@@ -214,6 +265,12 @@ class Links:
 
 def _key_of(item: Key) -> str | None:
     return item.get("customer_key", {}).get("S")
+
+
+def _caught_up(item: Key, now: float) -> bool:
+    """Whether the index lists, at ``now``, everything written before the link (a link
+    written before links carried their time is long past it)."""
+    return now >= float(item.get(LINKED_AT, {}).get("N", "0")) + INDEX_LAG_SECONDS
 
 
 def _merged(source: dict[str, Any], target: dict[str, Any] | None) -> lww.Update | None:

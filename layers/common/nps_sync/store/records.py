@@ -18,6 +18,7 @@ records are read together and written in as few calls as DynamoDB allows (``prep
 ``commit``). Full layout and the calls a request costs: docs/storage.md.
 """
 
+import contextlib
 import hashlib
 import json
 import time
@@ -34,6 +35,7 @@ from nps_sync.core import identity, lww
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.lww import stamp
 from nps_sync.core.models import BillingProfile, CrmProfile, Response, iso
+from nps_sync.core.observability import logger, metrics
 from nps_sync.core.outcomes import CHURNED_STATUSES
 from nps_sync.store import dynamo
 from nps_sync.store.customers import (
@@ -48,6 +50,10 @@ from nps_sync.store.links import LINK_SK, Links, link_pk
 
 CONDITION_FAILED = {"ConditionalCheckFailedException", "TransactionCanceledException"}
 EVENT_MEMORY_SECONDS = 7 * 86400  # longer than any provider retries (Chargebee: ~3 days)
+# An erased response's tombstone lasts as long: past every provider's retry horizon
+# (docs/identity.md "Erasure"), so a re-delivery of it is not stored again.
+ERASURE_MEMORY_SECONDS = EVENT_MEMORY_SECONDS
+TOMBSTONE_SK = "TOMB"
 CRM_FIELDS = ("email", "customer_id", "account", "region", "country", "owner", "lifecycle_stage")
 BILLING_FIELDS = ("email", "customer_id", "plan", "status", "subscription_id")
 
@@ -60,6 +66,8 @@ MAX_ATTEMPTS = 5
 FOLLOW_PAGE = 100  # contacts per page of an organization's follow-up (BatchGetItem's limit)
 FOLLOWED_REVISION, FOLLOWED_AFTER = "followed_revision", "followed_after"  # on MEMBERS
 APPLIED, DUPLICATE, STALE, CONFLICT = "applied", "duplicate", "stale", "conflict"
+ERASED = "erased"  # a re-delivery of an erased response: acknowledged, not stored
+ERASED_METRIC = "WebhookErasedRedeliveries"
 CONTENT_HASH = "content_hash"  # on responses and event markers: what the version said
 AnyRecord = Response | CrmProfile | BillingProfile
 GENERIC = "generic"  # the provider name of our own documented bodies
@@ -75,6 +83,26 @@ def customer_pk(customer_key: str) -> str:
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
+
+
+def tombstone_key(record_pk: str) -> dict[str, Any]:
+    """The tombstone of an erased record, named by a hash of its pk (``RESP#<provider>#<id>``):
+    it holds no personal data, only that this id was erased and until when."""
+    digest = hashlib.sha256(record_pk.encode()).hexdigest()[:40]
+    return {"pk": _s(f"TOMB#{digest}"), "sk": _s(TOMBSTONE_SK)}
+
+
+def tombstone_item(record_pk: str, now: float) -> dict[str, Any]:
+    return {
+        **tombstone_key(record_pk),
+        "type": _s("tombstone"),
+        "expires_at": {"N": str(int(now) + ERASURE_MEMORY_SECONDS)},
+    }
+
+
+def _erased(tombstone: Mapping[str, Any] | None, now: float) -> bool:
+    """A tombstone in force (DynamoDB's TTL deletes an expired one within days, not at once)."""
+    return bool(tombstone) and int(tombstone.get("expires_at", {"N": "0"})["N"]) > now
 
 
 def profile_pk(provider: str, source_id: str) -> str:
@@ -299,7 +327,7 @@ class RecordsStore:
         self.client = client or boto3.client("dynamodb")
         self.clock = clock
         self.customers = CustomerRecords(table_name, self.client)
-        self.links = Links(self.customers)
+        self.links = Links(self.customers, clock)
 
     def put(self, record: AnyRecord, raw: Any, retention_days: int) -> bool:
         """Store one record: False when this version (or a newer one) is stored already, or
@@ -316,14 +344,23 @@ class RecordsStore:
         """Read what a body's records are compared with, all together: the stored responses
         and event markers, the identity links. Each record gets its planned outcome: APPLIED
         (new, or a newer version), STALE (older than the stored version), DUPLICATE (the
-        stored version, same content) or CONFLICT (the stored version's id, other content).
-        Nothing is written."""
+        stored version, same content) or CONFLICT (the stored version's id, other content);
+        or ERASED: a response erased within ERASURE_MEMORY_SECONDS (its tombstone is read with
+        the rest, no extra call unless it takes the batch over 100 keys). Nothing is written."""
         entries = [_entry(record, raw) for record, raw in records]
+        tombstones = [tombstone_key(e.record_key["pk"]["S"]) for e in entries if e.is_response]
         found = dynamo.get_all(
             self.client,
             self.table_name,
-            [e.seen for e in entries] + [_link_key(a) for e in entries for a in e.lookups],
+            [e.seen for e in entries]
+            + [_link_key(a) for e in entries for a in e.lookups]
+            + tombstones,
         )
+        now = self.clock()
+        for e in entries:  # erased: nothing of it is stored again, not even its identity
+            tombstone = found.get(item_key(tombstone_key(e.seen["pk"]["S"])))
+            if e.is_response and _erased(tombstone, now):
+                e.outcome = ERASED
         links = {a: found.get(item_key(_link_key(a))) for e in entries for a in e.lookups}
         self._follow_links(links, {a for e in entries if e.resolves for a in e.lookups})
         for e in entries:
@@ -331,7 +368,8 @@ class RecordsStore:
                 e.key = self.links.resolve(e.key, e.aliases, links)
         seen: dict[tuple[str, str], list[_Entry]] = {}
         for e in entries:
-            seen.setdefault(item_key(e.seen), []).append(e)
+            if e.outcome != ERASED:
+                seen.setdefault(item_key(e.seen), []).append(e)
         for key, group in seen.items():
             _fold(group, found.get(key))
         return Prepared(entries, links)
@@ -344,12 +382,16 @@ class RecordsStore:
         fails because another request wrote meanwhile decides the outcome anew. Outcomes in
         order; a duplicate's links are settled too (a retry completes what a failed one
         left undone), a conflict's are not (its content is not taken)."""
-        entries = prepared.entries
+        erased = [e for e in prepared.entries if e.outcome == ERASED]
+        entries = [e for e in prepared.entries if e.outcome != ERASED]
         self._put_raws([e for e in entries if e.outcome != DUPLICATE], retention_days)
         self._write_responses([e for e in entries if e.is_response])
         self._write_profiles([e for e in entries if not e.is_response])
         self._settle_identities([e for e in entries if e.outcome != CONFLICT], prepared.links)
-        return [e.outcome for e in entries]
+        if erased:  # the provider retries until it gets a 2xx: it gets one, and it is counted
+            metrics.add_metric(name=ERASED_METRIC, unit="Count", value=len(erased))
+            logger.info("erased responses again, not stored", extra={"records": len(erased)})
+        return [e.outcome for e in prepared.entries]
 
     # --- response writes --------------------------------------------------------------------
 
@@ -924,3 +966,359 @@ def _billing_moments(update: lww.Update, profile: BillingProfile, applied: list[
             update.remove("churned_at")
     if profile.renewed:
         update.add("renewed_at", {"SS": [moment["S"]]})
+
+
+# --- erasure --------------------------------------------------------------------------------
+
+ERASURE_SK = "JOB"
+ERASURE_PAGE = 25  # index entries listed per page of an erasure
+ERASURE_KINDS = {"RESP#": "responses", "PROF#": "provider_profiles", "ID#": "identity_links"}
+ERASURE_COUNTS = (*ERASURE_KINDS.values(), "raw_payloads", "profile_items")
+_ROOM = dynamo.TRANSACTION_ITEMS - 1  # a page's deletes and tombstones; one more: its progress
+
+
+def erasure_job_id(customer_key: str) -> str:
+    """An erasure's id, a hash of the customer key: the queue message naming it holds no
+    personal data."""
+    return hashlib.sha256(customer_key.encode()).hexdigest()[:40]
+
+
+def _job_key(job: str) -> dict[str, Any]:
+    return {"pk": _s(f"ERASURE#{job}"), "sk": _s(ERASURE_SK)}
+
+
+@dataclass(frozen=True)
+class ErasureProgress:
+    """Where an erasure is: ``complete`` once nothing of the customer is left; ``deleted``
+    counts per kind so far; ``calls``: the DynamoDB calls this run made."""
+
+    job: str
+    complete: bool
+    deleted: dict[str, int]
+    calls: int = 0
+
+
+@dataclass
+class _JobState:
+    keys: list[str]
+    position: int
+    cursor: dict[str, Any] | None
+    counts: dict[str, int]
+    step: int
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> "_JobState":
+        return cls(
+            keys=[k["S"] for k in item["keys"]["L"]],
+            position=int(item["position"]["N"]),
+            cursor=item["cursor"]["M"] if "cursor" in item else None,
+            counts={name: int(v["N"]) for name, v in item["counts"]["M"].items()},
+            step=int(item["step"]["N"]),
+        )
+
+
+class Erasures:
+    """Erasure of a customer as a resumable job (item ``ERASURE#<id>``/``JOB``): the customer
+    keys to erase (the customer, its aliases and provider ids, growing as records name more),
+    which one it is at and the index position within it. Each page is one transaction: the
+    page's items deleted (record, raw payloads), a tombstone per response (``tombstone_item``),
+    and the job's progress, conditional on the step it read. So a page is applied whole or
+    not at all, a retry continues after the last page applied, and two runs of one job never
+    apply a page twice (the second's condition fails; it reads the job and goes on). The
+    customers' own partitions (``CUST#<key>``: PROFILE, …) go last, with the job itself.
+
+    Calls per page: one Query of by_customer (up to ERASURE_PAGE entries), one consistent
+    Query per listed record's partition (keys only), a GetItem per alias the page's records
+    name that the job did not know (rare), one TransactWriteItems: ~1.1 calls per record."""
+
+    def __init__(self, table_name: str, client: Any = None, clock=time.time):
+        self.table_name = table_name
+        self.client = client or boto3.client("dynamodb")
+        self.clock = clock
+
+    def start(self, keys: Sequence[str]) -> str:
+        """Create the job of erasing ``keys`` (the customer first), or keep the one under way
+        (a repeated DELETE continues it). Its id."""
+        job = erasure_job_id(keys[0])
+        with contextlib.suppress(ClientError):  # under way: it goes on from where it is
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item={
+                    **_job_key(job),
+                    "type": _s("erasure"),
+                    "keys": {"L": [_s(k) for k in dict.fromkeys(keys)]},
+                    "position": {"N": "0"},
+                    "counts": {"M": {name: {"N": "0"} for name in ERASURE_COUNTS}},
+                    "step": {"N": "0"},
+                    "started_at": _s(iso(datetime.fromtimestamp(self.clock(), UTC))),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        return job
+
+    def status(self, customer_key: str) -> ErasureProgress | None:
+        """The erasure under way for the customer, None when there is none (never started, or
+        complete: a complete job is deleted with the last of the customer's items)."""
+        job = erasure_job_id(customer_key)
+        item = self._get_job(job)
+        if item is None:
+            return None
+        return ErasureProgress(job, False, _JobState.of(item).counts)
+
+    def run(self, job: str, max_calls: int) -> ErasureProgress:
+        """Go on with the job for at most ``max_calls`` DynamoDB calls (a partition's extra
+        pages aside, which only a record with over 1 MB of raw payloads has)."""
+        calls = [0]
+        item = self._get_job(job, calls)
+        if item is None:
+            return ErasureProgress(job, True, dict.fromkeys(ERASURE_COUNTS, 0), calls[0])
+        state = _JobState.of(item)
+        while True:
+            left = max_calls - calls[0]
+            if state.position >= len(state.keys):
+                if left < len(state.keys) + 1:
+                    break
+                if self._finish(job, state, calls):
+                    return ErasureProgress(job, True, state.counts, calls[0])
+                state = self._reload(job, calls)
+                if state is None:
+                    return ErasureProgress(job, True, {}, calls[0])
+                continue
+            if left < 4:  # a Query, a partition, an alias read, the transaction
+                break
+            if not self._page(job, state, min(ERASURE_PAGE, left - 3), calls):
+                state = self._reload(job, calls)  # another run applied this page: go on
+                if state is None:
+                    return ErasureProgress(job, True, {}, calls[0])
+        return ErasureProgress(job, False, state.counts, calls[0])
+
+    def _page(self, job: str, state: _JobState, limit: int, calls: list[int]) -> bool:
+        """One page of the key the job is at; False when another run had moved on."""
+        key = state.keys[state.position]
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by_customer",
+            "KeyConditionExpression": "gsi1pk = :c",
+            "ExpressionAttributeValues": {":c": _s(customer_pk(key))},
+            "Limit": limit,
+        }
+        if state.cursor:
+            kwargs["ExclusiveStartKey"] = state.cursor
+        page = self._call("query", **kwargs)
+        calls[0] += 1
+        listed, more = page.get("Items", []), page.get("LastEvaluatedKey")
+        keys = set(state.keys)
+        actions: dict[tuple[str, str], dict[str, Any]] = {}
+        counts = dict(state.counts)
+        named: list[str] = []
+        used = 0
+        now = self.clock()
+        for entry in listed:
+            stored = self._partition(entry["pk"]["S"], calls)
+            owner = next((i for i in stored if i["sk"]["S"] == entry["sk"]["S"]), None)
+            if owner is not None and owner.get("customer_key", {}).get("S") not in keys:
+                used += 1  # moved to someone else meanwhile (a lagging index listed it)
+                continue
+            mine = [i for i in stored if item_key(i) not in actions]
+            if entry["pk"]["S"].startswith("RESP#"):
+                tomb = tombstone_item(entry["pk"]["S"], now)
+                if item_key(tomb) not in actions:
+                    mine.append(tomb)
+            if used and len(actions) + len(mine) > _ROOM:
+                break  # the next page starts at this entry
+            raws = [i for i in mine if i["sk"]["S"].startswith("RAW#")]
+            if len(mine) > _ROOM:  # a record with more raw payloads than a transaction holds
+                calls[0] += -(-len(raws) // dynamo.BATCH_WRITE_ITEMS)
+                self._delete(raws)
+                counts["raw_payloads"] += len(raws)
+                mine, raws = [i for i in mine if i not in raws], []
+            kind = next(
+                (v for k, v in ERASURE_KINDS.items() if entry["gsi1sk"]["S"].startswith(k)), None
+            )
+            for i in mine:
+                if i.get("type", {}).get("S") == "tombstone":
+                    actions[item_key(i)] = {"Put": {"TableName": self.table_name, "Item": i}}
+                    continue
+                actions[item_key(i)] = {
+                    "Delete": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": i["pk"], "sk": i["sk"]},
+                    }
+                }
+                if i["sk"]["S"].startswith("RAW#"):
+                    counts["raw_payloads"] += 1
+                elif kind is not None:
+                    counts[kind] += 1
+            named.extend(_named_aliases(entry, owner))
+            used += 1
+        cursor = None
+        position = state.position
+        if used < len(listed):
+            cursor = _index_key(listed[used - 1])
+        elif more:
+            cursor = more
+        else:
+            position += 1
+        added = self._aliases(named, keys, calls)
+        job_update = self._progress(job, state, [*state.keys, *added], position, cursor, counts)
+        ok = self._transact([*actions.values(), job_update], calls)
+        if ok:
+            state.keys, state.position, state.cursor = [*state.keys, *added], position, cursor
+            state.counts, state.step = counts, state.step + 1
+        return ok
+
+    def _finish(self, job: str, state: _JobState, calls: list[int]) -> bool:
+        """The customers' own partitions and the job itself, together."""
+        items = [i for key in state.keys for i in self._partition(customer_pk(key), calls)]
+        counts = dict(state.counts)
+        counts["profile_items"] += len(items)
+        while len(items) > _ROOM:  # (a customer key with very many items of its own)
+            chunk, items = items[:_ROOM], items[_ROOM:]
+            self._delete(chunk)
+            calls[0] += -(-len(chunk) // dynamo.BATCH_WRITE_ITEMS)
+        deletes = [
+            {"Delete": {"TableName": self.table_name, "Key": {"pk": i["pk"], "sk": i["sk"]}}}
+            for i in items
+        ]
+        done = {
+            "Delete": {
+                "TableName": self.table_name,
+                "Key": _job_key(job),
+                "ConditionExpression": "step = :step",
+                "ExpressionAttributeValues": {":step": {"N": str(state.step)}},
+            }
+        }
+        if self._transact([*deletes, done], calls):
+            state.counts = counts
+            return True
+        return False
+
+    def _progress(
+        self,
+        job: str,
+        state: _JobState,
+        keys: list[str],
+        position: int,
+        cursor: dict[str, Any] | None,
+        counts: dict[str, int],
+    ) -> dict[str, Any]:
+        expression = "SET #k = :k, #p = :p, #c = :c, #s = :next"
+        values: dict[str, Any] = {
+            ":k": {"L": [_s(k) for k in keys]},
+            ":p": {"N": str(position)},
+            ":c": {"M": {name: {"N": str(n)} for name, n in counts.items()}},
+            ":next": {"N": str(state.step + 1)},
+            ":step": {"N": str(state.step)},
+        }
+        names = {"#k": "keys", "#p": "position", "#c": "counts", "#s": "step", "#u": "cursor"}
+        if cursor is None:
+            expression += " REMOVE #u"
+        else:
+            expression += ", #u = :u"
+            values[":u"] = {"M": cursor}
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _job_key(job),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#s = :step",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _aliases(self, named: list[str], keys: set[str], calls: list[int]) -> list[str]:
+        """The ids the page's records name that belong to this customer as well: unlinked
+        (a link that was never written), or linked into the erasure. An id linked to another
+        customer is left alone: a merge is an operator's call, and so is erasing that one."""
+        fresh = sorted(set(named) - keys)
+        if not fresh:
+            return []
+        added = []
+        for alias in fresh:  # (GetItem each: a page's records rarely name a new one)
+            calls[0] += 1
+            link = self._call(
+                "get_item", TableName=self.table_name, Key=_link_key(alias), ConsistentRead=True
+            ).get("Item")
+            if link is None or link.get("customer_key", {}).get("S") in keys:
+                added.append(alias)
+        return added
+
+    def _transact(self, actions: list[dict[str, Any]], calls: list[int]) -> bool:
+        """All of ``actions`` or none; False when the job's condition (the last) failed."""
+        calls[0] += 1
+        try:
+            self._call(
+                "transact_write_items",
+                passing=("TransactionCanceledException",),
+                TransactItems=actions,
+            )
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or []
+            if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise StorageUnavailable("DynamoDB transact_write_items was cancelled") from error
+        return True
+
+    def _partition(self, pk: str, calls: list[int]) -> list[dict[str, Any]]:
+        """Every item under ``pk``: keys, and the owner (customer_key) and kind of each."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _s(pk)},
+            "ProjectionExpression": "pk, sk, customer_key, #t",
+            "ExpressionAttributeNames": {"#t": "type"},
+            "ConsistentRead": True,
+        }
+        items = []
+        while True:
+            page = self._call("query", **kwargs)
+            calls[0] += 1
+            items.extend(page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _delete(self, items: list[dict[str, Any]]) -> None:
+        CustomerRecords(self.table_name, self.client).delete(items)
+
+    def _get_job(self, job: str, calls: list[int] | None = None) -> dict[str, Any] | None:
+        if calls is not None:
+            calls[0] += 1
+        return self._call(
+            "get_item", TableName=self.table_name, Key=_job_key(job), ConsistentRead=True
+        ).get("Item")
+
+    def _reload(self, job: str, calls: list[int]) -> _JobState | None:
+        item = self._get_job(job, calls)
+        return _JobState.of(item) if item else None
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        passing = kwargs.pop("passing", ("ConditionalCheckFailedException",))
+        return dynamo.call(self.client, operation, passing=passing, **kwargs)
+
+
+def _index_key(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The by_customer position of an item (an ExclusiveStartKey)."""
+    return {name: item[name] for name in ("pk", "sk", "gsi1pk", "gsi1sk")}
+
+
+def _named_aliases(entry: Mapping[str, Any], owner: Mapping[str, Any] | None) -> list[str]:
+    """The ids a listed item names its customer by, besides its key: a link's alias, a
+    record's own customer id and provider id (docs/identity.md)."""
+    index_key = entry["gsi1sk"]["S"]
+    if index_key.startswith("ID#"):
+        return [index_key.removeprefix("ID#")]
+    if owner is None:
+        return []
+    text = {name: value["S"] for name, value in entry.items() if "S" in value}
+    provider = text.get("provider")
+    if entry["pk"]["S"].startswith("RESP#"):
+        provider_id = text.get("person_id")
+    else:
+        provider_id = text.get("source_id")
+    if provider == GENERIC:
+        provider, provider_id = None, None
+    key = text.get("customer_key", "")
+    return identity.aliases(key, text.get("customer_id"), provider, provider_id)

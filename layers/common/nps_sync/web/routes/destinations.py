@@ -127,9 +127,7 @@ def router(services: "Callable[[], Services]") -> Router:
         if found is None:  # none can be configured, so none is unhealthy
             return HealthList(destinations=[])
         return HealthList(
-            destinations=[
-                Health(id=d.id, kind=d.kind, **found.health(d)) for d in found.all()
-            ]
+            destinations=[Health(id=d.id, kind=d.kind, **found.health(d)) for d in found.all()]
         )
 
     @routes.get("/destinations/<destination_id>", security=ADMIN, summary="One destination")
