@@ -60,7 +60,7 @@ def main() -> int:
     for kind, standin in runtime.standins.items():
         output.say(f"STANDIN {kind} {standin.url}")
     if runtime.standins:  # before READY: what arrives then writes back
-        for line in standins.register(runtime.url, runtime.admin_token()):
+        for line in standins.register():
             output.say(line)
     output.say(f"READY {runtime.url}")
     seeder = None

@@ -93,16 +93,6 @@ class Runtime:
         self.emulator.stop()
         standins.stop_all(self.standins)
 
-    def admin_token(self) -> str:
-        """The first admin token of the dev secrets (a bare token is an admin one)."""
-        secrets = json.loads(Path(os.environ["NPS_SYNC_SECRETS_FILE"]).read_text())
-        for token in secrets["api_tokens"]:
-            if isinstance(token, str):
-                return token
-            if token.get("scope") == "admin":
-                return token["token"]
-        raise RuntimeError("no admin token in the dev secrets")
-
     def _start_standins(self) -> None:
         """The providers' APIs we call, on loopback (allowed by ALLOW_LOCAL_SUBSCRIBERS in
         local/settings.json), holding the demo data's customers; their URLs become the

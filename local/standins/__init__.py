@@ -5,6 +5,7 @@ Each module offers ``local(credentials, port)`` (the stand-in accepting the dev 
 (the demo data's customers and accounts) and ``fields_of(email)`` (what was written)."""
 
 import importlib
+import os
 from typing import Any
 
 # kind -> the settings that name its base URL (HubSpot is read for ingest and written to)
@@ -38,28 +39,20 @@ def stop_all(started: dict[str, Any]) -> None:
         standin.stop()
 
 
-def register(api_url: str, token: str) -> list[str]:
-    """One destination per stand-in through the API (POST /destinations, then its test call,
-    which creates HubSpot's properties): demo data writes back as it loads. Lines to print."""
-    import json
-    import urllib.request
+def register() -> list[str]:
+    """One destination per stand-in, as POST /destinations and its test call make them (the
+    test call creates HubSpot's properties), in the runtime's process, so that no request
+    line interleaves with the start-up lines: demo data writes back as it loads."""
+    from nps_sync.destinations import clients
+    from nps_sync.store.destinations import DestinationsStore
 
-    def call(method: str, path: str, body: Any = None) -> Any:
-        request = urllib.request.Request(  # noqa: S310 - the local runtime's own URL
-            api_url + path,
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            return json.loads(answer.read() or b"null")
-
+    store = DestinationsStore(os.environ["SUBSCRIPTIONS_TABLE"])
     lines = []
     for kind in KINDS:
-        created = call("POST", "/destinations", {"kind": kind, "credentials": f"{kind}-dev"})
-        check = call("POST", f"/destinations/{created['id']}/test")
-        state = "ready" if check.get("ok") else f"not ready: {check.get('message', '')}"
-        if check.get("created"):
-            state += f" (created {len(check['created'])} fields)"
-        lines.append(f"{kind} destination {created['id']} {state}")
+        created = store.create(kind, f"{kind}-dev", {}, False, 90, {})
+        check = clients.check(created)
+        state = "ready" if check.ok else f"not ready: {check.message}"
+        if check.created:
+            state += f" (created {len(check.created)} fields)"
+        lines.append(f"{kind} destination {created.id} {state}")
     return lines

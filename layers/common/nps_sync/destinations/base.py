@@ -107,5 +107,17 @@ class Client(Protocol):
         ...
 
 
+def text_value(value: Value) -> str:
+    """A value as the form/string APIs hold it (HubSpot properties, Stripe metadata, Chargebee
+    custom fields): ``true``/``false``, whole floats without ``.0``; an empty string clears."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]

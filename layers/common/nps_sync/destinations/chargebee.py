@@ -25,8 +25,8 @@ from nps_sync.destinations.base import (
     Level,
     Result,
     Target,
-    Value,
     Write,
+    text_value,
 )
 from nps_sync.destinations.http import Api, basic
 
@@ -39,16 +39,7 @@ def is_custom(name: str) -> bool:
     return name.startswith(CUSTOM)
 
 
-def wire(value: Value) -> str:
-    """A custom field's form value: ``true``/``false``, whole floats without ``.0``; an empty
-    value clears the field."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+wire = text_value  # Chargebee's form of a value (an empty string clears)
 
 
 class ChargebeeDestination:

@@ -16,9 +16,9 @@ from nps_sync.destinations.base import (
     Level,
     Result,
     Target,
-    Value,
     Write,
     chunks,
+    text_value,
 )
 from nps_sync.destinations.http import Api, bearer
 
@@ -35,15 +35,7 @@ TYPES = {  # FieldSpec type -> (HubSpot type, fieldType)
 }
 
 
-def wire(value: Value) -> str:
-    """HubSpot's form of a value: strings, ``true``/``false``; an empty string clears."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+wire = text_value  # HubSpot's form of a value (an empty string clears)
 
 
 class HubSpotDestination:

@@ -33,6 +33,7 @@ from nps_sync.destinations.base import (
     Target,
     Value,
     Write,
+    text_value,
 )
 from nps_sync.destinations.http import Answer, Api, bearer
 
@@ -46,15 +47,8 @@ GONE = "the Stripe customer no longer exists (deleted or resource_missing)"
 
 
 def wire(value: Value) -> str:
-    """Stripe's form of a metadata value: a string, ``true``/``false``, whole floats without
-    ``.0``; an empty string unsets the key. Longer than 500 characters is cut to 500."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)[:MAX_VALUE_LENGTH]
+    """Stripe's form of a metadata value (base.text_value), cut to 500 characters."""
+    return text_value(value)[:MAX_VALUE_LENGTH]
 
 
 def bad_key(name: str) -> bool:
