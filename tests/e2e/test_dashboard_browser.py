@@ -301,6 +301,8 @@ def demo():
             d: {v: (t.n, t.revenue_weighted) for v, t in expected.segments(d).items()}
             for d in ("plan", "region")
         }
+        months = expected.months()
+        want["month"] = {m: (t.n, t.revenue_weighted) for m in months for t in [expected.month(m)]}
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             found = {
@@ -309,8 +311,16 @@ def demo():
                     for s in get(url, "/segments", dimension=d)["segments"]
                     if s["n"]
                 }
-                for d in want
+                for d in ("plan", "region")
             }
+            trend = get(
+                url,
+                "/nps",
+                granularity="month",
+                **{"from": f"{months[0]}-01", "to": str(today)},
+            )["buckets"]
+            # the trend too: older months' MRR stamps may still be arriving (a loaded machine)
+            found["month"] = {b["period"]: (b["n"], b["revenue_weighted_nps"]) for b in trend}
             if found == want:
                 break
             time.sleep(0.5)
