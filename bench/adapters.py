@@ -77,8 +77,7 @@ def _peak(fn) -> int:
 
 def measure() -> list[dict]:
     sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
-    from local.signer import credentials, signed_headers
-    from nps_sync.ingest.receive import WebhookRequest
+    from local.signer import signed_sample
 
     settings = _settings()
     rows = []
@@ -86,23 +85,10 @@ def measure() -> list[dict]:
         sys.path.insert(0, str(ROOT / "functions" / f"{kind}_webhook"))
         adapters = importlib.import_module(package).ADAPTERS
         for path in sorted((ROOT / "events" / "bodies" / kind).iterdir()):
-            provider = path.stem.split("-")[0].split(".")[0]
+            provider, creds, now, request = signed_sample(kind, path)
             if provider not in adapters:
                 continue
-            adapter, body = adapters[provider], path.read_bytes()
-            if path.suffix == ".json":
-                body = json.dumps(json.loads(body), separators=(",", ":")).encode()
-            creds = credentials(provider)
-            url = f"https://api.example.com/webhooks/{kind}/{provider}"
-            if provider == "salesforce":
-                url += f"?token={creds['token']}"
-            now = int(time.time())
-            request = WebhookRequest(
-                body=body,
-                headers=signed_headers(provider, body, now=now, url=url),
-                url=url,
-                query={"token": creds.get("token", "")},
-            )
+            adapter, body = adapters[provider], request.body
 
             def work(adapter=adapter, request=request, creds=creds, now=now):
                 adapter.verify(request, creds, now, settings)

@@ -59,3 +59,27 @@ def signed_headers(
     else:
         raise ValueError(f"no signer for provider {provider!r}")
     return headers
+
+
+def signed_sample(kind: str, path: Path, now: int | None = None):
+    """A sample body of events/bodies/<kind>/ as its provider sends it: (provider, credentials,
+    now, WebhookRequest); JSON bodies compacted, as providers send them. For the pinned
+    adapter outputs and the adapters' bench alike."""
+    from nps_sync.ingest.receive import WebhookRequest
+
+    provider = path.stem.split("-")[0].split(".")[0]
+    body = path.read_bytes()
+    if path.suffix == ".json":
+        body = json.dumps(json.loads(body), separators=(",", ":")).encode()
+    creds = credentials(provider)
+    url = f"https://api.example.com/webhooks/{kind}/{provider}"
+    if provider == "salesforce":
+        url += f"?token={creds['token']}"
+    now = int(time.time()) if now is None else now
+    request = WebhookRequest(
+        body=body,
+        headers=signed_headers(provider, body, now=now, url=url),
+        url=url,
+        query={"token": creds.get("token", "")},
+    )
+    return provider, creds, now, request

@@ -9,14 +9,12 @@ Regenerate only for an intended change: ``python -m tests.unit.test_adapter_outp
 import hashlib
 import importlib
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from local.signer import credentials, signed_headers
+from local.signer import signed_sample
 from nps_sync.core.settings import Settings
-from nps_sync.ingest.receive import WebhookRequest
 from nps_sync.store.records import content_hash
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -53,22 +51,8 @@ def _digest(value) -> str:
 def normalized(kind: str, name: str) -> dict:
     """What the adapter makes of a sample body, signed as its provider signs it."""
     path = ROOT / "events" / "bodies" / kind / name
-    provider = path.stem.split("-")[0].split(".")[0]
+    provider, creds, now, request = signed_sample(kind, path)
     adapter = importlib.import_module(KINDS[kind]).ADAPTERS[provider]
-    body = path.read_bytes()
-    if path.suffix == ".json":
-        body = json.dumps(json.loads(body), separators=(",", ":")).encode()
-    creds = credentials(provider)
-    url = f"https://api.example.com/webhooks/{kind}/{provider}"
-    if provider == "salesforce":
-        url += f"?token={creds['token']}"
-    now = int(time.time())
-    request = WebhookRequest(
-        body=body,
-        headers=signed_headers(provider, body, now=now, url=url),
-        url=url,
-        query={"token": creds.get("token", "")},
-    )
     settings = _settings()
     adapter.verify(request, creds, now, settings)
     batch = adapter.parse(request, settings)
