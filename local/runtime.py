@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,9 @@ class Runtime:
         if self.gateway is not None:
             self.gateway.shutdown()
             self.gateway.server_close()
+        deadline = time.monotonic() + 5  # for all of them: each is told at once by stop_event
         for poller in self.pollers:
-            poller.join(timeout=5)
+            poller.join(timeout=max(0.0, deadline - time.monotonic()))
         self.emulator.stop()
         standins.stop_all(self.standins)
 
