@@ -26,7 +26,7 @@ seed: $(STAMP)
 	$(BIN)/python -m local.seed --url http://127.0.0.1:$(PORT) --count $(N) --seed $(SEEDVAL)
 
 # Benchmarks and the cost model (not part of `make test`): prints the table, writes
-# bench/results.md and docs/cost.md. FULL=1 adds the 10^5-response scale run (~10 minutes).
+# bench/results.md and docs/cost.md. FULL=1 adds the 10^6-response scale run (~10 minutes more).
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(FULL),--full,)
 

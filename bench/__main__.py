@@ -1,9 +1,11 @@
 """``make bench`` (``python -m bench``): every figure side by side, from one run.
 
-Prints the table, writes it to bench/results.md and regenerates docs/cost.md. Cold starts,
-adapters and reconcile (bench/reconcile.py) run first, alone (they time CPU); the DynamoDB
-scenarios then run two at a time, each in a fresh process (they count, so sharing the CPU does
-not change them).
+Prints the targets of issue 17 beside their figures, writes them with the detail to
+bench/results.md, into README.md's "Performance and cost" (between its bench:targets markers)
+and regenerates docs/cost.md. Cold starts, adapters, reconcile (bench/reconcile.py) and
+freshness (bench/freshness.py, the local runtime) run first, alone (they time CPU or latency);
+the DynamoDB scenarios and the hot keys (bench/hot_keys.py) then run two at a time, each in a
+fresh process (they count, so sharing the CPU does not change them).
 """
 
 import argparse
@@ -17,32 +19,58 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.adapters import TARGET_RATIO as ADAPTER_LIMIT
+
 ROOT = Path(__file__).resolve().parent.parent
 WITH_ACCOUNT = "overall,plan,account,region,channel,survey"  # account counted on write
 
-SCENARIOS = {  # name: (role, total, batch, window, dimensions)
-    "batch-1": ("batch", 50, 1, None, None),
-    "batch-10": ("batch", 200, 10, None, None),
-    "batch-100": ("batch", 1000, 100, None, None),
-    "account-on-write": ("variant", 500, 100, None, WITH_ACCOUNT),
-    "scale-1e4": ("scale", 10_000, 100, 200, None),
-    "scale-1e5": ("scale", 100_000, 100, 200, None),
-    "scale-1e6": ("scale", 1_000_000, 100, 200, None),
+SCENARIOS = {  # name: (role, total, batch, window, dimensions); sized for `make bench` < 5 min
+    "batch-1": ("batch", 30, 1, None, None),
+    "batch-10": ("batch", 100, 10, None, None),
+    "batch-100": ("batch", 500, 100, None, None),
+    "account-on-write": ("variant", 300, 100, None, WITH_ACCOUNT),
+    "scale-1e4": ("scale", 10_000, 100, 100, None),
+    "scale-1e5": ("scale", 100_000, 100, 100, None),
+    "scale-1e6": ("scale", 1_000_000, 100, 100, None),
 }
 FULL_ONLY = ("scale-1e6",)
+SCALE_WINDOW = SCENARIOS["scale-1e4"][3]
 RECONCILE_TOTAL = 10_000  # the largest that keeps bench.reconcile near a minute under moto
+FRESHNESS_COUNT = 20  # webhooks, one at a time (~1.5 s each under the local runtime)
+HOT_KEY_BATCHES = 8  # batches of 100 through the real functions (~40 s)
+BENCH_LIMIT_S = 300  # issue 17: `make bench` under 5 minutes
+WEBHOOK_FUNCTIONS = ("SurveyWebhookFunction", "CrmWebhookFunction", "BillingWebhookFunction")
+COLD_LIMITS = {"webhook": 1.3, "other": 2.0}  # x the bare handler, issue 17
+README = ROOT / "README.md"
+README_BEGIN, README_END = "<!-- bench:targets -->", "<!-- /bench:targets -->"
+
+
+def _json_run(module: str, *args: str, prefix: str, timeout: float = 900) -> dict:
+    """``python -m <module> args`` in a fresh process: its last stdout line starting with
+    ``prefix``, as JSON."""
+    command = [sys.executable, "-m", module, *args]
+    out = subprocess.run(  # noqa: S603 - our own module
+        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith(prefix)]
+    if not lines:
+        raise RuntimeError(f"{module} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def reconcile_run(total: int = RECONCILE_TOTAL) -> dict:
     """bench.reconcile in a fresh process: a report-only pass over ``total`` responses."""
-    command = [sys.executable, "-m", "bench.reconcile", "--total", str(total)]
-    out = subprocess.run(  # noqa: S603 - our own module
-        command, cwd=ROOT, capture_output=True, text=True, timeout=900
-    )
-    lines = [line for line in out.stdout.splitlines() if line.startswith('{"total"')]
-    if not lines:
-        raise RuntimeError(f"bench.reconcile failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    return _json_run("bench.reconcile", "--total", str(total), prefix='{"total"')
+
+
+def freshness_run(count: int = FRESHNESS_COUNT) -> dict:
+    """bench.freshness in a fresh process (it starts the local runtime as `make run` does)."""
+    return _json_run("bench.freshness", "--count", str(count), prefix='{"freshness"', timeout=600)
+
+
+def hot_keys_run(batches: int = HOT_KEY_BATCHES) -> dict:
+    """bench.hot_keys in a fresh process: the hot items measured, the arithmetic at 10,000/s."""
+    return _json_run("bench.hot_keys", "--batches", str(batches), prefix='{"responses"')
 
 
 def machine() -> str:
@@ -85,9 +113,14 @@ def _sum(tree: dict, phase: str, kinds=None) -> float:
 
 
 def render(info: dict) -> str:
+    phases = ", ".join(f"{k} {v:.0f} s" for k, v in info.get("phases", {}).items())
     out = [
         f"# Benchmark results\n\nRun {info['date']} on {info['machine']}; `make bench` "
-        f"took {info['seconds']:.0f} s. Regenerate with `make bench`.\n"
+        f"took {info['seconds']:.0f} s ({phases or 'phases not timed'}). Regenerate with "
+        "`make bench`.\n",
+        "## Targets (issue 17)\n",
+        render_targets(targets(info)),
+        "",
     ]
     cold = info["coldstart"]
     out.append(
@@ -96,30 +129,35 @@ def render(info: dict) -> str:
         "environment from template.yaml, so the webhook receivers start without the X-Ray SDK, "
         "docs/decisions.md)\n"
     )
-    out.append("| function | init ms | first invoke ms | total ms | x baseline | answer |")
-    out.append("|---|---:|---:|---:|---:|---|")
+    out.append("| function | init ms | first invoke ms | total ms | x baseline | target | answer |")
+    out.append("|---|---:|---:|---:|---:|---|---|")
     for name, v in cold.items():
+        limit = cold_limit(name)
+        target = "" if limit is None else f"≤ {limit}x {mark(v['ratio'] <= limit)}"
         out.append(
             f"| {name} | {v['init_ms']:.0f} | {v['invoke_ms']:.0f} | {v['total_ms']:.0f} | "
-            f"{v['ratio']:.2f} | {v['status']} |"
+            f"{v['ratio']:.2f} | {target} | {v['status']} |"
         )
     out.append(
-        "\nTarget ≤ 1.3x for webhook functions. Where SurveyWebhookFunction's import "
+        f"\nTarget ≤ {COLD_LIMITS['webhook']}x for the webhook functions, "
+        f"≤ {COLD_LIMITS['other']}x for the others. Where SurveyWebhookFunction's import "
         "time goes (`python -X importtime`, cumulative ms):\n"
     )
     out.append("| module | ms |\n|---|---:|")
     out.extend(f"| {name} | {ms:.0f} |" for name, ms in info["importtime"])
     out.append("\n## Adapters, warm (verify + parse + normalize, no I/O)\n")
-    out.append("| body | bytes | records | µs | baseline µs | x | peak KB | baseline KB | x |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append(
+        "| body | bytes | records | µs | baseline µs | x | ≤ 3x | peak KB | baseline KB | x |"
+    )
+    out.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for r in info["adapters"]:
         if "error" in r:
-            out.append(f"| {r['kind']}/{r['body']} | error: {r['error']} |||||||")
+            out.append(f"| {r['kind']}/{r['body']} | error: {r['error']} ||||| ✘ |||")
             continue
         out.append(
             f"| {r['kind']}/{r['body']} | {r['bytes']} | {r['records']} | {r['us']:.1f} | "
-            f"{r['baseline_us']:.1f} | {r['ratio']:.1f} | {r['peak_kb']:.1f} | "
-            f"{r['baseline_peak_kb']:.1f} | {r['memory_ratio']:.1f} |"
+            f"{r['baseline_us']:.1f} | {r['ratio']:.1f} | {mark(r['ratio'] <= ADAPTER_LIMIT)} "
+            f"| {r['peak_kb']:.1f} | {r['baseline_peak_kb']:.1f} | {r['memory_ratio']:.1f} |"
         )
     out.append(
         "\nBaseline: `hmac.new(key, body, sha256)` + `compare_digest` + `json.loads` "
@@ -180,16 +218,167 @@ def render(info: dict) -> str:
             f"{a.get('dynamodb_calls')} DynamoDB call(s) {a.get('calls')}, {a.get('rcu')} RCU"
         )
     out.append(
-        "\nScale rows: the first N - 200 responses were written straight into the emulator "
-        "(response items with their stamps and the aggregates they sum to; raw payloads "
-        "left out), the last 200 went through the functions: the per-response figures at "
-        "that table size. moto answers index Queries from an index of its own "
-        "(local/moto_speed.py), so the run measures the pipeline, not moto's table walks.\n"
+        f"\nScale rows: the first N - {SCALE_WINDOW} responses were written straight into the "
+        "emulator (response items with their stamps and the aggregates they sum to; raw "
+        f"payloads left out), the last {SCALE_WINDOW} went through the functions: the "
+        "per-response figures at that table size. moto answers index Queries from an index "
+        "of its own (local/moto_speed.py), so the run measures the pipeline, not moto's "
+        "table walks.\n"
     )
+    if info.get("hot_keys"):
+        from bench import hot_keys
+
+        out.append(hot_keys.render(info["hot_keys"]))
+    if info.get("freshness"):
+        out.append(render_freshness(info["freshness"]))
     if info.get("reconcile"):
         out.append(render_reconcile(info["reconcile"]))
     out.append("## Cost\n\nSee docs/cost.md (generated by the same run).\n")
     return "\n".join(out)
+
+
+def mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("✔" if ok else "✘")
+
+
+def cold_limit(name: str) -> float | None:
+    """Issue 17's cold-start limit of a function (x the bare handler); None: the baseline."""
+    if name.startswith("baseline"):
+        return None
+    return COLD_LIMITS["webhook"] if name in WEBHOOK_FUNCTIONS else COLD_LIMITS["other"]
+
+
+def _row(target: str, measured: str, limit: str, ok: bool | None) -> dict:
+    return {"target": target, "measured": measured, "limit": limit, "ok": ok}
+
+
+def targets(info: dict) -> list[dict]:
+    """One row per figure of issue 17 ("What must hold"): what it is, what this run
+    measured, its limit and whether it holds (None: not measured in this run)."""
+    from bench import cost_model
+
+    rows = []
+    for name, v in info.get("coldstart", {}).items():
+        limit = cold_limit(name)
+        if limit is not None:
+            rows.append(
+                _row(
+                    f"cold start {name}, x bare handler",
+                    f"{v['ratio']:.2f}x ({v['total_ms']:.0f} ms)",
+                    f"≤ {limit}x",
+                    v["ratio"] <= limit,
+                )
+            )
+    scenarios = info.get("scenarios", {})
+    batches = cost_model.batches_measured(scenarios)
+    if 100 in batches:
+        ingest = batches[100]["ingest"] * 1e6
+        rows.append(
+            _row(
+                "$ per million webhooks ingested and aggregated, batch 100",
+                f"${ingest:.2f}",
+                f"≤ ${cost_model.INGEST_TARGET:.2f}",
+                ingest <= cost_model.INGEST_TARGET,
+            )
+        )
+    else:
+        rows.append(_row("$ per million webhooks, batch 100", "not run", "≤ $3.50", None))
+    window = info.get("window_s", 1.0)
+    if batches:
+        for c in sorted(cost_model.companies(scenarios, window), key=lambda c: -c["responses"]):
+            rows.append(
+                _row(
+                    f"{c['responses']:,} responses/month, $/month all in (window {window:g} s)",
+                    f"${c['total']:.2f}",
+                    f"≤ ${c['target']:.2f}",
+                    c["total"] <= c["target"],
+                )
+            )
+    fresh = info.get("freshness")
+    label = "freshness: webhook 2xx → GET /nps counts it, local runtime, median"
+    if fresh:
+        ok = fresh["median_s"] <= fresh.get("target_s", 2.0) and not fresh["timeouts"]
+        measured = f"{fresh['median_s']:.2f} s (p90 {fresh['p90_s']:.2f} s, n={fresh['samples']})"
+        if fresh["timeouts"]:
+            measured += f", {fresh['timeouts']} timed out"
+        rows.append(_row(label, measured, f"≤ {fresh.get('target_s', 2.0):g} s", ok))
+    else:
+        rows.append(_row(label, "not run", "≤ 2 s", None))
+    adapters = [r for r in info.get("adapters", []) if "error" not in r]
+    errors = [r for r in info.get("adapters", []) if "error" in r]
+    if adapters:
+        worst = max(adapters, key=lambda r: r["ratio"])
+        within = sum(1 for r in adapters if r["ratio"] <= ADAPTER_LIMIT)
+        total = len(adapters) + len(errors)
+        rows.append(
+            _row(
+                f"warm adapters, x json + hmac: worst of {total} bodies "
+                f"({worst['kind']}/{worst['body']})",
+                f"{worst['ratio']:.1f}x ({worst['us']:.0f} µs); {within}/{total} bodies ≤ "
+                f"{ADAPTER_LIMIT:g}x",
+                f"≤ {ADAPTER_LIMIT:g}x each",
+                within == total,
+            )
+        )
+    hot = info.get("hot_keys")
+    if hot:
+        a = hot["at_rate"]
+        for granularity, r in a["items"].items():
+            item = hot["hottest"][granularity]
+            steady = r["steady"]
+            rows.append(
+                _row(
+                    f"hot key at {a['rate']:,} webhooks/s: `{item['pk']}` {granularity} item, "
+                    f"{a['counter_shards']} counter shard(s)",
+                    f"{steady['wcu_per_s']:,.0f} units/s ({r['writes_per_s']:.0f} writes/s x "
+                    f"{steady['wcu_per_write']}; {a['stream_shards']} stream shards, "
+                    f"{a['batches_per_s']:.0f} batches/s)",
+                    f"≤ {a['target_wcu_per_s']:,} units/s",
+                    steady["wcu_per_s"] <= a["target_wcu_per_s"],
+                )
+            )
+    else:
+        rows.append(_row("hot keys at 10,000 webhooks/s", "not run", "≤ 500 units/s", None))
+    if "seconds" in info:
+        rows.append(
+            _row(
+                "`make bench` wall time",
+                f"{info['seconds']:.0f} s",
+                f"< {BENCH_LIMIT_S // 60} min",
+                info["seconds"] < BENCH_LIMIT_S,
+            )
+        )
+    return rows
+
+
+def render_targets(rows: list[dict]) -> str:
+    lines = ["| target | measured | limit | ✔/✘ |", "|---|---|---|---|"]
+    lines += [f"| {r['target']} | {r['measured']} | {r['limit']} | {mark(r['ok'])} |" for r in rows]
+    held = sum(1 for r in rows if r["ok"])
+    lines.append(f"\n{held} of {len(rows)} hold.")
+    return "\n".join(lines)
+
+
+def readme_with(text: str, block: str) -> str | None:
+    """README text with ``block`` between the bench:targets markers (None: no markers)."""
+    head, begin, rest = text.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    if not begin or not end:
+        return None
+    return f"{head}{README_BEGIN}\n{block.strip()}\n{README_END}{tail}"
+
+
+def render_freshness(f: dict) -> str:
+    seconds = ", ".join("timeout" if s is None else f"{s:.2f}" for s in f["seconds"])
+    return (
+        "## Freshness (bench/freshness.py)\n\n"
+        f"The local runtime (`python -m local`, SEED=0, STANDINS=0; started in "
+        f"{f['startup_s']:.0f} s), {f['samples']} signed generic survey webhooks one at a time, "
+        f"each a new response; after each 2xx, `GET /nps?granularity=all` every "
+        f"{f['poll_s'] * 1000:.0f} ms until its n counts it: median **{f['median_s']:.2f} s**, "
+        f"p90 {f['p90_s']:.2f} s, max {f['max_s']:.2f} s (target ≤ {f['target_s']:g} s). "
+        f"Seconds, in order: {seconds}.\n"
+    )
 
 
 def render_reconcile(r: dict) -> str:
@@ -241,7 +430,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument(
-        "--skip", nargs="*", default=[], help="scenario names (or reconcile) to leave out"
+        "--skip",
+        nargs="*",
+        default=[],
+        help="scenario names (or reconcile, freshness, hot-keys) to leave out",
     )
     parser.add_argument("--full", action="store_true", help="also 10^6 responses")
     args = parser.parse_args()
@@ -251,21 +443,43 @@ def main() -> int:
     started = time.perf_counter()
     from bench import adapters, coldstart, cost_model
 
-    print("cold starts ...", file=sys.stderr, flush=True)
+    phases: dict[str, float] = {}
+    mark_at = [time.perf_counter()]
+
+    def phase(name: str, next_step: str | None) -> None:
+        """Seconds of the step just done; says what runs next."""
+        now = time.perf_counter()
+        if name:
+            phases[name] = now - mark_at[0]
+        mark_at[0] = now
+        if next_step:
+            print(f"{next_step} ...", file=sys.stderr, flush=True)
+
+    phase("", "cold starts")
     cold = coldstart.measure(args.samples)
     profile = coldstart.import_profile()
-    print("adapters ...", file=sys.stderr, flush=True)
+    phase("cold starts", "adapters")
     adapter_rows = adapters.measure()
-    names = [n for n in SCENARIOS if n not in args.skip]
-    print(f"DynamoDB scenarios: {', '.join(names)} ...", file=sys.stderr, flush=True)
-    reconcile_result = None
+    phase("adapters", None)
+    reconcile_result = freshness = hot = None
     if "reconcile" not in args.skip:  # alone too: it times CPU
-        print("reconcile ...", file=sys.stderr, flush=True)
+        phase("", "reconcile")
         reconcile_result = reconcile_run()
+        phase("reconcile", None)
+    if "freshness" not in args.skip:  # alone: it times latency
+        phase("", "freshness (local runtime)")
+        freshness = freshness_run()
+        phase("freshness", None)
+    names = [n for n in SCENARIOS if n not in args.skip]
+    phase("", f"DynamoDB scenarios: {', '.join(names)}; hot keys")
     with ThreadPoolExecutor(max_workers=2) as pool:
+        hot_future = pool.submit(hot_keys_run) if "hot-keys" not in args.skip else None
         ordered = sorted(names, key=lambda n: -SCENARIOS[n][1])  # longest first
         results = dict(zip(ordered, pool.map(scenario, ordered), strict=True))
+        hot = hot_future.result() if hot_future else None
+    phase("DynamoDB scenarios and hot keys, 2 at a time", None)
     date = datetime.now(UTC).strftime("%Y-%m-%d")
+    window = cost_model.batch_window()
     info = {
         "date": date,
         "machine": machine(),
@@ -274,6 +488,10 @@ def main() -> int:
         "adapters": adapter_rows,
         "scenarios": {n: results[n] for n in names},
         "reconcile": reconcile_result,
+        "freshness": freshness,
+        "hot_keys": hot,
+        "window_s": window,
+        "phases": phases,
         "seconds": time.perf_counter() - started,
     }
     text = render(info)
@@ -281,8 +499,17 @@ def main() -> int:
     (ROOT / "bench" / "results.json").write_text(json.dumps(info, indent=1, default=str))
     cost = ROOT / "docs" / "cost.md"
     kept = cost.read_text().partition(cost_model.HAND_WRITTEN)[2] if cost.exists() else ""
-    generated = cost_model.render(info["scenarios"], date).rstrip("\n")
+    generated = cost_model.render(info["scenarios"], date, window).rstrip("\n")
     cost.write_text(generated + "\n\n" + cost_model.HAND_WRITTEN + kept)
+    block = (
+        f"From the run of {date} ({info['machine']}; bench/results.md, written by the same "
+        f"run):\n\n{render_targets(targets(info))}"
+    )
+    updated = readme_with(README.read_text(), block)
+    if updated is None:
+        print(f"README.md has no {README_BEGIN} markers: not updated", file=sys.stderr)
+    else:
+        README.write_text(updated)
     print(text)
     print("\n" + (ROOT / "docs" / "cost.md").read_text())
     return 0

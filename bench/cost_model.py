@@ -5,6 +5,9 @@ DynamoDB on-demand after the 1 November 2024 price cut). Update PRICES when they
 """
 
 import itertools
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # docs/cost.md from this line on is written by hand (SnapStart, hot keys): a run keeps it
 HAND_WRITTEN = (
@@ -31,8 +34,46 @@ PRICES_DATE = "2026-11-25"
 MEMORY_GB = 0.5  # template Globals MemorySize 512
 VCPU_SHARE = 512 / 1769  # Lambda gives one full vCPU at 1769 MB, proportionally less below
 DDB_LATENCY_MS = 6.0  # assumed in-region DynamoDB round trip (p50 single-digit ms)
-BATCH_WINDOW_S = 1  # AggregatorFunction MaximumBatchingWindowInSeconds
 SECONDS_PER_MONTH = 30 * 86400
+SECRET_CACHE_S = 300  # each receiver container reads the secret again after 5 min
+WARM_CONTAINERS = 2  # receiver containers kept warm by steady traffic (an assumption)
+WIDE_WINDOW_S = 60  # the "what if" column: MaximumBatchingWindowInSeconds at 60 s
+COMPANY_TARGETS = {10_000_000: 100.0, 100_000: 2.0, 1_000: 0.50}  # issue 17, $/month all in
+INGEST_TARGET = 3.50  # issue 17, $ per million ingested and aggregated at batch 100
+
+
+def aggregator_stream(template: Path = ROOT / "template.yaml") -> dict:
+    """AggregatorFunction's stream event properties as template.yaml sets them (decoded by
+    cfn-lint, as `sam validate` reads it), so the model follows the template."""
+    from cfnlint.decode import decode
+
+    decoded, errors = decode(str(template))
+    if errors or decoded is None:
+        raise RuntimeError(f"template.yaml does not decode: {errors}")
+    return stream_properties(decoded)
+
+
+def stream_properties(decoded: dict) -> dict:
+    """The DynamoDB event's properties of AggregatorFunction, a Ref to a parameter resolved
+    to its default."""
+    events = decoded["Resources"]["AggregatorFunction"]["Properties"]["Events"]
+    stream = next(e["Properties"] for e in events.values() if e.get("Type") == "DynamoDB")
+    parameters = decoded.get("Parameters", {})
+    resolved = {}
+    for name, value in stream.items():
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
+            value = parameters[value["Ref"]].get("Default")
+        resolved[name] = value
+    return resolved
+
+
+def batch_window(template: Path = ROOT / "template.yaml") -> float:
+    """The default MaximumBatchingWindowInSeconds (Lambda's default is 0)."""
+    return window_of(aggregator_stream(template))
+
+
+def window_of(stream: dict) -> float:
+    return float(stream.get("MaximumBatchingWindowInSeconds", 0) or 0)
 
 
 def _units(scenario: dict, phase: str, table: str, kinds=None) -> float:
@@ -121,12 +162,47 @@ def interpolate(by_batch: dict[int, dict], batch: float) -> float:
     return points[0][1] if x < points[0][0] else points[-1][1]
 
 
+def secret_calls(responses_month: int) -> float:
+    """GetSecretValue calls a month: a container reads the secret at its first webhook and
+    again after SECRET_CACHE_S, so the calls are at most the receiver invocations (one per
+    webhook, each a response) and at most WARM_CONTAINERS x the month / SECRET_CACHE_S."""
+    return min(responses_month, WARM_CONTAINERS * SECONDS_PER_MONTH / SECRET_CACHE_S)
+
+
 def company(responses_month: int, by_batch: dict[int, dict], window_s: float) -> dict:
     rate = responses_month / SECONDS_PER_MONTH
     batch = max(1.0, min(100.0, rate * window_s))
     variable = interpolate(by_batch, batch) * responses_month
-    secrets = PRICES["secret_month"] + 2 * 12 * 730 / 10_000 * PRICES["secret_calls_per_10k"]
-    return {"rate": rate, "batch": batch, "variable": variable, "fixed": secrets}
+    calls = secret_calls(responses_month)
+    fixed = PRICES["secret_month"] + calls / 10_000 * PRICES["secret_calls_per_10k"]
+    return {
+        "responses": responses_month,
+        "rate": rate,
+        "batch": batch,
+        "window": window_s,
+        "variable": variable,
+        "secret_calls": calls,
+        "fixed": fixed,
+        "total": variable + fixed,
+    }
+
+
+def batches_measured(scenarios: dict[str, dict]) -> dict[int, dict]:
+    """batch size -> per_response of the batch scenarios measured whole."""
+    return {
+        s["batch"]: per_response(s)
+        for s in scenarios.values()
+        if s.get("role") == "batch" and s["total"] == s["measured"]
+    }
+
+
+def companies(scenarios: dict[str, dict], window_s: float) -> list[dict]:
+    """The three example companies of issue 17 at ``window_s``, each with its target."""
+    batches = batches_measured(scenarios)
+    return [
+        {**company(volume, batches, window_s), "target": target}
+        for volume, target in sorted(COMPANY_TARGETS.items())
+    ]
 
 
 TEMPLATE = """# What nps-sync costs to run
@@ -146,7 +222,7 @@ queue) is listed after it.
 
 {per_million}
 
-Target: ≤ $3.50 per million ingested and aggregated, API Gateway's $1.00 included —
+Target: ≤ ${ingest_target:.2f} per million ingested and aggregated, API Gateway's $1.00 included —
 {verdict}
 
 Where the rest goes, and the knob for each: the `by_customer` index (one entry per response:
@@ -160,13 +236,20 @@ is one write or read unit at a time; none can be coalesced the way the aggregate
 ## Three example companies (everything, fan-out included)
 
 Batch size follows from the arrival rate: with `MaximumBatchingWindowInSeconds: {window}`
-Lambda hands the aggregator about rate x window records (1 at least, 100 at most); the cost
-per response is interpolated (linear in 1/batch) between the measured batch sizes.
+(AggregatorFunction's stream event in template.yaml, the default; the last two columns are what
+a {wide}-second window would give) Lambda hands the aggregator about rate x window records (1
+at least, 100 at most); the cost per response is interpolated (linear in 1/batch) between the
+measured batch sizes. Targets (issue 17) are at the default window.
 
 {companies}
 
-Fixed per month, any volume: the ProviderSecrets secret ($0.40) and its GetSecretValue calls
-(cached 5 min per container; ~2 warm containers ≈ 17.5k calls ≈ $0.09).
+Fixed per month: the ProviderSecrets secret ($0.40) and its GetSecretValue calls at $0.05 per
+10,000. Each receiver container caches the secret {cache_min:.0f} min, so a month's calls are
+at most one per webhook and at most {containers} warm containers x 30 days x 24 h x
+{per_hour:.0f} = {container_calls:,.0f}: calls = min(responses, {container_calls:,.0f}); at
+1,000 responses a month nearly every webhook finds a cold container, so calls ≈ responses.
+$/month = responses x the cost per response at that batch (interpolated, fan-out included)
++ $0.40 + calls / 10,000 x $0.05.
 
 ## Prices used ({prices_date}, us-east-1)
 
@@ -183,9 +266,16 @@ Fixed per month, any volume: the ProviderSecrets secret ($0.40) and its GetSecre
 ## Assumptions
 
 - Write units as DynamoDB bills them: 1 per started KB of the larger of old and new item,
-  x2 in transactions, failed conditions billed; each write that adds, changes or removes a
-  `by_customer` index entry bills the index too (ALL projection). Reads: per 4 KB, halved when
+  x2 in transactions, failed conditions billed; each write that adds, changes or removes an
+  index entry bills that index too, by the entry's size as the template's projection holds it
+  (ALL: the item; INCLUDE and KEYS_ONLY: keys and the projected attributes, so an update of an
+  attribute the index does not hold writes nothing there). Reads: per 4 KB, halved when
   eventually consistent. Counted per call at the botocore layer (bench/meter.py).
+- EventBridge: only events that a rule on the bus can match are put (docs/events.md "What
+  goes on the bus"); the measured scenarios have one rule, for `detractor.alert`, what a
+  company listening for detractors would have. A catch-all rule puts every event (~2.5 per
+  response at batch 100, ~12 at batch 1: the `aggregate.updated` of each dimension's month and
+  all time, the `response.received` and `customer.nps_changed` of each response).
 - Lambda duration = measured compute of the handler (time outside AWS calls, on this machine)
   scaled to the CPU share of 512 MB ({share:.0%} of a vCPU), plus {latency} ms per AWS call.
 - Not included: free tiers; CloudWatch Logs ingestion ($0.50/GB: a webhook logs ~1 line of
@@ -199,12 +289,9 @@ Fixed per month, any volume: the ProviderSecrets secret ($0.40) and its GetSecre
 """
 
 
-def render(scenarios: dict[str, dict], date: str) -> str:
-    batches = {
-        s["batch"]: per_response(s)
-        for s in scenarios.values()
-        if s.get("role") == "batch" and s["total"] == s["measured"]
-    }
+def render(scenarios: dict[str, dict], date: str, window_s: float | None = None) -> str:
+    window_s = batch_window() if window_s is None else window_s
+    batches = batches_measured(scenarios)
     columns = sorted(batches)
 
     def row(label: str, values: list[str]) -> str:
@@ -252,7 +339,7 @@ def render(scenarios: dict[str, dict], date: str) -> str:
     best = batches[max(columns)]
     verdict = (
         f"met at batch {max(columns)} (${best['ingest'] * 1e6:.2f})."
-        if best["ingest"] * 1e6 <= 3.5
+        if best["ingest"] * 1e6 <= INGEST_TARGET
         else (
             f"**missed**: ${best['ingest'] * 1e6:.2f} at batch {max(columns)}. The items the "
             f"target's budget counted (the request, the Lambda time, the response and its raw "
@@ -262,17 +349,18 @@ def render(scenarios: dict[str, dict], date: str) -> str:
             "and the revenue-outcome state (see below)."
         )
     )
+    now_rows, wide_rows = companies(scenarios, window_s), companies(scenarios, WIDE_WINDOW_S)
     company_rows = [
-        "| responses / month | rate | batch (window 1 s) | $/month "
-        "| batch (window 60 s) | $/month |",
-        "|---:|---:|---:|---:|---:|---:|",
+        f"| responses / month | rate | batch (window {window_s:g} s) | secret calls | $/month "
+        f"| target | batch (window {WIDE_WINDOW_S} s) | $/month |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for volume in (1_000, 100_000, 10_000_000):
-        now, wide = company(volume, batches, BATCH_WINDOW_S), company(volume, batches, 60)
+    for now, wide in zip(now_rows, wide_rows, strict=True):
+        mark = "✔" if now["total"] <= now["target"] else "✘"
         company_rows.append(
-            f"| {volume:,} | {now['rate']:.3f}/s | {now['batch']:.1f} | "
-            f"${now['variable'] + now['fixed']:.2f} | {wide['batch']:.1f} | "
-            f"${wide['variable'] + wide['fixed']:.2f} |"
+            f"| {now['responses']:,} | {now['rate']:.3f}/s | {now['batch']:.1f} | "
+            f"{now['secret_calls']:,.0f} | ${now['total']:.2f} | ≤ ${now['target']:.2f} {mark} | "
+            f"{wide['batch']:.1f} | ${wide['total']:.2f} |"
         )
     storage_kb = 0.6 + 0.6 + 0.4
     return TEMPLATE.format(
@@ -280,7 +368,13 @@ def render(scenarios: dict[str, dict], date: str) -> str:
         prices_date=PRICES_DATE,
         per_million="\n".join(rows) + extra,
         verdict=verdict,
-        window=BATCH_WINDOW_S,
+        window=f"{window_s:g}",
+        wide=WIDE_WINDOW_S,
+        ingest_target=INGEST_TARGET,
+        cache_min=SECRET_CACHE_S / 60,
+        containers=WARM_CONTAINERS,
+        per_hour=3600 / SECRET_CACHE_S,
+        container_calls=WARM_CONTAINERS * SECONDS_PER_MONTH / SECRET_CACHE_S,
         companies="\n".join(company_rows),
         share=VCPU_SHARE,
         latency=DDB_LATENCY_MS,

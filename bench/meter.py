@@ -84,11 +84,13 @@ class Meter:
     def __init__(
         self,
         peek: Peek | None = None,
-        indexes: Mapping[str, list[tuple[str, ...]]] | None = None,
+        indexes: Mapping[str, list[Any]] | None = None,
         kind: Callable[[str, Item], str] | None = None,
     ):
         self.peek = peek
-        self.indexes = dict(indexes or {})  # table -> [key attribute names of each GSI]
+        # table -> each GSI's key attribute names, or (them, its projected attribute names):
+        # an index without the second projects ALL
+        self.indexes = dict(indexes or {})
         self.kind = kind or (lambda table, key: table)
         self.phase = "all"
         self.calls: Counter[tuple[str, str, str]] = Counter()  # (phase, service, operation)
@@ -150,8 +152,9 @@ class Meter:
             size = max(item_size(old), item_size(new))
             self.wcu[(self.phase, kind)] += factor * write_units(size)
             self.items_written[(self.phase, kind)] += 1
-            for attributes in self.indexes.get(table, []):
-                self.gsi_wcu[(self.phase, kind)] += _index_units(attributes, old, new)
+            for index in self.indexes.get(table, []):
+                attributes, projected = index if isinstance(index[0], tuple) else (index, None)
+                self.gsi_wcu[(self.phase, kind)] += _index_units(attributes, old, new, projected)
 
     def _reads(self, operation: str, params: dict, parsed: dict) -> None:
         if operation == "GetItem":
@@ -185,9 +188,22 @@ class Meter:
         )
 
 
-def _index_units(attributes: tuple[str, ...], old: Item | None, new: Item | None) -> int:
+def _index_units(
+    attributes: tuple[str, ...],
+    old: Item | None,
+    new: Item | None,
+    projected: tuple[str, ...] | None = None,
+) -> int:
+    """Index write units of one base-table write, billed by the index entry's size: the whole
+    item with an ALL projection (``projected`` None), else only the keys and projected
+    attributes, so an update of an attribute the index does not hold writes nothing there."""
+
     def entry(item):
-        return item if item and all(a in item for a in attributes) else None
+        if not item or not all(a in item for a in attributes):
+            return None
+        if projected is None:
+            return item
+        return {name: value for name, value in item.items() if name in projected}
 
     before, after = entry(old), entry(new)
     if before is None and after is None:

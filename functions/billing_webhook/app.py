@@ -1,6 +1,9 @@
 """BillingWebhookFunction: POST /webhooks/billing/{provider} -> billing profiles (plan, MRR)."""
 
-from billing_providers import ADAPTERS
-from nps_sync.web.receivers import handler
+from nps_sync.core.snapstart import cold_start
 
-lambda_handler = handler("billing", ADAPTERS)
+with cold_start():
+    from billing_providers import ADAPTERS
+    from nps_sync.web.receivers import handler
+
+    lambda_handler = handler("billing", ADAPTERS)

@@ -1,6 +1,9 @@
 """CrmWebhookFunction: POST /webhooks/crm/{provider} -> CRM profiles (account, region, owner)."""
 
-from crm_providers import ADAPTERS
-from nps_sync.web.receivers import handler
+from nps_sync.core.snapstart import cold_start
 
-lambda_handler = handler("crm", ADAPTERS)
+with cold_start():
+    from crm_providers import ADAPTERS
+    from nps_sync.web.receivers import handler
+
+    lambda_handler = handler("crm", ADAPTERS)

@@ -1,6 +1,9 @@
 """SurveyWebhookFunction: POST /webhooks/survey/{provider} -> verified, normalized NPS responses."""
 
-from nps_sync.web.receivers import handler
-from survey_providers import ADAPTERS
+from nps_sync.core.snapstart import cold_start
 
-lambda_handler = handler("survey", ADAPTERS)
+with cold_start():
+    from nps_sync.web.receivers import handler
+    from survey_providers import ADAPTERS
+
+    lambda_handler = handler("survey", ADAPTERS)

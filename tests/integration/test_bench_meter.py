@@ -94,3 +94,18 @@ def test_reads_cost_per_four_kilobytes_halved_when_eventually_consistent():
     client.get_item(TableName="t", Key={"pk": {"S": "a"}}, ConsistentRead=True)
     client.get_item(TableName="t", Key={"pk": {"S": "a"}})
     assert meter.rcu[("all", "t")] == 2 + 1
+
+
+def test_an_index_write_is_billed_only_when_its_projection_changes():
+    """bench.meter prices index projections: an update of an attribute a keys-only or INCLUDE
+    index does not hold writes nothing there; with ALL every change of the item does."""
+    from bench.meter import _index_units
+
+    old = {"pk": {"S": "a"}, "sk": {"S": "b"}, "g": {"S": "x"}, "n": {"N": "1"}, "p": {"S": "v"}}
+    new = {**old, "n": {"N": "2"}}
+    keys_only = ("pk", "sk", "g")
+    assert _index_units(("g",), old, new) == 1  # ALL: the counter moved, the copy is rewritten
+    assert _index_units(("g",), old, new, keys_only) == 0
+    assert _index_units(("g",), old, new, (*keys_only, "n")) == 1  # INCLUDE n
+    assert _index_units(("g",), old, {**old, "p": {"S": "w"}}, (*keys_only, "n")) == 0
+    assert _index_units(("g",), None, new, keys_only) == 1  # a new entry is always written

@@ -289,6 +289,8 @@ class Recorder:
         if service == "events" and operation == "PutEvents":
             buses = {e.get("EventBusName", "default") for e in params["Entries"]}
             return [(operation, bus_arn(bus)) for bus in sorted(buses)]
+        if service == "events" and operation == "ListRules":
+            return [(operation, "*")]  # no resource type: IAM authorizes it on "*" only
         if service == "secretsmanager" and "SecretId" in params:
             secret = params["SecretId"]
             return [(operation, self.secret_arns.get(secret, secret))]
@@ -579,7 +581,25 @@ def test_the_flows_reach_every_function_and_every_api_route(recorded, template):
     assert routes - recorded.routes_called == set()
 
 
+def test_the_aggregator_reads_its_bus_rules_and_puts_what_one_matches(recorded):
+    """ListRules is granted on "*" only, which the unused-permission check cannot see."""
+    calls = {
+        (action, resource) for f, action, resource in recorded.calls if f == "AggregatorFunction"
+    }
+    bus = next(arn for arn, logical in recorded.names.items() if logical == "EventBus")
+
+    assert ("events:ListRules", "*") in calls
+    assert ("events:PutEvents", bus) in calls
+
+
 def run_flows(rig: Rig, receiver: Receiver, refusing: Receiver) -> None:
+    # given: a rule on the bus (the aggregator puts only what a rule could match, reading the
+    # rules with ListRules), made before the aggregator first reads them
+    boto3.client("events").put_rule(
+        Name="detractor-alerts",
+        EventBusName=rig.stack.refs["EventBus"],
+        EventPattern=json.dumps({"source": ["nps-sync"], "detail-type": ["detractor.alert"]}),
+    )
     # given: webhook subscriptions, one of them refusing every delivery
     everything = rig.api(
         "POST",
@@ -819,7 +839,12 @@ def generic(rig: Rig, kind: str, **body: Any) -> None:
 def drift(rig: Rig) -> None:
     """What reconcile exists for: a counter off by one, a customer's outcome state lost."""
     ddb = boto3.client("dynamodb")  # not recorded: no function is acting
-    counter = {"pk": {"S": "overall#all"}, "sk": {"S": "all#all"}}
+    (counter, *_) = ddb.query(  # a month of overall, in whichever counter shard
+        TableName=rig.stack.refs["AggregatesTable"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
+        ExpressionAttributeValues={":pk": {"S": "overall#all"}, ":m": {"S": "month#"}},
+        ProjectionExpression="pk, sk",
+    )["Items"]
     ddb.update_item(
         TableName=rig.stack.refs["AggregatesTable"],
         Key=counter,

@@ -12,13 +12,18 @@ from nps_sync.aggregation.aggregator import Aggregator
 from nps_sync.aggregation.stream import Lane, LaneUnknown, ShardLocator
 from nps_sync.core.aggregates import Counts
 from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.counters import MARK_HORIZON_SECONDS, MARK_PREFIX, marks_of
+from nps_sync.store.counters import MARK_HORIZON_SECONDS, MARK_PREFIX, marks_of, shard_of
 from nps_sync.store.customers import CustomerRecords
 
 from .conftest import STREAMS_ENDPOINT
 
 HOUR = 3600.0
-HOT = {"pk": {"S": "overall#all"}, "sk": {"S": "all#all"}}
+MONTH = "month#2026-01"  # the month of world.respond's default day: the hot key here
+
+
+def hot(lane: str) -> dict:
+    """The hot key's item that ``lane`` writes (store/counters.py: one per counter shard)."""
+    return {"pk": {"S": "overall#all"}, "sk": {"S": f"{MONTH}#{shard_of(lane)}"}}
 
 
 class Clock:
@@ -39,9 +44,19 @@ def aggregator(world, locator, clock=None) -> Aggregator:
     )
 
 
-def hot_marks(world) -> dict:
-    item = world.ddb.get_item(TableName=world.aggregates_table, Key=HOT)["Item"]
+def hot_marks(world, lane: str) -> dict:
+    item = world.ddb.get_item(TableName=world.aggregates_table, Key=hot(lane))["Item"]
     return marks_of(item)
+
+
+def most_marks(world) -> int:
+    """The most marks any item of the hot key holds (whichever counter shard)."""
+    items = world.ddb.query(
+        TableName=world.aggregates_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
+        ExpressionAttributeValues={":pk": {"S": "overall#all"}, ":m": {"S": f"{MONTH}#"}},
+    )["Items"]
+    return max(len(marks_of(item)) for item in items)
 
 
 def overall(world) -> Counts:
@@ -78,7 +93,7 @@ def test_marks_on_a_hot_key_stay_bounded_over_many_shard_generations(world):
                 lane["shard"] = f"shardId-{partition}-{generation - 1:03d}"
                 assert worker.handle({"Records": earlier[partition]}) == {"batchItemFailures": []}
             earlier[partition] = batch
-            most = max(most, len(hot_marks(world)))
+            most = max(most, most_marks(world))
     # then: the marks are those of the shards that wrote within the horizon (26 h: 7 per
     # partition) plus the one just gone stale, not one per shard ever (80)
     per_partition = MARK_HORIZON_SECONDS / (4 * HOUR) + 2
@@ -90,7 +105,8 @@ def test_marks_on_a_hot_key_stay_bounded_over_many_shard_generations(world):
 def test_a_shard_writing_again_after_its_mark_was_collected_counts_its_new_records(world):
     world.dimensions = ("overall",)
     clock = Clock()
-    lanes = {"a": "shardId-a", "b": "shardId-b"}
+    lanes = {"a": "shardId-a", "b": "shardId-j"}  # two shards writing one counter item
+    assert shard_of(lanes["a"]) == shard_of(lanes["b"])
     current = {"lane": lanes["a"]}
     worker = aggregator(world, lambda arn, batch: Lane(current["lane"]), clock)
     world.respond("r1", "ana@example.com", 10)
@@ -99,7 +115,7 @@ def test_a_shard_writing_again_after_its_mark_was_collected_counts_its_new_recor
     current["lane"] = lanes["b"]
     world.respond("r2", "bo@example.com", 8)
     assert worker.handle({"Records": world.new_records()}) == {"batchItemFailures": []}
-    assert set(hot_marks(world)) == {"shardId-b"}  # a's mark collected by b's write
+    assert set(hot_marks(world, lanes["a"])) == {"shardId-j"}  # a's mark collected by b's write
     current["lane"] = lanes["a"]  # an open shard, writing the key again
     world.respond("r3", "cy@example.com", 0)
     assert worker.handle({"Records": world.new_records()}) == {"batchItemFailures": []}
@@ -111,17 +127,17 @@ def test_a_mark_written_without_a_time_is_timed_then_collected(world):
     world.dimensions = ("overall",)
     world.ddb.put_item(
         TableName=world.aggregates_table,
-        Item={**HOT, MARK_PREFIX + "shardId-old": {"S": "1".zfill(48)}},
+        Item={**hot("shardId-new"), MARK_PREFIX + "shardId-old": {"S": "1".zfill(48)}},
     )
     clock = Clock()
     worker = aggregator(world, lambda arn, batch: Lane("shardId-new"), clock)
     world.respond("r1", "ana@example.com", 10)
     worker.handle({"Records": world.new_records()})
-    assert hot_marks(world)["shardId-old"] == int(clock.now)  # timed when first seen
+    assert hot_marks(world, "shardId-new")["shardId-old"] == int(clock.now)  # timed when seen
     clock.now += MARK_HORIZON_SECONDS + 1
     world.respond("r2", "bo@example.com", 10)
     worker.handle({"Records": world.new_records()})
-    assert set(hot_marks(world)) == {"shardId-new"}
+    assert set(hot_marks(world, "shardId-new")) == {"shardId-new"}
 
 
 # --- (b) the shard lookup off the hot path -------------------------------------------------
@@ -248,5 +264,4 @@ def test_an_event_naming_its_shard_needs_no_lookup(world):
     assert worker.handle(event) == {"batchItemFailures": []}
     assert worker.handle(event) == {"batchItemFailures": []}
     assert overall(world) == Counts(promoters=2)
-    item = world.ddb.get_item(TableName=world.aggregates_table, Key=HOT)["Item"]
-    assert set(marks_of(item)) == {"shardId-00000001-aa"}
+    assert set(hot_marks(world, "shardId-00000001-aa")) == {"shardId-00000001-aa"}

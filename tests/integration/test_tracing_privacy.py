@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.batch.exceptions import UnexpectedBatchTypeError
@@ -145,6 +146,12 @@ def traced_run() -> dict[str, list[str]]:
             "POST",
             "/subscriptions",
             {"url": "http://127.0.0.1:9/nps", "events": ["response.received", "detractor.alert"]},
+        )
+        # and a rule on the bus, so that her events are put there (docs/events.md)
+        boto3.client("events").put_rule(
+            Name="everything",
+            EventBusName=stack.refs["EventBus"],
+            EventPattern=json.dumps({"source": ["nps-sync"]}),
         )
         batch = functions.stream()
         secrets.clear_cache()  # read again, as a new container does

@@ -84,27 +84,28 @@ def _response(score, channel="email", plan=None, mrr=None, day="2026-01-15"):
 DIMS = ("overall", "plan", "channel")
 
 
-def test_an_insert_adds_one_to_every_dimension_and_granularity():
+def test_an_insert_adds_one_to_every_dimension_and_stored_granularity():
     changes = delta(None, _response(10, plan="pro", mrr=500), DIMS)
-    assert len(changes) == 3 * 6
+    assert len(changes) == 3 * 2  # day and month; weeks to all time are summed on read
     key = AggregateKey("plan", "pro", "month", "2026-01")
     assert changes[key] == Counts(promoters=1, mrr_promoters=500)
-    assert AggregateKey("channel", "email", "week", "2026-W03") in changes
+    assert AggregateKey("channel", "email", "day", "2026-01-15") in changes
+    assert AggregateKey("channel", "email", "week", "2026-W03") not in changes
 
 
 def test_a_replacement_moves_from_old_bucket_to_new_and_same_buckets_cancel():
     changes = delta(_response(3), _response(9, channel="web"), DIMS)
-    assert changes[AggregateKey("overall", "all", "all", "all")] == Counts(1, 0, -1)
-    assert changes[AggregateKey("channel", "email", "all", "all")] == Counts(detractors=-1)
-    assert changes[AggregateKey("channel", "web", "all", "all")] == Counts(promoters=1)
+    assert changes[AggregateKey("overall", "all", "month", "2026-01")] == Counts(1, 0, -1)
+    assert changes[AggregateKey("channel", "email", "month", "2026-01")] == Counts(detractors=-1)
+    assert changes[AggregateKey("channel", "web", "month", "2026-01")] == Counts(promoters=1)
     assert delta(_response(9), _response(10), DIMS) == {}  # same category, nothing moves
 
 
 def test_missing_segment_attributes_count_as_unknown_and_other_items_not_at_all():
-    assert AggregateKey("plan", "unknown", "all", "all") in delta(None, _response(5), DIMS)
+    assert AggregateKey("plan", "unknown", "month", "2026-01") in delta(None, _response(5), DIMS)
     raw = {"pk": {"S": "RESP#generic#r1"}, "sk": {"S": "RAW#1"}}
     assert delta(None, stored_response(raw), DIMS) == {}
-    assert delta(_response(5), None, DIMS)[AggregateKey("overall", "all", "all", "all")] == (
+    assert delta(_response(5), None, DIMS)[AggregateKey("overall", "all", "month", "2026-01")] == (
         Counts(detractors=-1)
     )
 
@@ -116,11 +117,11 @@ def test_fold_coalesces_a_batch_into_one_entry_list_per_key():
         (2, "102", _response(2), _response(8)),
     ]
     pending = fold(changes, ("overall",))
-    assert len(pending) == 6  # one key per granularity, whatever the number of records
-    entries = pending[AggregateKey("overall", "all", "all", "all")].entries
+    assert len(pending) == 2  # one key per stored granularity, whatever the number of records
+    entries = pending[AggregateKey("overall", "all", "month", "2026-01")].entries
     assert [e.index for e in entries] == [0, 1, 2]
     assert total(entries) == Counts(1, 1, 0)
-    assert total(pending[AggregateKey("overall", "all", "all", "all")].after(pad("100"))) == (
+    assert total(pending[AggregateKey("overall", "all", "month", "2026-01")].after(pad("100"))) == (
         Counts(0, 1, 0)
     )
 

@@ -1,9 +1,6 @@
-"""Billing adapters: each module has ``verify`` and ``parse`` (see nps_sync.ingest.receive)."""
+"""Billing adapters: each module has ``verify`` and ``parse``
+(nps_sync.ingest.receive), imported when a request names it (receive.Adapters)."""
 
-from . import chargebee, generic, stripe
+from nps_sync.ingest.receive import Adapters
 
-ADAPTERS = {
-    "stripe": stripe,
-    "chargebee": chargebee,
-    "generic": generic,
-}
+ADAPTERS = Adapters(__name__, ("stripe", "chargebee", "generic"))

@@ -110,13 +110,13 @@ class Subscription(BaseModel):
     currency_code: str | None = None
     billing_period: int = Field(default=1, ge=1, le=1000)
     billing_period_unit: Unit | None = None
-    subscription_items: list[SubscriptionItem] = Field(default_factory=list, max_length=500)
+    subscription_items: list[SubscriptionItem] = Field(default=[], max_length=500)
     plan_id: Key | None = None  # Product Catalog 1.0
     plan_quantity: Quantity | None = None
     plan_unit_price: Minor | None = None
     plan_amount: Minor | None = None
-    addons: list[Addon] = Field(default_factory=list, max_length=500)
-    discounts: list[Discount] = Field(default_factory=list, max_length=50)
+    addons: list[Addon] = Field(default=[], max_length=500)
+    discounts: list[Discount] = Field(default=[], max_length=50)
     next_billing_at: Seconds | None = None
     current_term_end: Seconds | None = None
     resource_version: Millis | None = None

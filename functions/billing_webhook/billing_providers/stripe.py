@@ -105,11 +105,11 @@ class Item(BaseModel):
     price: Price
     quantity: Annotated[int, Field(ge=0, lt=10**9)] | None = None
     current_period_end: Seconds | None = None  # from 2025-03-31.basil on
-    discounts: list[Discount | Key] = Field(default_factory=list, max_length=50)
+    discounts: list[Discount | Key] = Field(default=[], max_length=50)
 
 
 class Items(BaseModel):
-    data: list[Item] = Field(default_factory=list, max_length=500)
+    data: list[Item] = Field(default=[], max_length=500)
     has_more: bool = False
 
 
@@ -122,7 +122,7 @@ class Subscription(BaseModel):
     cancel_at_period_end: bool | None = None
     items: Items = Field(default_factory=Items)
     discount: Discount | None = None  # before 2025-03-31.basil
-    discounts: list[Discount | Key] = Field(default_factory=list, max_length=50)
+    discounts: list[Discount | Key] = Field(default=[], max_length=50)
     metadata: dict[str, Any] | None = None
 
 

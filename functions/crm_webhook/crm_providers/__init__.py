@@ -1,9 +1,6 @@
-"""CRM adapters: each module has ``verify`` and ``parse`` (see nps_sync.ingest.receive)."""
+"""CRM adapters: each module has ``verify`` and ``parse``
+(nps_sync.ingest.receive), imported when a request names it (receive.Adapters)."""
 
-from . import generic, hubspot, salesforce
+from nps_sync.ingest.receive import Adapters
 
-ADAPTERS = {
-    "hubspot": hubspot,
-    "salesforce": salesforce,
-    "generic": generic,
-}
+ADAPTERS = Adapters(__name__, ("hubspot", "salesforce", "generic"))

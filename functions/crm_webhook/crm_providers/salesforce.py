@@ -26,7 +26,6 @@ from typing import Annotated, Any
 from xml.etree.ElementTree import Element, ParseError, XMLParser
 from xml.parsers import expat
 
-from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, Field, TypeAdapter
 
 from nps_sync.core.crm_fields import CrmFieldNames, field_names
@@ -36,6 +35,7 @@ from nps_sync.core.models import CrmProfile, UtcDatetime
 from nps_sync.core.signing import any_equal
 from nps_sync.destinations.fields import default_names
 from nps_sync.ingest.receive import Batch, Record, signing_secrets
+from nps_sync.web.http import Answer
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -73,10 +73,10 @@ def ack_response() -> tuple[int, dict[str, str], str]:
     return 200, dict(XML_HEADERS), ACK
 
 
-def acknowledge(receipt) -> Response:
+def acknowledge(receipt) -> Answer:
     """The webhook route's answer once the message is stored, duplicates included."""
     status, headers, body = ack_response()
-    return Response(status_code=status, content_type=headers["content-type"], body=body)
+    return Answer(status_code=status, content_type=headers["content-type"], body=body)
 
 
 def fault_response(reason: str = "temporarily unavailable") -> tuple[int, dict[str, str], str]:

@@ -1,10 +1,6 @@
-"""Survey tool adapters: each module has ``verify`` and ``parse`` (see nps_sync.ingest.receive)."""
+"""Survey tool adapters: each module has ``verify`` and ``parse``
+(nps_sync.ingest.receive), imported when a request names it (receive.Adapters)."""
 
-from . import delighted, formbricks, generic, typeform
+from nps_sync.ingest.receive import Adapters
 
-ADAPTERS = {
-    "typeform": typeform,
-    "delighted": delighted,
-    "formbricks": formbricks,
-    "generic": generic,
-}
+ADAPTERS = Adapters(__name__, ("typeform", "delighted", "formbricks", "generic"))

@@ -33,7 +33,7 @@ class FormbricksResponse(BaseModel):
     updatedAt: EventTime | None = None  # noqa: N815
     contact: Contact | None = None
     contactAttributes: dict[str, Any] | None = None  # noqa: N815
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = {}
     meta: dict[str, Any] | None = None
 
 

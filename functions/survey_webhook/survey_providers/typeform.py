@@ -42,7 +42,7 @@ class FormResponse(BaseModel):
     token: str = Field(min_length=1, max_length=512)
     submitted_at: EventTime
     hidden: dict[str, Any] | None = None
-    answers: list[Answer] = Field(default_factory=list)
+    answers: list[Answer] = []
 
 
 class Payload(BaseModel):

@@ -15,6 +15,8 @@ from typing import Any
 from nps_sync.aggregation.outcome_step import OutcomeStep
 from nps_sync.aggregation.stream import Change, Lane, LaneUnknown, ShardLocator, changes
 from nps_sync.core.aggregates import (
+    ZERO,
+    AggregateKey,
     Applied,
     Counts,
     Entry,
@@ -26,8 +28,10 @@ from nps_sync.core.aggregates import (
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.models import StoredProfile, StoredResponse
 from nps_sync.core.observability import logger
+from nps_sync.core.periods import rollup, stored
 from nps_sync.core.retry import retried
 from nps_sync.delivery.events import (
+    AGGREGATE_UPDATED,
     Event,
     aggregate_event,
     customer_change,
@@ -43,6 +47,8 @@ from nps_sync.store.outcomes import OutcomesStore
 
 # (stream ARN, the batch's records) -> their shard; raises LaneUnknown when it cannot tell now.
 Locator = Callable[[str, list[Mapping[str, Any]]], Lane]
+# A key a batch wrote, and the entries that write applied (the rest an earlier one had).
+Touched = tuple[Pending, list[Entry]]
 
 
 @dataclass
@@ -140,13 +146,16 @@ class Aggregator:
         )
         result.keys = len(pending)
         created = [_created(record) for record in records]
-        events: list[Event] = []
+        touched: list[Touched] = []
+        # aggregate.updated costs a Query per period moved: derived only where it can go
+        derive = self.fanout is not None and self.fanout.wants(AGGREGATE_UPDATED)
         for key_pending in pending.values():
             try:
-                result.writes += self._apply(key_pending, lane, created, events, now)
+                result.writes += self._apply(key_pending, lane, touched if derive else None, now)
             except StorageUnavailable:
                 logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
+        events = self._aggregate_events(touched, lane.shard_id, created, result)
         responses = BatchResponses(self.records)
         self._stamp(batch, result, responses)
         self.outcomes.run(batch, lane, result, responses, now=now)
@@ -155,37 +164,76 @@ class Aggregator:
         return result
 
     def _apply(
-        self,
-        pending: Pending,
-        lane: Lane,
-        created: list[float | None],
-        events: list[Event],
-        now: float,
+        self, pending: Pending, lane: Lane, touched: list[Touched] | None, now: float
     ) -> int:
         """apply_key, tried again before the key is reported (core/retry.py): the marks make a
         write repeated after a lost answer a no-op."""
-        applied = self._on_applied(pending, lane.shard_id, created, events)
+        applied = self._on_applied(pending, touched)
         return retried(
             apply_key, self.aggregates, pending, lane.shard_id, lane.ancestors, applied, now=now
         )
 
     # --- outgoing events (docs/events.md) -------------------------------------------------
 
-    def _on_applied(
-        self, pending: Pending, lane: str, created: list[float | None], events: list[Event]
-    ) -> Applied | None:
-        key = pending.key
-        if self.fanout is None or key.granularity not in self.event_granularities:
+    def _on_applied(self, pending: Pending, touched: list[Touched] | None) -> Applied | None:
+        """Note each key whose write applied entries, with the entries it applied now (those
+        before them were found applied by an earlier write of this shard: a batch delivered
+        again, whose events are derived again)."""
+        if touched is None or not any(
+            stored(g) == pending.key.granularity for g in self.event_granularities
+        ):
             return None
 
         def applied(entries: list[Entry], after: Counts) -> None:
-            # The entries before ``entries`` were found applied: an earlier write of this shard
-            # (a batch delivered again with more records) whose event is derived again too,
-            # with its own id, from the counters as they were after it.
+            touched.append((pending, entries))
+
+        return applied
+
+    def _aggregate_events(
+        self,
+        touched: list[Touched],
+        lane: str,
+        created: list[float | None],
+        result: BatchResult,
+    ) -> list[Event]:
+        """aggregate.updated for each period of an event granularity that the batch moved.
+        Its counters after the batch are read (one consistent Query of its stored items, every
+        counter shard: another stream shard's writes count too). The entries an earlier write
+        of this shard had applied make an event of their own, as that write derived it (same
+        id, from its last record; after = what the read shows less this batch's new part), and
+        the new entries one on top."""
+        moved: dict[AggregateKey, tuple[list[Entry], list[Entry]]] = {}
+        for pending, entries in touched:
+            key = pending.key
             earlier = pending.entries[: len(pending.entries) - len(entries)]
-            for part, counts in ((earlier, after - total(entries)), (entries, after)):
+            for granularity in self.event_granularities:
+                if stored(granularity) == key.granularity:
+                    period = rollup(granularity, key.period)
+                    target = AggregateKey(key.dimension, key.value, granularity, period)
+                    parts = moved.setdefault(target, ([], []))
+                    parts[0].extend(earlier)
+                    parts[1].extend(entries)
+        events = []
+        for key, (earlier, new) in sorted(moved.items()):
+            first = min(e.index for e in (*earlier, *new))
+            try:
+                read = retried(
+                    self.aggregates.series,
+                    key.dimension,
+                    key.value,
+                    key.granularity,
+                    key.period,
+                    key.period,
+                    consistent=True,
+                )
+            except StorageUnavailable:
+                result.fail(first)  # derived again when the records are delivered again
+                continue
+            after = read.get(key.period, ZERO)
+            for part, counts in ((earlier, after - total(new)), (new, after)):
                 if not part:
                     continue
+                part.sort(key=lambda e: e.sequence)
                 last = part[-1]
                 event = aggregate_event(
                     key,
@@ -193,13 +241,12 @@ class Aggregator:
                     counts,
                     lane,
                     last.sequence,
-                    part[0].index,
+                    min(e.index for e in part),
                     created[last.index],
                 )
                 if event is not None:
                     events.append(event)
-
-        return applied
+        return events
 
     def _publish(
         self,

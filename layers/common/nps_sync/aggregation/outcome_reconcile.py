@@ -20,6 +20,7 @@ from nps_sync.core.models import StoredProfile, StoredResponse
 from nps_sync.core.observability import customer_ref
 from nps_sync.core.outcomes import (
     AT_RISK_ATTRIBUTES,
+    NOW,
     OutcomeKey,
     Tally,
     add_tallies,
@@ -32,8 +33,11 @@ from nps_sync.core.outcomes import (
     renewal_moments,
     stored_at_risk,
     stored_state,
+    subtract,
     to_attribute,
 )
+from nps_sync.core.periods import STORED
+from nps_sync.store.counters import split_sk
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import item_key, stored_profile
 from nps_sync.store.outcomes import OutcomesStore, tally_of
@@ -173,20 +177,32 @@ def check_outcomes(
                 )
             )
 
-    stored_counters: dict[OutcomeKey, Tally] = {}
+    stored_counters: dict[OutcomeKey, Tally] = {}  # a key's items summed
+    items: dict[OutcomeKey, dict[int | None, Tally]] = {}  # and by counter shard
     for item in store_items:
         pk, sk = item_key(item)
+        granularity, period, shard = split_sk(sk)
+        if granularity not in (*STORED, NOW[0]):
+            continue  # written before periods.STORED: nothing reads it
         if pk.split("#", 1)[0].removeprefix("outcome:") in dimensions:
-            stored_counters[OutcomeKey.parse(pk, sk)] = {
-                k: v for k, v in tally_of(dict(item)).items() if v
-            }
+            key = OutcomeKey.parse(pk, f"{granularity}#{period}")
+            tally = tally_of(dict(item))
+            items.setdefault(key, {})[shard] = tally
+            summed = add_tallies(stored_counters.get(key, {}), tally)
+            stored_counters[key] = {k: v for k, v in summed.items() if v}
 
     expected_tallies = expected_counters(profiles, dimensions)  # 2. counters
     for key in sorted({*stored_counters, *expected_tallies}):
         stored, expected = stored_counters.get(key, {}), expected_tallies.get(key, {})
         if stored != expected:
+            parts = items.get(key) or {}
+            shard = min(parts, key=lambda s: -1 if s is None else s) if parts else 0
+            item = parts.get(shard)
+            repaired = add_tallies(subtract(expected, stored), item or {})
             report.differences.append(
-                OutcomeDifference("counters", str(key), stored, expected, target=key)
+                OutcomeDifference(
+                    "counters", str(key), stored, expected, target=(key, shard, item, repaired)
+                )
             )
 
     for profile in profiles:  # 3. at-risk keys, against the state as stored
@@ -217,7 +233,8 @@ def repair_outcomes(
     fixed = 0
     for difference in differences:
         if difference.kind == "counters":
-            fixed += store.replace(difference.target, difference.stored, difference.expected)
+            key, shard, item, repaired = difference.target
+            fixed += store.replace(key, shard, item, repaired)
             continue
         if difference.kind == "index" and difference.key in restated:
             continue

@@ -67,9 +67,19 @@ LINK_HOPS = 3  # as Links.resolve follows them
 
 @dataclass(frozen=True)
 class Difference:
+    """A key whose counters (summed over its items) are not the expected ones; repaired on
+    one of its items, ``shard`` (holding ``item``), by what the sum is off by."""
+
     key: AggregateKey
     stored: Counts | None
     expected: Counts
+    shard: int | None = 0
+    item: Counts | None = None
+
+    @property
+    def repaired(self) -> Counts:
+        """What the repaired item holds: its counters moved by expected - stored."""
+        return (self.item or ZERO) + self.expected - (self.stored or ZERO)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -198,14 +208,35 @@ class Sums:
 
 
 def differences(
-    stored: Mapping[AggregateKey, Counts], expected: Mapping[AggregateKey, Counts]
+    stored: Mapping[AggregateKey, Counts],
+    expected: Mapping[AggregateKey, Counts],
+    items: Mapping[AggregateKey, Mapping[int | None, Counts]] | None = None,
 ) -> list[Difference]:
-    """Every key whose stored counters are not the expected ones (absent counts as zero)."""
-    return [
-        Difference(key, stored.get(key), expected.get(key, ZERO))
-        for key in sorted(set(stored) | set(expected))
-        if stored.get(key, ZERO) != expected.get(key, ZERO)
-    ]
+    """Every key whose stored counters are not the expected ones (absent counts as zero);
+    ``items``: each key's items by counter shard (the first is the one repaired)."""
+    found = []
+    for key in sorted(set(stored) | set(expected)):
+        if stored.get(key, ZERO) == expected.get(key, ZERO):
+            continue
+        parts = (items or {}).get(key) or {}
+        shard = min(parts, key=lambda s: -1 if s is None else s) if parts else 0
+        found.append(
+            Difference(key, stored.get(key), expected.get(key, ZERO), shard, parts.get(shard))
+        )
+    return found
+
+
+def stored_counters(
+    aggregates: AggregatesStore, dimensions: tuple[str, ...]
+) -> tuple[dict[AggregateKey, Counts], dict[AggregateKey, dict[int | None, Counts]]]:
+    """Every key's counters summed over its items, and its items by counter shard."""
+    totals: dict[AggregateKey, Counts] = {}
+    items: dict[AggregateKey, dict[int | None, Counts]] = {}
+    for key, shard, counts in aggregates.scan():
+        if key.dimension in dimensions:
+            totals[key] = totals.get(key, ZERO) + counts
+            items.setdefault(key, {})[shard] = counts
+    return totals, items
 
 
 def _stamp(record: StoredResponse | StoredProfile) -> dict[str, Any]:
@@ -354,9 +385,9 @@ def survey(
         profiles.read(identity.unsettled())
     report.customers = len(profiles.found)
     report.orphans = identity.orphans(profiles.found)
-    stored = {key: counts for key, counts in aggregates.scan() if key.dimension in dimensions}
+    stored, items = stored_counters(aggregates, dimensions)
     report.aggregates = len(stored)
-    report.differences = differences(stored, expected.counts())
+    report.differences = differences(stored, expected.counts(), items)
     report.stale_stamps = sorted(stale, key=lambda s: s.response)
     outcomes = OutcomesStore(aggregates.table_name, aggregates.client)
     ordered = [profiles.found[key] for key in sorted(profiles.found)]
@@ -415,7 +446,9 @@ def reconcile(
     settled_stamps = _alike(first.stale_stamps, report.stale_stamps)
     settled_orphans = _alike_orphans(first.orphans, report.orphans)
     for difference in settled:
-        report.fixed += aggregates.replace(difference.key, difference.stored, difference.expected)
+        report.fixed += aggregates.replace(
+            difference.key, difference.shard, difference.item, difference.repaired
+        )
     outcomes = OutcomesStore(aggregates.table_name, aggregates.client)
     report.outcomes.fixed = repair_outcomes(settled_outcomes, records, outcomes)
     for stale in settled_stamps:

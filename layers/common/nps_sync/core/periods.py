@@ -8,6 +8,9 @@ from nps_sync.core.models import EARLIEST
 
 GRANULARITIES = ("day", "week", "month", "quarter", "year", "all")
 ALL = "all"
+# What counter items are kept for: every other granularity is summed on read from these, in
+# one Query (``stored``/``rollup``), so a response writes two keys per segment, not six.
+STORED = ("day", "month")
 # The days a range of periods may span: no answer is older than FIRST_DAY (models.EARLIEST),
 # and after LAST_DAY the period following a year would not fit in a date.
 FIRST_DAY = EARLIEST.date()
@@ -32,8 +35,41 @@ def label(granularity: str, day: date) -> str:
 
 
 def labels(day: date) -> dict[str, str]:
-    """Every granularity's label of one date."""
-    return {granularity: label(granularity, day) for granularity in GRANULARITIES}
+    """The stored granularities' labels of one date: the counter keys a response adds to."""
+    return {granularity: label(granularity, day) for granularity in STORED}
+
+
+def stored(granularity: str) -> str:
+    """The stored granularity a granularity is summed from: days for weeks (a week can span
+    two months), months for quarters, years and all time. Others (outcomes' ``now``) are
+    stored as they are."""
+    if granularity in ("day", "week"):
+        return "day"
+    if granularity in ("month", "quarter", "year", ALL):
+        return "month"
+    return granularity
+
+
+def rollup(granularity: str, stored_label: str) -> str:
+    """The label of ``granularity`` that a stored day or month label falls in."""
+    if granularity == stored(granularity) and granularity not in ("day", "month"):
+        return stored_label  # stored as asked (``now``)
+    if granularity == ALL:
+        return ALL
+    day = date.fromisoformat(stored_label if len(stored_label) == 10 else f"{stored_label}-01")
+    return label(granularity, day)
+
+
+def stored_bounds(granularity: str, first: str, last: str) -> tuple[str, str]:
+    """The stored labels that periods ``first``..``last`` of ``granularity`` span."""
+    base = stored(granularity)
+    if base == granularity:
+        return first, last
+    if granularity == ALL:
+        return "", "\U0010ffff"
+    return label(base, period_dates(granularity, first)[0]), label(
+        base, period_dates(granularity, last)[1]
+    )
 
 
 def utc_date(timestamp: str) -> date:
@@ -74,3 +110,29 @@ def between(granularity: str, first: date, last: date) -> Iterator[str]:
     while current <= last:
         yield label(granularity, current)
         current = _next(granularity, current)
+
+
+def period_dates(granularity: str, period: str) -> tuple[date, date]:
+    """First and last day of a period label (the inverse of periods.label)."""
+    if granularity == "day":
+        day = date.fromisoformat(period)
+        return day, day
+    if granularity == "week":
+        year, week = period.split("-W")
+        first = date.fromisocalendar(int(year), int(week), 1)
+        return first, first + timedelta(days=6)
+    if granularity == "month":
+        year, month = (int(part) for part in period.split("-"))
+        first = date(year, month, 1)
+        months = 1
+    elif granularity == "quarter":
+        year, quarter = period.split("-Q")
+        first = date(int(year), (int(quarter) - 1) * 3 + 1, 1)
+        months = 3
+    elif granularity == "year":
+        first, months = date(int(period), 1, 1), 12
+    else:
+        raise ValueError(f"no dates for granularity {granularity!r}")
+    total = first.year * 12 + first.month - 1 + months
+    following = date(total // 12, total % 12 + 1, 1) if total // 12 <= date.max.year else None
+    return first, (following - timedelta(days=1)) if following else date.max

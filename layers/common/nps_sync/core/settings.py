@@ -46,6 +46,9 @@ def settings() -> Settings:
 
 
 class AggregateSettings(Settings):
+    # Built on first use, as FanoutSettings: the webhook receivers read Settings only.
+    model_config = ConfigDict(defer_build=True)
+
     aggregates_table: str = Field(alias="AGGREGATES_TABLE", min_length=1)
     # Comma-separated; "overall" plus response attributes (template parameter
     # AggregateDimensions).
@@ -100,6 +103,8 @@ def aggregate_settings() -> AggregateSettings:
 
 
 class FanoutSettings(Settings):
+    model_config = ConfigDict(defer_build=True)
+
     subscriptions_table: str | None = Field(default=None, alias="SUBSCRIPTIONS_TABLE")
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
     delivery_queue_url: str | None = Field(default=None, alias="DELIVERY_QUEUE_URL")

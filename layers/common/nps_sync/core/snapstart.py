@@ -15,10 +15,12 @@ no-op). Imports nothing of ours and no boto3: the caches are found among the mod
 loaded, so this stays in ``core``.
 """
 
+import contextlib
+import gc
 import os
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # Module-level caches that are not lru_caches: module -> the function that empties them.
 RESETS: dict[str, str] = {"nps_sync.store.secrets": "clear_cache"}
@@ -95,3 +97,17 @@ def register() -> bool:
 
 
 register()
+
+
+@contextlib.contextmanager
+def cold_start() -> Iterator[None]:
+    """Around a handler module's imports: no garbage collection while they run, and what they
+    made frozen after (it lives as long as the instance; a full collection scanning it made the
+    first request's boto3 clients ~25% slower, docs/decisions.md). An import that fails leaves
+    the collector as it was."""
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        gc.enable()

@@ -1,5 +1,5 @@
-"""Where derived events go: the EventBridge bus, and one delivery-queue message per matching
-(event, subscription).
+"""Where derived events go: the EventBridge bus (those a rule there could match, rules.py),
+and one delivery-queue message per matching (event, subscription).
 
 At least once to both: events go out in record order, a chunk at a time (what one PutEvents
 request takes: 10 events and 256 KB), each chunk put on the bus and then queued for its
@@ -54,13 +54,32 @@ class Fanout:
         self.destinations = destinations
         self.sent = 0  # delivery messages enqueued, for metrics and tests
         self.too_large = 0  # events left out because no request could take them
+        # What wants() read, kept for the next publish(), which then does not read it again.
+        self._read: tuple[list[Subscription] | None, list[Any] | None] = (None, None)
+
+    def wants(self, event_type: str) -> bool:
+        """Whether an event of this type would go anywhere: a rule on the bus could match it,
+        or a subscription or destination takes the type. The aggregator may skip deriving a
+        type no one wants (aggregate.updated). Reads the subscriptions and destinations only
+        when the bus does not want the type, for the next publish() too; when they cannot be
+        read the answer is yes (publish() reads them again, and fails as it always did)."""
+        if self.bus is not None and self.bus.wants(event_type):
+            return True
+        try:
+            routes = self._routes([])
+            targets = self._destinations([])
+        except PublishFailed:
+            return True
+        self._read = (routes, targets)
+        return any(event_type in route.events for route in (*routes, *targets))
 
     def publish(self, events: Sequence[Event]) -> None:
+        (routes, targets), self._read = self._read, (None, None)
         if not events:
             return
         ordered = sorted(events, key=lambda e: e.index)
-        routes = self._routes(ordered)
-        targets = self._destinations(ordered)
+        if routes is None or targets is None:
+            routes, targets = self._routes(ordered), self._destinations(ordered)
         outgoing = [(event, self._deliveries(event, routes)) for event in ordered]
         outgoing = [
             (event, deliveries) for event, deliveries in outgoing if self._fits(event, deliveries)

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nps_sync.core.errors import NpsSyncError
 from nps_sync.delivery.events import SOURCE, Event
+from nps_sync.delivery.rules import BusRules
 
 # Requests per batch: a failed call (throttle, 5xx, lost answer) and the entries a partial
 # failure names are sent again, RETRY_SECONDS then twice that apart, before PublishFailed
@@ -82,11 +83,23 @@ class PublishFailed(NpsSyncError):
 
 
 class EventBus:
-    """PutEvents: ``source`` nps-sync, ``detail-type`` the event type, ``detail`` the body."""
+    """PutEvents: ``source`` nps-sync, ``detail-type`` the event type, ``detail`` the body;
+    only the events some rule on the bus could match (delivery/rules.py).
 
-    def __init__(self, bus_name: str, client: Any = None):
+    ``rules`` None: a bus on a client of its own (what the aggregator builds) reads its rules;
+    one handed a client puts every event unless handed ``rules`` too (client stand-ins have
+    no ListRules)."""
+
+    def __init__(self, bus_name: str, client: Any = None, rules: BusRules | None = None):
         self.bus_name = bus_name
         self.client = client or boto3.client("events")
+        if rules is None and client is None:
+            rules = BusRules(self.client, bus_name)
+        self.rules = rules
+
+    def wants(self, event_type: str) -> bool:
+        """Whether an event of this type goes on the bus: a rule there could match it."""
+        return self.rules is None or self.rules.wants(SOURCE, event_type)
 
     def entry(self, event: Event) -> dict[str, Any]:
         return {
@@ -109,7 +122,8 @@ class EventBus:
         return list(packed(events, self.size, PUT_EVENTS_ENTRIES, PUT_EVENTS_BYTES))
 
     def put(self, events: Sequence[Event]) -> None:
-        for batch in self.requests(events):
+        """The events no rule could match are left off: EventBridge bills every event put."""
+        for batch in self.requests([event for event in events if self.wants(event.type)]):
             self._put_batch(batch)
 
     def _put_batch(self, batch: list[Event]) -> None:

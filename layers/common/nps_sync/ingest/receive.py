@@ -13,10 +13,11 @@ Verification always runs on the raw bytes before anything is parsed.
 """
 
 import hashlib
+import importlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from types import ModuleType
@@ -34,6 +35,7 @@ from nps_sync.core.errors import (
 )
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import (
+    DEFERRED,
     BillingProfile,
     CrmProfile,
     CustomerRef,
@@ -48,6 +50,29 @@ from nps_sync.store.records import APPLIED, CONFLICT, DUPLICATE, ERASED, STALE, 
 from nps_sync.store.secrets import provider_credentials
 
 MAX_GENERIC_ITEMS = 500
+
+
+class Adapters(Mapping[str, ModuleType]):
+    """A function's provider adapters by name, each module imported when first asked for: a
+    request needs one, and a provider module's import (its pydantic models) is a cold start's
+    cost, so a function pays for the providers it is sent (issue 17)."""
+
+    def __init__(self, package: str, names: tuple[str, ...]):
+        self.package, self.names = package, names
+
+    def __getitem__(self, name: str) -> ModuleType:
+        if name not in self.names:  # never an import of a name the request chose
+            raise KeyError(name)
+        return importlib.import_module(f"{self.package}.{name}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 @dataclass(frozen=True)
@@ -214,6 +239,8 @@ def verify_standard(
 
 class GenericItem(BaseModel):
     """What every item of our generic bodies (DESIGN.md §5) starts with: its id and whose it is."""
+
+    model_config = DEFERRED  # and so are the generic bodies' models, built on their first body
 
     id: Key
     customer: CustomerRef

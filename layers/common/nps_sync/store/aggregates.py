@@ -1,18 +1,24 @@
 """NPS aggregates in AggregatesTable: pk ``<dimension>#<value>``, sk
-``<granularity>#<period>``, the six counters and the stream marks (store/counters.py, shared
-with the outcome counters), read by Query for the API and by Scan for reconcile.
+``<granularity>#<period>#<n>`` (days and months, each in up to COUNTER_SHARDS items), the six
+counters and the stream marks (store/counters.py, shared with the outcome counters), read by
+Query for the API and by Scan for reconcile.
 """
 
+import operator
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 
 from nps_sync.core.aggregates import COUNTERS, AggregateKey, Counts
+from nps_sync.core.periods import ALL, STORED
 from nps_sync.store import dynamo
-from nps_sync.store.counters import Counters
+from nps_sync.store.counters import Counters, split_sk
 
-LISTING_INDEX = "by_dimension"  # sparse, of the all-time items' listed_dimension
+LISTING_READS = 8  # the values' all-time Queries of one listing run this many at a time
+
+LISTING_INDEX = "dimension_values"  # sparse, keys only, of the monthly items' listed_dimension
 
 
 def _counts(item: dict[str, Any]) -> Counts:
@@ -29,7 +35,7 @@ class AggregatesStore:
         self.table_name = table_name
         self.client = client or boto3.client("dynamodb")
         self.counters = Counters(
-            self.client, table_name, _counts, _moving, returns=True, listed=True
+            self.client, table_name, _counts, _moving, plus=operator.add, returns=True, listed=True
         )
         self.add = self.counters.add  # the aggregator's write (core.aggregates.apply_key)
 
@@ -40,42 +46,70 @@ class AggregatesStore:
     # --- reads for the API (Query, never Scan) -------------------------------------------
 
     def series(
-        self, dimension: str, value: str, granularity: str, first: str | None, last: str | None
+        self,
+        dimension: str,
+        value: str,
+        granularity: str,
+        first: str | None,
+        last: str | None,
+        consistent: bool = False,
     ) -> dict[str, Counts]:
         """period -> counts for one dimension value, periods first..last (inclusive) or all."""
         pk = AggregateKey(dimension, value, granularity, "").pk
-        return self.counters.series(pk, granularity, first, last)
+        return self.counters.series(pk, granularity, first, last, consistent)
 
     def listing(self, dimension: str, limit: int) -> tuple[dict[str, Counts], bool]:
         """value -> all-time counts of up to ``limit`` values of a dimension (by value), and
-        whether more are left (one Query on the sparse index by_dimension)."""
+        whether more are left: the values from the sparse keys-only index dimension_values (one
+        entry per value, month and counter shard, written when the item is made), then each
+        value's months summed (one Query a value, LISTING_READS at a time)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": LISTING_INDEX,
             "KeyConditionExpression": "listed_dimension = :d",
             "ExpressionAttributeValues": {":d": {"S": dimension}},
         }
-        found: dict[str, Counts] = {}
-        while len(found) < limit:
-            page = self._call("query", **kwargs, Limit=limit - len(found))
+        values: list[str] = []
+        truncated = False
+        while not truncated:
+            page = self._call("query", **kwargs)
             for item in page.get("Items", []):
-                found[item["pk"]["S"].split("#", 1)[1]] = _counts(item)
+                value = item["pk"]["S"].split("#", 1)[1]
+                if values and values[-1] == value:
+                    continue  # the index sorts by pk: a value's months are together
+                if len(values) == limit:
+                    truncated = True
+                    break
+                values.append(value)
             if "LastEvaluatedKey" not in page:
-                return found, False
+                break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return found, True
+        with ThreadPoolExecutor(LISTING_READS) as pool:
+            totals = pool.map(lambda v: self.series(dimension, v, ALL, None, None), values)
+            found = {v: total.get(ALL, Counts()) for v, total in zip(values, totals, strict=True)}
+        return found, truncated
 
     # --- reconcile ------------------------------------------------------------------------
 
-    def scan(self) -> Iterator[tuple[AggregateKey, Counts]]:
+    def scan(self) -> Iterator[tuple[AggregateKey, int | None, Counts]]:
+        """Every stored NPS counter item: its key, its counter shard and its counts. Items of
+        granularities that are no longer stored (written before periods.STORED) are left out:
+        nothing reads them."""
         kwargs = {"TableName": self.table_name, "ConsistentRead": True}
         for item in dynamo.scan(self.client, kwargs):  # parallel segments
-            yield AggregateKey.parse(item["pk"]["S"], item["sk"]["S"]), _counts(item)
+            granularity, period, shard = split_sk(item["sk"]["S"])
+            if item["pk"]["S"].startswith("outcome:") or granularity not in STORED:
+                continue
+            key = AggregateKey.parse(item["pk"]["S"], f"{granularity}#{period}")
+            yield key, shard, _counts(item)
 
-    def replace(self, key: AggregateKey, stored: Counts | None, expected: Counts) -> bool:
-        """Set the counters to ``expected`` if they still are ``stored``; marks stay as they are."""
+    def replace(
+        self, key: AggregateKey, shard: int | None, stored: Counts | None, expected: Counts
+    ) -> bool:
+        """Set the counters of the key's item ``shard`` to ``expected`` if they still are
+        ``stored``; marks stay as they are."""
         return self.counters.replace(
-            key, stored.as_dict() if stored is not None else None, expected.as_dict()
+            key, shard, stored.as_dict() if stored is not None else None, expected.as_dict()
         )
 
     # --- plumbing -------------------------------------------------------------------------

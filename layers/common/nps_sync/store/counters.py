@@ -8,9 +8,16 @@ when a writer last set it (epoch seconds, the writer's clock), so that marks no 
 any more are collected (docs/aggregation.md "Marks of old shards"). Both are
 written with ``add`` (ADD the amounts and SET the lane's mark in one conditional update), read
 with ``series`` and repaired by reconcile with ``replace``; only the counters' types differ.
+
+A key is kept in up to COUNTER_SHARDS items, sort key ``<granularity>#<period>#<n>``: each
+stream shard writes the item its id hashes to, always the same one (so its mark is there), and
+a read sums a key's items in the same Query. That divides the writes per item per second and
+the marks per item by up to COUNTER_SHARDS (docs/cost.md "Hot keys"); at low traffic few
+stream shards exist, so a key has few items.
 """
 
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -19,6 +26,7 @@ from botocore.exceptions import ClientError
 from nps_sync.core.aggregates import MarkConflict
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.observability import logger
+from nps_sync.core.periods import rollup, stored, stored_bounds
 from nps_sync.store import dynamo
 
 MARK_PREFIX = "hwm#"
@@ -27,10 +35,15 @@ MARK_TIME_SUFFIX = "#at"  # hwm#<shard>#at: when the mark was last set
 # delivered again: stream records live 24 h; the 2 h margin covers an invocation still holding
 # a record (Timeout 60 s), clocks, and trimming that lags the 24 h (docs/aggregation.md).
 MARK_HORIZON_SECONDS = 26 * 3600
-# All-time NPS items also carry ``listed_dimension`` = their dimension: the sparse index
-# ``by_dimension`` lists a dimension's values from it (GET /segments, docs/dashboard.md).
-LISTED_GRANULARITY = "all"
+# Monthly NPS items also carry ``listed_dimension`` = their dimension: the sparse index
+# ``dimension_values`` (keys only: a counter update writes no index copy) lists a dimension's
+# values from it (GET /segments, docs/dashboard.md).
+LISTED_GRANULARITY = "month"
 META = {"pk", "sk", "dimension", "value", "granularity", "period", "listed_dimension"}
+# Items a key is spread over (one per stream shard at most). Changing it moves new writes to
+# other items; reads sum whatever items a key has, so any value stays correct.
+COUNTER_SHARDS = 8
+LAST = "\U0010ffff"  # sorts after every label and shard suffix
 
 Item = dict[str, Any]
 
@@ -55,6 +68,19 @@ def amounts_of(item: Mapping[str, Any]) -> dict[str, int]:
         for name, value in item.items()
         if "N" in value and name not in META and not name.startswith(MARK_PREFIX)
     }
+
+
+def shard_of(lane: str) -> int:
+    """The counter item a stream shard writes: stable across processes (crc32, not hash())."""
+    return zlib.crc32(lane.encode()) % COUNTER_SHARDS
+
+
+def split_sk(sk: str) -> tuple[str, str, int | None]:
+    """``<granularity>#<period>#<n>`` -> its parts (n None on an item written before keys
+    were sharded)."""
+    granularity, _, rest = sk.partition("#")
+    period, _, shard = rest.partition("#")
+    return granularity, period, int(shard) if shard else None
 
 
 def mark_of(item: Mapping[str, Any] | None, lane: str) -> str | None:
@@ -86,6 +112,7 @@ class Counters:
         parse: Callable[[Item], Any],
         dump: Callable[[Any], Mapping[str, int]] = dict,
         *,
+        plus: Callable[[Any, Any], Any],
         returns: bool = False,
         listed: bool = False,
     ):
@@ -93,6 +120,7 @@ class Counters:
         self.table_name = table_name
         self.parse = parse
         self.dump = dump
+        self.plus = plus  # sums two parsed items (a key's shards, the days of a week)
         self.returns = returns
         self.listed = listed
         self.writes = 0  # UpdateItem calls made by add, for the cost tests
@@ -111,14 +139,16 @@ class Counters:
         now: float | None = None,
     ) -> Any:
         """ADD ``counts`` and SET this lane's mark with its time ``now`` (epoch seconds), in
-        one conditional update; with ``returns``, the counters after it (every one, also those
-        the write left unchanged). Marks of other lanes older than MARK_HORIZON_SECONDS that it
-        finds on the item are then removed (``collect``).
+        one conditional update, on the key's item of this lane (``shard_of``); with ``returns``,
+        that item's counters after it (every one, also those the write left unchanged). Marks
+        of other lanes older than MARK_HORIZON_SECONDS that it finds on the item are then
+        removed (``collect``).
 
         Condition: the stored mark is below ``below`` (or absent), or equals ``expected``.
         A failed condition raises MarkConflict with the stored mark and counters.
         """
         now = time.time() if now is None else now
+        shard = shard_of(lane)
         names = {"#m": MARK_PREFIX + lane, "#mt": MARK_PREFIX + lane + MARK_TIME_SUFFIX}
         names.update(_meta_names())
         values: dict[str, Any] = {":mark": {"S": mark}, ":now": {"N": str(int(now))}}
@@ -150,7 +180,7 @@ class Counters:
                 "update_item",
                 passing=("ConditionalCheckFailedException",),
                 TableName=self.table_name,
-                Key=_key(key),
+                Key=_key(key, shard),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -161,13 +191,15 @@ class Counters:
         except ClientError as error:
             item = error.response.get("Item")
             if item is None:  # an SDK without the old item on a failed condition
-                item = self.get(key)
+                item = self.get(key, shard)
             raise MarkConflict(mark_of(item, lane), self.parse(item or {})) from error
         attributes = answer.get("Attributes") or {}
-        self.collect(key, attributes, now)
+        self.collect(key, attributes, now, shard)
         return self.parse(attributes) if self.returns else None
 
-    def collect(self, key: CounterKey, item: Mapping[str, Any], now: float) -> bool:
+    def collect(
+        self, key: CounterKey, item: Mapping[str, Any], now: float, shard: int | None = None
+    ) -> bool:
         """Remove the marks of ``item`` not set for MARK_HORIZON_SECONDS, each conditional on
         its time being the one read (a lane that wrote meanwhile keeps its mark), and give a
         mark without a time (written before marks had one) the time ``now``: it was set no
@@ -206,7 +238,7 @@ class Counters:
                 "update_item",
                 passing=("ConditionalCheckFailedException",),
                 TableName=self.table_name,
-                Key=_key(key),
+                Key=_key(key, shard),
                 UpdateExpression=expression.strip(),
                 ConditionExpression=" AND ".join(checks),
                 ExpressionAttributeNames=names,
@@ -217,36 +249,56 @@ class Counters:
             return False
         return True
 
-    def get(self, key: CounterKey) -> Item | None:
+    def get(self, key: CounterKey, shard: int | None) -> Item | None:
         return dynamo.call(
-            self.client, "get_item", TableName=self.table_name, Key=_key(key), ConsistentRead=True
+            self.client,
+            "get_item",
+            TableName=self.table_name,
+            Key=_key(key, shard),
+            ConsistentRead=True,
         ).get("Item")
 
     def series(
-        self, pk: str, granularity: str, first: str | None, last: str | None
+        self,
+        pk: str,
+        granularity: str,
+        first: str | None,
+        last: str | None,
+        consistent: bool = False,
     ) -> dict[str, Any]:
-        """period -> counters of one pk's items of a granularity, periods first..last or all."""
-        low = f"{granularity}#{first}" if first is not None else f"{granularity}#"
-        high = f"{granularity}#{last}" if last is not None else f"{granularity}#\U0010ffff"
+        """period -> counters of one pk for a granularity, periods first..last or all: one
+        Query of the stored items it is made of (periods.stored: days for weeks, months for
+        quarters, years and all time), every shard of each, summed."""
+        base = stored(granularity)
+        low = stored_bounds(granularity, first, first)[0] if first is not None else ""
+        high = stored_bounds(granularity, last, last)[1] if last is not None else LAST
         request = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
             "ExpressionAttributeValues": {
                 ":pk": {"S": pk},
-                ":low": {"S": low},
-                ":high": {"S": high},
+                ":low": {"S": f"{base}#{low}"},
+                ":high": {"S": f"{base}#{high}#{LAST}"},
             },
+            "ConsistentRead": consistent,
         }
-        return {
-            item["sk"]["S"].split("#", 1)[1]: self.parse(item)
-            for item in dynamo.pages(self.client, "query", request)
-        }
+        found: dict[str, Any] = {}
+        for item in dynamo.pages(self.client, "query", request):
+            period = rollup(granularity, split_sk(item["sk"]["S"])[1])
+            counts = self.parse(item)
+            found[period] = self.plus(found[period], counts) if period in found else counts
+        return found
 
     def replace(
-        self, key: CounterKey, stored: Mapping[str, int] | None, expected: Mapping[str, int]
+        self,
+        key: CounterKey,
+        shard: int | None,
+        stored: Mapping[str, int] | None,
+        expected: Mapping[str, int],
     ) -> bool:
-        """Set the counters to ``expected`` if they still are ``stored`` (absent = 0, and
-        ``stored`` None = the item does not exist); marks stay as they are."""
+        """Set the counters of the key's item ``shard`` to ``expected`` if they still are
+        ``stored`` (absent = 0, and ``stored`` None = the item does not exist); marks stay as
+        they are."""
         if not expected and not stored and stored is not None:
             return True
         names, values = _meta_names(), self._meta_values(key)
@@ -266,7 +318,7 @@ class Counters:
         return dynamo.update_if(
             self.client,
             TableName=self.table_name,
-            Key=_key(key),
+            Key=_key(key, shard),
             UpdateExpression="SET " + ", ".join([*sets, self._meta_sets(key)]),
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
@@ -295,5 +347,6 @@ def _meta_names() -> dict[str, str]:
     return {"#d": "dimension", "#v": "value"}  # both are reserved words
 
 
-def _key(key: CounterKey) -> dict[str, Any]:
-    return {"pk": {"S": key.pk}, "sk": {"S": key.sk}}
+def _key(key: CounterKey, shard: int | None) -> dict[str, Any]:
+    sk = key.sk if shard is None else f"{key.sk}#{shard}"
+    return {"pk": {"S": key.pk}, "sk": {"S": sk}}

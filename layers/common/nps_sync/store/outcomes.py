@@ -21,6 +21,7 @@ from nps_sync.core.outcomes import (
     PK_PREFIX,
     OutcomeKey,
     Tally,
+    add_tallies,
     segment,
     stored_state,
 )
@@ -40,7 +41,7 @@ class OutcomesStore:
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
         self.client = client or boto3.client("dynamodb")
-        self.counters = Counters(self.client, table_name, tally_of, _sorted)
+        self.counters = Counters(self.client, table_name, tally_of, _sorted, plus=add_tallies)
         self.add = self.counters.add  # the outcome step's write, the NPS counters' protocol
 
     # --- reads for the API (Query only) ----------------------------------------------------
@@ -66,9 +67,12 @@ class OutcomesStore:
             },
         )
 
-    def replace(self, key: OutcomeKey, stored: Tally | None, expected: Tally) -> bool:
-        """Set the counters to ``expected`` if they still are ``stored``; marks stay."""
-        return self.counters.replace(key, stored or {}, expected)
+    def replace(
+        self, key: OutcomeKey, shard: int | None, stored: Tally | None, expected: Tally
+    ) -> bool:
+        """Set the counters of the key's item ``shard`` to ``expected`` if they still are
+        ``stored`` (None: the item does not exist); marks stay."""
+        return self.counters.replace(key, shard, stored, expected)
 
 
 class AtRiskListing:

@@ -284,6 +284,7 @@ class Prepared:
 
     entries: list[_Entry]
     links: dict[str, Any]
+    profiles: dict[str, Any] = field(default_factory=dict)  # customer key -> PROFILE (or None)
 
     @property
     def conflicts(self) -> list[AnyRecord]:
@@ -349,12 +350,16 @@ class RecordsStore:
         the rest, no extra call unless it takes the batch over 100 keys). Nothing is written."""
         entries = [_entry(record, raw) for record, raw in records]
         tombstones = [tombstone_key(e.record_key["pk"]["S"]) for e in entries if e.is_response]
+        # the PROFILE a response is stamped from, when its key needs no resolving: in the same
+        # call (a response's first request makes one read, not two)
+        stamped = sorted({e.key for e in entries if e.is_response and not e.resolves})
         found = dynamo.get_all(
             self.client,
             self.table_name,
             [e.seen for e in entries]
             + [_link_key(a) for e in entries for a in e.lookups]
-            + tombstones,
+            + tombstones
+            + [_profile_key(key) for key in stamped],
         )
         now = self.clock()
         for e in entries:  # erased: nothing of it is stored again, not even its identity
@@ -372,7 +377,8 @@ class RecordsStore:
                 seen.setdefault(item_key(e.seen), []).append(e)
         for key, group in seen.items():
             _fold(group, found.get(key))
-        return Prepared(entries, links)
+        profiles = {key: found.get(item_key(_profile_key(key))) for key in stamped}
+        return Prepared(entries, links, profiles)
 
     def commit(self, prepared: "Prepared", retention_days: int) -> list[str]:
         """Write what ``prepare`` planned: the raw payloads (a stale version's too, and a
@@ -385,7 +391,7 @@ class RecordsStore:
         erased = [e for e in prepared.entries if e.outcome == ERASED]
         entries = [e for e in prepared.entries if e.outcome != ERASED]
         self._put_raws([e for e in entries if e.outcome != DUPLICATE], retention_days)
-        self._write_responses([e for e in entries if e.is_response])
+        self._write_responses([e for e in entries if e.is_response], prepared.profiles)
         self._write_profiles([e for e in entries if not e.is_response])
         self._settle_identities([e for e in entries if e.outcome != CONFLICT], prepared.links)
         if erased:  # the provider retries until it gets a 2xx: it gets one, and it is counted
@@ -395,14 +401,16 @@ class RecordsStore:
 
     # --- response writes --------------------------------------------------------------------
 
-    def _write_responses(self, entries: list["_Entry"]) -> None:
+    def _write_responses(self, entries: list["_Entry"], read: Mapping[str, Any]) -> None:
         """The newest version of each response in the body, conditional on what is stored;
-        a refused one is decided again against the item it was refused by."""
+        a refused one is decided again against the item it was refused by. ``read``: the
+        PROFILEs ``prepare`` read already (the others are read here)."""
         by_pk: dict[tuple[str, str], list[_Entry]] = {}
         for e in entries:
             by_pk.setdefault(item_key(e.seen), []).append(e)
         pending = {key: e for key, e in ((k, _newest(g)) for k, g in by_pk.items()) if e}
-        profiles = self._profiles({e.key for e in pending.values()})
+        unread = {e.key for e in pending.values()} - read.keys()
+        profiles = {**{k: v for k, v in read.items() if v}, **self._profiles(unread)}
         for _ in range(MAX_ATTEMPTS):
             if not pending:
                 return

@@ -8,43 +8,16 @@ from the same ``contribution`` the aggregator counts with, so both ways agree by
 """
 
 from collections.abc import Iterator
-from datetime import date, timedelta
 from typing import Any
 
 import boto3
 
 from nps_sync.core.aggregates import ZERO, Counts, contribution
-from nps_sync.core.periods import ALL
+from nps_sync.core.periods import ALL, period_dates, rollup, stored
 from nps_sync.store import dynamo
 from nps_sync.store.items import stored_response
 
 READ_INDEXES = {"account": "by_account"}  # dimension -> index of RecordsTable
-
-
-def period_dates(granularity: str, period: str) -> tuple[date, date]:
-    """First and last day of a period label (the inverse of periods.label)."""
-    if granularity == "day":
-        day = date.fromisoformat(period)
-        return day, day
-    if granularity == "week":
-        year, week = period.split("-W")
-        first = date.fromisocalendar(int(year), int(week), 1)
-        return first, first + timedelta(days=6)
-    if granularity == "month":
-        year, month = (int(part) for part in period.split("-"))
-        first = date(year, month, 1)
-        months = 1
-    elif granularity == "quarter":
-        year, quarter = period.split("-Q")
-        first = date(int(year), (int(quarter) - 1) * 3 + 1, 1)
-        months = 3
-    elif granularity == "year":
-        first, months = date(int(period), 1, 1), 12
-    else:
-        raise ValueError(f"no dates for granularity {granularity!r}")
-    total = first.year * 12 + first.month - 1 + months
-    following = date(total // 12, total % 12 + 1, 1) if total // 12 <= date.max.year else None
-    return first, (following - timedelta(days=1)) if following else date.max
 
 
 class ResponseIndex:
@@ -60,8 +33,9 @@ class ResponseIndex:
         result: dict[str, Counts] = {}
         for item in self._responses(dimension, value, granularity, first, last):
             for key, counts in contribution(stored_response(item), (dimension,)).items():
-                if key.granularity == granularity:
-                    result[key.period] = result.get(key.period, ZERO) + counts
+                if key.granularity == stored(granularity):
+                    period = rollup(granularity, key.period)
+                    result[period] = result.get(period, ZERO) + counts
         return result
 
     def customers(self, dimension: str, value: str, since_day: str) -> list[str]:

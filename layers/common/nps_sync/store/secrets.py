@@ -53,14 +53,16 @@ def _without_empty_strings(entries: Any) -> Any:
 
 
 class SecretsDocument(BaseModel):
+    # Plain defaults (pydantic copies a mutable one for each instance), not default_factory=list:
+    # pydantic reads a factory's signature, and a builtin's costs a cold start tokenize's regex.
     api_tokens: Annotated[
         list[Annotated[ApiToken, BeforeValidator(_bare_token_is_admin)]],
         BeforeValidator(_without_empty_strings),
-    ] = Field(default_factory=list)
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ] = []
+    providers: dict[str, dict[str, Any]] = {}
     # CRM/billing destinations' API credentials, by the key a destination names
     # (docs/destinations.md "Credentials"): never returned by the API.
-    destinations: dict[str, dict[str, str]] = Field(default_factory=dict)
+    destinations: dict[str, dict[str, str]] = {}
     # Seals GET /outcomes/at-risk cursors; absent: derived from the rest of the document.
     cursor_key: Annotated[str, Field(min_length=32)] | None = None
 

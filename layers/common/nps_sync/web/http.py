@@ -1,10 +1,14 @@
-"""The one place that maps domain errors to HTTP answers, for every API function."""
+"""The one place that maps domain errors to HTTP answers, for every API function.
+
+powertools' event handler is imported where a powertools Response is made (the query API's),
+not at import: the webhook receivers answer without it (``Answer``), and its import (every
+resolver, every event class) was a fifth of their cold start (issue 17).
+"""
 
 import json
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
-
-from aws_lambda_powertools.event_handler import Response, content_types
+from typing import TYPE_CHECKING, Any
 
 from nps_sync.core.errors import (
     BadRequest,
@@ -24,6 +28,11 @@ from nps_sync.core.errors import (
 )
 from nps_sync.core.observability import logger, metrics
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import Response
+
+JSON = "application/json"  # powertools' content_types.APPLICATION_JSON
+
 STATUS = {
     SignatureError: HTTPStatus.UNAUTHORIZED,
     NotConfigured: HTTPStatus.UNAUTHORIZED,
@@ -41,12 +50,42 @@ STATUS = {
 }
 
 
-def json_response(status: int, body: Any) -> Response:
+def json_response(status: int, body: Any) -> "Response":
     """A JSON answer. A dict is written here; a model (or a document already written) is left to
     the resolver, which serializes it as the route's answer model says."""
+    from aws_lambda_powertools.event_handler import Response
+
     if isinstance(body, dict):
-        body = json.dumps(body, separators=(",", ":"))
-    return Response(status_code=int(status), content_type=content_types.APPLICATION_JSON, body=body)
+        body = _dumps(body)
+    return Response(status_code=int(status), content_type=JSON, body=body)
+
+
+def _dumps(body: dict) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+@dataclass
+class Answer:
+    """A webhook receiver's answer, as an HTTP API (payload 2.0) integration returns it: what
+    powertools' Response and its HTTP API resolver made of a text body (nps_sync.web.receivers
+    answers without them)."""
+
+    status_code: int
+    content_type: str
+    body: str
+
+    def proxy(self) -> dict[str, Any]:
+        return {
+            "statusCode": int(self.status_code),
+            "body": self.body,
+            "isBase64Encoded": False,
+            "headers": {"Content-Type": self.content_type},
+            "cookies": [],
+        }
+
+
+def json_answer(status: int, body: dict) -> Answer:
+    return Answer(int(status), JSON, _dumps(body))
 
 
 def status_of(error: NpsSyncError) -> HTTPStatus:
@@ -56,14 +95,23 @@ def status_of(error: NpsSyncError) -> HTTPStatus:
     return next(mapped, HTTPStatus.BAD_REQUEST)
 
 
-def error_response(error: NpsSyncError) -> Response:
+def refusal(error: NpsSyncError) -> tuple[HTTPStatus, dict[str, str]]:
+    """The status and body of a refused request, logged and counted."""
     status = status_of(error)
     # The message names the problem, never the payload's values (they may be personal data).
     logger.info("request refused", extra={"error": error.code, "status": int(status)})
     metrics.add_metric(name="RequestsRefused", unit="Count", value=1)
     if isinstance(error, StorageUnavailable):
         logger.exception("storage failed")
-    return json_response(status, {"error": error.code, "message": error.message})
+    return status, {"error": error.code, "message": error.message}
+
+
+def error_response(error: NpsSyncError) -> "Response":
+    return json_response(*refusal(error))
+
+
+def error_answer(error: NpsSyncError) -> Answer:
+    return json_answer(*refusal(error))
 
 
 def register_error_handlers(app) -> None:
