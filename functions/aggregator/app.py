@@ -1,18 +1,21 @@
 """AggregatorFunction: RecordsTable stream -> AggregatesTable counters, exactly once."""
 
-from functools import lru_cache
+from nps_sync.core.snapstart import cold_start
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with cold_start():  # the imports: no garbage collection, then frozen
+    from functools import lru_cache
 
-from nps_sync.aggregation.aggregator import Aggregator
-from nps_sync.core.observability import logger, metrics, tracer
-from nps_sync.core.settings import aggregate_settings, fanout_settings
-from nps_sync.delivery.fanout import Destinations, Fanout
-from nps_sync.delivery.outbound import DeliveryQueue, EventBus
-from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.customers import CustomerRecords
-from nps_sync.store.destinations import DestinationsStore
-from nps_sync.store.subscriptions import SubscriptionsStore
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from nps_sync.aggregation.aggregator import Aggregator
+    from nps_sync.core.observability import logger, metrics, tracer
+    from nps_sync.core.settings import aggregate_settings, fanout_settings
+    from nps_sync.delivery.fanout import Destinations, Fanout
+    from nps_sync.delivery.outbound import DeliveryQueue, EventBus
+    from nps_sync.store.aggregates import AggregatesStore
+    from nps_sync.store.customers import CustomerRecords
+    from nps_sync.store.destinations import DestinationsStore
+    from nps_sync.store.subscriptions import SubscriptionsStore
 
 
 def fanout() -> Fanout | None:

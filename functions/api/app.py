@@ -1,12 +1,15 @@
 """ApiFunction: GET /nps, GET/DELETE /customers/{key}, subscriptions, GET /openapi.json, and the
 dashboard: GET /dashboard, /segments, /distribution, /detractors (docs/dashboard.md)."""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from nps_sync.core.snapstart import cold_start
 
-from nps_sync.core.observability import logger, metrics, tracer
-from nps_sync.web.api import resolver
+with cold_start():  # the imports: no garbage collection, then frozen
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-app = resolver()
+    from nps_sync.core.observability import logger, metrics, tracer
+    from nps_sync.web.api import resolver
+
+    app = resolver()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,29 +1,32 @@
 """CrmEnrichFunction: CRM enrichment queue -> full HubSpot records -> CRM profiles, changed
 organizations -> their contacts' PROFILEs, and erasures too large for their request."""
 
-from functools import lru_cache
+from nps_sync.core.snapstart import cold_start
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with cold_start():  # the imports: no garbage collection, then frozen
+    from functools import lru_cache
 
-from nps_sync.core.observability import logger, metrics, tracer
-from nps_sync.core.settings import settings
-from nps_sync.ingest.enrichment import (
-    Enriched,
-    EnrichmentBatch,
-    QueuedRead,
-    ReadRequest,
-    enqueue,
-    enqueue_erasure,
-    enrich,
-    erase_all,
-    follow_all,
-    hide,
-)
-from nps_sync.ingest.hubspot import HubSpotClient, hubspot_property_names
-from nps_sync.query.customers import continue_erasure
-from nps_sync.store.records import RecordsStore
-from nps_sync.store.secrets import provider_credentials
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from nps_sync.core.observability import logger, metrics, tracer
+    from nps_sync.core.settings import settings
+    from nps_sync.ingest.enrichment import (
+        Enriched,
+        EnrichmentBatch,
+        QueuedRead,
+        ReadRequest,
+        enqueue,
+        enqueue_erasure,
+        enrich,
+        erase_all,
+        follow_all,
+        hide,
+    )
+    from nps_sync.ingest.hubspot import HubSpotClient, hubspot_property_names
+    from nps_sync.query.customers import continue_erasure
+    from nps_sync.store.records import RecordsStore
+    from nps_sync.store.secrets import provider_credentials
 
 processor = EnrichmentBatch()
 

@@ -1,18 +1,21 @@
 """DeliveryFunction: delivery queue -> subscriber URLs, signed per Standard Webhooks, with
 back-off and partial batch failures (nps_sync.delivery.sender)."""
 
-from functools import lru_cache
+from nps_sync.core.snapstart import cold_start
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with cold_start():  # the imports: no garbage collection, then frozen
+    from functools import lru_cache
 
-from nps_sync.core.observability import logger, metrics, tracer
-from nps_sync.core.settings import fanout_settings
-from nps_sync.delivery.outbound import DeliveryQueue
-from nps_sync.delivery.sender import Delivery, DeliveryBatch, Sender
-from nps_sync.store.subscriptions import SubscriptionsStore
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-processor = DeliveryBatch()
+    from nps_sync.core.observability import logger, metrics, tracer
+    from nps_sync.core.settings import fanout_settings
+    from nps_sync.delivery.outbound import DeliveryQueue
+    from nps_sync.delivery.sender import Delivery, DeliveryBatch, Sender
+    from nps_sync.store.subscriptions import SubscriptionsStore
+
+    processor = DeliveryBatch()
 
 
 @lru_cache(maxsize=1)

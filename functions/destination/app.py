@@ -1,13 +1,16 @@
 """DestinationFunction: destination queue -> CRM and billing fields, each customer's latest
 state once per batch, with back-off and partial batch failures (nps_sync.destinations)."""
 
-from functools import lru_cache
+from nps_sync.core.snapstart import cold_start
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with cold_start():  # the imports: no garbage collection, then frozen
+    from functools import lru_cache
 
-from nps_sync.core.observability import logger, metrics, tracer
-from nps_sync.destinations import clients
-from nps_sync.destinations.consumer import DestinationConsumer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from nps_sync.core.observability import logger, metrics, tracer
+    from nps_sync.destinations import clients
+    from nps_sync.destinations.consumer import DestinationConsumer
 
 
 @lru_cache(maxsize=1)

@@ -8,13 +8,16 @@ ReconcileDifferencesAlarm in template.yaml watches it. Log lines name customers 
 only.
 """
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from nps_sync.core.snapstart import cold_start
 
-from nps_sync.aggregation.reconcile import DEFAULT_SETTLE_SECONDS, reconcile
-from nps_sync.core.observability import logger, metrics, tracer
-from nps_sync.core.settings import aggregate_settings
-from nps_sync.store.aggregates import AggregatesStore
-from nps_sync.store.customers import CustomerRecords
+with cold_start():  # the imports: no garbage collection, then frozen
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from nps_sync.aggregation.reconcile import DEFAULT_SETTLE_SECONDS, reconcile
+    from nps_sync.core.observability import logger, metrics, tracer
+    from nps_sync.core.settings import aggregate_settings
+    from nps_sync.store.aggregates import AggregatesStore
+    from nps_sync.store.customers import CustomerRecords
 
 LOGGED = 100  # differences logged per kind; the counts are in the metrics and the answer
 
