@@ -185,6 +185,12 @@ class World:
         )
 
 
+def nps(series: dict) -> dict:
+    """A series' NPS counters by period, without the score histograms (checked on their own,
+    and by reconcile against the responses)."""
+    return {period: counts.nps_counts() for period, counts in series.items()}
+
+
 @pytest.fixture
 def world(template, monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):

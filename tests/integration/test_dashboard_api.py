@@ -11,8 +11,7 @@ from nps_sync.core.aggregates import DEFAULT_DIMENSIONS
 
 from .conftest import API_TOKEN, api_request
 
-WITHOUT_SCORE = tuple(d for d in DEFAULT_DIMENSIONS if d != "score")
-DIMENSIONS = (*WITHOUT_SCORE, "score")
+DIMENSIONS = DEFAULT_DIMENSIONS  # no score dimension: every counter holds the histogram
 
 
 class Recording:
@@ -128,17 +127,23 @@ def test_the_distribution_counts_each_score_coloured_by_category(world, call, dd
     assert counts == {0: 0, 1: 0, 2: 0, 3: 1, 4: 0, 5: 0, 6: 1, 7: 0, 8: 1, 9: 0, 10: 1}
     assert answer["n"] == 4 and answer["granularity"] == "all"
     assert [s["category"] for s in answer["scores"]][6:9] == ["detractor", "passive", "passive"]
-    assert set(ddb.operations) == {"query"}
+    assert ddb.operations == ["query"]  # the overall counters' histogram, one Query
     march = body(call("/distribution", {"granularity": "month", "from": "2026-03-01"}))
     assert march["n"] == 2 and march["from"] == "2026-03-01"
     recent = body(call("/distribution", {"window": "30d"}))
     assert {s["score"] for s in recent["scores"] if s["count"]} == {6, 8}
 
 
-def test_the_distribution_needs_the_score_dimension(api_function, call):
-    api_function(dimensions=WITHOUT_SCORE)
-    answer = call("/distribution")
-    assert answer["statusCode"] == 400 and "score" in body(answer)["message"]
+def test_a_score_dimension_counts_what_the_histogram_does(world, call):
+    """A stack that keeps ``score`` in AggregateDimensions: its score aggregates and the
+    overall histogram agree (both come from the same responses, in the same writes)."""
+    world.dimensions = (*DEFAULT_DIMENSIONS, "score")
+    given_answers(world)
+    answer = body(call("/distribution"))
+    for entry in answer["scores"]:
+        counted = sum(c.n for c in world.series("score", str(entry["score"])).values())
+        assert counted == entry["count"]
+    assert world.differences() == []
 
 
 def test_latest_detractors_come_newest_first_with_plan_and_mrr_at_risk(world, call, ddb):

@@ -225,7 +225,7 @@ def _pollers(template, function_env, functions, names=("AggregatorFunction", "De
 def test_a_full_stream_batch_goes_through_at_the_load_runs_fault_rate(
     load_faults, function_env, template
 ):
-    """At LOCAL_FAULTS=rate a batch of 80 records makes some 2000 calls: with every failed call
+    """At LOCAL_FAULTS=rate a batch of 80 records makes hundreds of calls: with every failed call
     sending the batch back from its first records, it failed each time until the mapping's
     MaximumRetryAttempts skipped it to the failure queue, and the events of its later
     PutEvents requests, never reached, were neither delivered nor dead-lettered."""
@@ -276,7 +276,8 @@ def test_a_full_stream_batch_goes_through_at_the_load_runs_fault_rate(
         assert failures == "0", load_faults.injected
         delivered = {r.event["data"]["response_id"] for r in receiver.received}
         assert delivered == {f"f{n}" for n in range(80)}, load_faults.injected
-        assert sum(load_faults.injected.values()) >= 50, load_faults.injected
+        # (fewer since days and months are the only stored counters, issue 17: still dozens)
+        assert sum(load_faults.injected.values()) >= 30, load_faults.injected
         assert load_faults.injected.get("lost answer", 0) >= 10, load_faults.injected
     finally:
         receiver.stop()

@@ -88,17 +88,25 @@ def test_an_insert_adds_one_to_every_dimension_and_stored_granularity():
     changes = delta(None, _response(10, plan="pro", mrr=500), DIMS)
     assert len(changes) == 3 * 2  # day and month; weeks to all time are summed on read
     key = AggregateKey("plan", "pro", "month", "2026-01")
-    assert changes[key] == Counts(promoters=1, mrr_promoters=500)
+    assert changes[key] == Counts(promoters=1, mrr_promoters=500, score_10=1)
+    assert changes[key].histogram() == {s: int(s == 10) for s in range(11)}
     assert AggregateKey("channel", "email", "day", "2026-01-15") in changes
     assert AggregateKey("channel", "email", "week", "2026-W03") not in changes
 
 
 def test_a_replacement_moves_from_old_bucket_to_new_and_same_buckets_cancel():
     changes = delta(_response(3), _response(9, channel="web"), DIMS)
-    assert changes[AggregateKey("overall", "all", "month", "2026-01")] == Counts(1, 0, -1)
-    assert changes[AggregateKey("channel", "email", "month", "2026-01")] == Counts(detractors=-1)
-    assert changes[AggregateKey("channel", "web", "month", "2026-01")] == Counts(promoters=1)
-    assert delta(_response(9), _response(10), DIMS) == {}  # same category, nothing moves
+    overall = AggregateKey("overall", "all", "month", "2026-01")
+    assert changes[overall] == Counts(1, 0, -1, score_9=1, score_3=-1)
+    assert changes[AggregateKey("channel", "email", "month", "2026-01")] == Counts(
+        detractors=-1, score_3=-1
+    )
+    assert changes[AggregateKey("channel", "web", "month", "2026-01")] == Counts(
+        promoters=1, score_9=1
+    )
+    # same category: only the histogram moves; the same score: nothing at all
+    assert delta(_response(9), _response(10), DIMS)[overall] == Counts(score_9=-1, score_10=1)
+    assert delta(_response(9), _response(9, plan=None), DIMS) == {}
 
 
 def test_missing_segment_attributes_count_as_unknown_and_other_items_not_at_all():
@@ -106,8 +114,10 @@ def test_missing_segment_attributes_count_as_unknown_and_other_items_not_at_all(
     raw = {"pk": {"S": "RESP#generic#r1"}, "sk": {"S": "RAW#1"}}
     assert delta(None, stored_response(raw), DIMS) == {}
     assert delta(_response(5), None, DIMS)[AggregateKey("overall", "all", "month", "2026-01")] == (
-        Counts(detractors=-1)
+        Counts(detractors=-1, score_5=-1)
     )
+    out_of_range = {**raw, "sk": {"S": "RESP"}, "score": {"N": "11"}}
+    assert delta(None, stored_response(out_of_range), DIMS) == {}
 
 
 def test_fold_coalesces_a_batch_into_one_entry_list_per_key():
@@ -120,9 +130,10 @@ def test_fold_coalesces_a_batch_into_one_entry_list_per_key():
     assert len(pending) == 2  # one key per stored granularity, whatever the number of records
     entries = pending[AggregateKey("overall", "all", "month", "2026-01")].entries
     assert [e.index for e in entries] == [0, 1, 2]
-    assert total(entries) == Counts(1, 1, 0)
+    assert total(entries).nps_counts() == Counts(1, 1, 0)
+    assert total(entries).histogram()[10] == 1 and total(entries).histogram()[8] == 1
     assert total(pending[AggregateKey("overall", "all", "month", "2026-01")].after(pad("100"))) == (
-        Counts(0, 1, 0)
+        Counts(0, 1, 0, score_8=1)
     )
 
 

@@ -15,14 +15,16 @@ from typing import Any, ClassVar, Protocol
 from nps_sync.core.models import StoredResponse, category_of
 from nps_sync.core.periods import labels, utc_date
 
-# Counted on write; account is answered on read by default (store/response_index.py).
-DEFAULT_DIMENSIONS = ("overall", "plan", "region", "channel", "survey", "score")
+# Counted on write; account is answered on read by default (store/response_index.py). The
+# answers 0-10 are counted inside every counter item (``score_<n>``), not as a dimension.
+DEFAULT_DIMENSIONS = ("overall", "plan", "region", "channel", "survey")
 # Dimensions that an index of the responses can answer on read (store/response_index.py).
 READ_DIMENSIONS = ("account",)
 OVERALL = "overall"
 UNKNOWN = "unknown"
 RESPONSE_SK = "RESP"
-COUNTERS = (
+SCORES = tuple(range(11))
+NPS_COUNTERS = (
     "promoters",
     "passives",
     "detractors",
@@ -30,6 +32,11 @@ COUNTERS = (
     "mrr_passives",
     "mrr_detractors",
 )
+# The score histogram: how many answered each score, in the same item as the NPS counters, so
+# that a segment's distribution costs no keys of its own (issue 17: a ``score`` dimension
+# wrote 11 more keys per granularity a batch).
+HISTOGRAM = tuple(f"score_{score}" for score in SCORES)
+COUNTERS = NPS_COUNTERS + HISTOGRAM
 SEQUENCE_WIDTH = 48  # DynamoDB stream sequence numbers are decimal strings of up to ~40 digits
 
 # A record's old or new version as a fold reads it: a models.StoredResponse for the NPS
@@ -45,6 +52,17 @@ class Counts:
     mrr_promoters: int = 0
     mrr_passives: int = 0
     mrr_detractors: int = 0
+    score_0: int = 0
+    score_1: int = 0
+    score_2: int = 0
+    score_3: int = 0
+    score_4: int = 0
+    score_5: int = 0
+    score_6: int = 0
+    score_7: int = 0
+    score_8: int = 0
+    score_9: int = 0
+    score_10: int = 0
 
     def __add__(self, other: "Counts") -> "Counts":
         return Counts(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
@@ -61,6 +79,14 @@ class Counts:
     @property
     def n(self) -> int:
         return self.promoters + self.passives + self.detractors
+
+    def histogram(self) -> dict[int, int]:
+        """score -> how many answered it."""
+        return {score: getattr(self, name) for score, name in zip(SCORES, HISTOGRAM, strict=True)}
+
+    def nps_counts(self) -> "Counts":
+        """The NPS counters alone, without the histogram."""
+        return Counts(*self.values()[: len(NPS_COUNTERS)])
 
     def __bool__(self) -> bool:
         return any(self.values())
@@ -107,14 +133,20 @@ def contribution(
     response: StoredResponse | None, dimensions: Iterable[str]
 ) -> dict[AggregateKey, Counts]:
     """What one response item adds to the aggregates (nothing for any other item: None)."""
-    if response is None or response.score is None:
+    if response is None or response.score not in SCORES:
         return {}  # not a well-formed response: counted by neither the aggregator nor reconcile
     try:
         day = utc_date(response.submitted_at or "")
     except ValueError:
         return {}
     category = category_of(response.score).value
-    counts = Counts(**{f"{category}s": 1, f"mrr_{category}s": response.mrr_amount or 0})
+    counts = Counts(
+        **{
+            f"{category}s": 1,
+            f"mrr_{category}s": response.mrr_amount or 0,
+            f"score_{response.score}": 1,
+        }
+    )
     by_granularity = labels(day)
     return {
         AggregateKey(dimension, segment_value(response, dimension), granularity, period): counts

@@ -1,24 +1,22 @@
 """The dashboard's reads beyond GET /nps: segment values, the score distribution, the latest
-detractors (docs/dashboard.md). Every one is a Query: on the sparse index by_dimension of
-AggregatesTable, on the score aggregates, on the sparse index recent_detractors of RecordsTable.
+detractors (docs/dashboard.md). Every one is a Query: on the sparse keys-only index
+dimension_values of AggregatesTable and the values' months, on the overall counters (their
+score histogram), on the sparse index recent_detractors of RecordsTable.
 """
 
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import date
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from nps_sync.core.aggregates import Counts
+from nps_sync.core.aggregates import SCORES, Counts
 from nps_sync.core.errors import BadRequest
 from nps_sync.core.models import StoredResponse, category_of
 from nps_sync.query.ranges import SeriesQuery
-from nps_sync.query.series import AggregateReader, Bucket, bucket, nps_series
+from nps_sync.query.series import AggregateReader, Bucket, bucket, summed
 from nps_sync.store.items import stored_response
 
-SCORE = "score"  # the aggregate dimension whose values are the answers 0-10
-SCORES = range(11)
 MAX_SEGMENTS = 1000
 MAX_DETRACTORS = 100
 
@@ -102,24 +100,17 @@ def distribution(
     today: date,
     query: SeriesQuery = SeriesQuery(),
 ) -> dict[str, Any]:
-    """How many answered each score 0-10 (one Query per score on the score aggregates), over
-    all time, a from/to range of periods, or a window of days: the parameters of GET /nps."""
-    dimensions = tuple(dimensions)
-    if SCORE not in dimensions:
-        raise BadRequest("the score distribution needs the dimension score in AggregateDimensions")
-    counts: dict[int, int] = {}
-    series: dict[str, Any] = {}
-    for score in SCORES:
-        series = nps_series(
-            reader, dimensions, today, replace(query, dimension=SCORE, value=str(score))
-        )
-        counts[score] = sum(b["n"] for b in series["buckets"])
-    body = {k: v for k, v in series.items() if k not in ("dimension", "value", "buckets")}
+    """How many answered each score 0-10, over all time, a from/to range of periods, or a
+    window of days (the parameters of GET /nps): the score histogram every counter item holds,
+    summed over the periods asked for, in the one Query of the overall series."""
+    body, counts = summed(reader, dimensions, today, query)
+    scores = counts.histogram()
+    body = {k: v for k, v in body.items() if k not in ("dimension", "value")}
     return {
         **body,
-        "n": sum(counts.values()),
+        "n": sum(scores.values()),
         "scores": [
-            {"score": s, "category": category_of(s).value, "count": counts[s]} for s in SCORES
+            {"score": s, "category": category_of(s).value, "count": scores[s]} for s in SCORES
         ],
     }
 
