@@ -6,7 +6,18 @@ import pytest
 
 from nps_sync.core.aggregates import ZERO
 from nps_sync.core.errors import BadRequest
-from nps_sync.core.periods import FIRST_DAY, GRANULARITIES, LAST_DAY, between, label
+from nps_sync.core.periods import (
+    FIRST_DAY,
+    GRANULARITIES,
+    LAST_DAY,
+    STORED,
+    between,
+    label,
+    labels,
+    rollup,
+    stored,
+    stored_bounds,
+)
 from nps_sync.query.outcomes import outcomes_report
 from nps_sync.query.ranges import SeriesQuery
 from nps_sync.query.series import nps_series
@@ -75,3 +86,23 @@ def test_from_alone_still_runs_to_today():
     )
     assert [b["period"] for b in body["buckets"]] == ["2026-01", "2026-02", "2026-03"]
     assert body["buckets"][0]["n"] == ZERO.n
+
+
+def test_every_granularity_is_summed_from_a_stored_one_in_one_range():
+    """Days and months are stored (periods.STORED); a week is its days, a quarter, a year and
+    all time their months: a read of any period asks for the stored labels it spans and rolls
+    each up to the period it falls in."""
+    assert set(labels(date(2026, 3, 2))) == set(STORED) == {"day", "month"}
+    assert [stored(g) for g in GRANULARITIES] == ["day", "day", "month", "month", "month", "month"]
+    assert stored_bounds("week", "2026-W01", "2026-W01") == ("2025-12-29", "2026-01-04")
+    assert stored_bounds("quarter", "2026-Q1", "2026-Q2") == ("2026-01", "2026-06")
+    assert stored_bounds("year", "2026", "2026") == ("2026-01", "2026-12")
+    assert stored_bounds("day", "2026-01-05", "2026-01-06") == ("2026-01-05", "2026-01-06")
+    assert rollup("week", "2026-01-04") == "2026-W01" and rollup("week", "2026-01-05") == "2026-W02"
+    assert rollup("quarter", "2026-04") == "2026-Q2" and rollup("year", "2026-12") == "2026"
+    assert rollup("all", "2026-12") == "all" and rollup("month", "2026-12") == "2026-12"
+    assert rollup("now", "now") == "now"  # outcomes' stock counters are stored as they are
+    for day in (date(2025, 12, 29), date(2026, 2, 28), date(2026, 12, 31)):
+        for granularity in GRANULARITIES:
+            base = stored(granularity)
+            assert rollup(granularity, label(base, day)) == label(granularity, day)

@@ -28,7 +28,7 @@ from nps_sync.core.aggregates import (
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.models import StoredProfile, StoredResponse
 from nps_sync.core.observability import logger
-from nps_sync.core.periods import rollup, stored
+from nps_sync.core.periods import ALL, rollup, stored, stored_bounds
 from nps_sync.core.retry import retried
 from nps_sync.delivery.events import (
     AGGREGATE_UPDATED,
@@ -197,11 +197,12 @@ class Aggregator:
         result: BatchResult,
     ) -> list[Event]:
         """aggregate.updated for each period of an event granularity that the batch moved.
-        Its counters after the batch are read (one consistent Query of its stored items, every
-        counter shard: another stream shard's writes count too). The entries an earlier write
-        of this shard had applied make an event of their own, as that write derived it (same
-        id, from its last record; after = what the read shows less this batch's new part), and
-        the new entries one on top."""
+        Its counters after the batch are read: one consistent Query of a segment's stored
+        items (every counter shard: another stream shard's writes count too) serves all its
+        periods (with ``all,month``: the month is among the months all time sums). The entries
+        an earlier write of this shard had applied make an event of their own, as that write
+        derived it (same id, from its last record; after = what the read shows less this
+        batch's new part), and the new entries one on top."""
         moved: dict[AggregateKey, tuple[list[Entry], list[Entry]]] = {}
         for pending, entries in touched:
             key = pending.key
@@ -213,40 +214,55 @@ class Aggregator:
                     parts = moved.setdefault(target, ([], []))
                     parts[0].extend(earlier)
                     parts[1].extend(entries)
+        segments: dict[tuple[str, str, str], list[AggregateKey]] = {}
+        for target in sorted(moved):
+            base = stored(target.granularity)
+            segments.setdefault((target.dimension, target.value, base), []).append(target)
         events = []
-        for key, (earlier, new) in sorted(moved.items()):
-            first = min(e.index for e in (*earlier, *new))
+        for (dimension, value, base), targets in segments.items():
             try:
-                read = retried(
-                    self.aggregates.series,
-                    key.dimension,
-                    key.value,
-                    key.granularity,
-                    key.period,
-                    key.period,
-                    consistent=True,
-                )
-            except StorageUnavailable:
-                result.fail(first)  # derived again when the records are delivered again
+                read = retried(self._after, dimension, value, base, targets)
+            except StorageUnavailable:  # derived again when the records are delivered again
+                result.fail(min(e.index for t in targets for part in moved[t] for e in part))
                 continue
-            after = read.get(key.period, ZERO)
-            for part, counts in ((earlier, after - total(new)), (new, after)):
-                if not part:
-                    continue
-                part.sort(key=lambda e: e.sequence)
-                last = part[-1]
-                event = aggregate_event(
-                    key,
-                    counts - total(part),
-                    counts,
-                    lane,
-                    last.sequence,
-                    min(e.index for e in part),
-                    created[last.index],
+            for target in targets:
+                after = sum(
+                    (
+                        c
+                        for label, c in read.items()
+                        if rollup(target.granularity, label) == target.period
+                    ),
+                    ZERO,
                 )
-                if event is not None:
-                    events.append(event)
+                earlier, new = moved[target]
+                for part, counts in ((earlier, after - total(new)), (new, after)):
+                    if not part:
+                        continue
+                    part.sort(key=lambda e: e.sequence)
+                    last = part[-1]
+                    event = aggregate_event(
+                        target,
+                        counts - total(part),
+                        counts,
+                        lane,
+                        last.sequence,
+                        min(e.index for e in part),
+                        created[last.index],
+                    )
+                    if event is not None:
+                        events.append(event)
         return events
+
+    def _after(
+        self, dimension: str, value: str, base: str, targets: list[AggregateKey]
+    ) -> dict[str, Counts]:
+        """Stored label -> counters of one segment's items that ``targets`` are made of."""
+        if any(t.granularity == ALL for t in targets):
+            first = last = None
+        else:
+            spans = [stored_bounds(t.granularity, t.period, t.period) for t in targets]
+            first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+        return self.aggregates.series(dimension, value, base, first, last, consistent=True)
 
     def _publish(
         self,

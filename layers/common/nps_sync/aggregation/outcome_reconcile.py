@@ -37,7 +37,7 @@ from nps_sync.core.outcomes import (
     to_attribute,
 )
 from nps_sync.core.periods import STORED
-from nps_sync.store.counters import split_sk
+from nps_sync.store.counters import repaired_item, split_sk
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import item_key, stored_profile
 from nps_sync.store.outcomes import OutcomesStore, tally_of
@@ -195,9 +195,7 @@ def check_outcomes(
     for key in sorted({*stored_counters, *expected_tallies}):
         stored, expected = stored_counters.get(key, {}), expected_tallies.get(key, {})
         if stored != expected:
-            parts = items.get(key) or {}
-            shard = min(parts, key=lambda s: -1 if s is None else s) if parts else 0
-            item = parts.get(shard)
+            shard, item = repaired_item(items.get(key) or {})
             repaired = add_tallies(subtract(expected, stored), item or {})
             report.differences.append(
                 OutcomeDifference(

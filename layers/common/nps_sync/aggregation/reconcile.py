@@ -45,6 +45,7 @@ from nps_sync.core.observability import customer_ref
 from nps_sync.core.outcomes import to_attribute
 from nps_sync.store import dynamo
 from nps_sync.store.aggregates import AggregatesStore
+from nps_sync.store.counters import repaired_item
 from nps_sync.store.customers import (
     INDEX,
     SEGMENT_ATTRIBUTES,
@@ -218,11 +219,8 @@ def differences(
     for key in sorted(set(stored) | set(expected)):
         if stored.get(key, ZERO) == expected.get(key, ZERO):
             continue
-        parts = (items or {}).get(key) or {}
-        shard = min(parts, key=lambda s: -1 if s is None else s) if parts else 0
-        found.append(
-            Difference(key, stored.get(key), expected.get(key, ZERO), shard, parts.get(shard))
-        )
+        shard, item = repaired_item((items or {}).get(key) or {})
+        found.append(Difference(key, stored.get(key), expected.get(key, ZERO), shard, item))
     return found
 
 

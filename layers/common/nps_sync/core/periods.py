@@ -51,13 +51,13 @@ def stored(granularity: str) -> str:
 
 
 def rollup(granularity: str, stored_label: str) -> str:
-    """The label of ``granularity`` that a stored day or month label falls in."""
-    if granularity == stored(granularity) and granularity not in ("day", "month"):
-        return stored_label  # stored as asked (``now``)
+    """The label of ``granularity`` that a label of its stored granularity falls in."""
+    base = stored(granularity)
+    if base == granularity:
+        return stored_label  # stored as asked: day, month, outcomes' ``now``
     if granularity == ALL:
         return ALL
-    day = date.fromisoformat(stored_label if len(stored_label) == 10 else f"{stored_label}-01")
-    return label(granularity, day)
+    return label(granularity, period_dates(base, stored_label)[0])
 
 
 def stored_bounds(granularity: str, first: str, last: str) -> tuple[str, str]:

@@ -93,12 +93,12 @@ class AggregatesStore:
 
     def scan(self) -> Iterator[tuple[AggregateKey, int | None, Counts]]:
         """Every stored NPS counter item: its key, its counter shard and its counts. Items of
-        granularities that are no longer stored (written before periods.STORED) are left out:
-        nothing reads them."""
+        granularities that are not stored (written before periods.STORED, and the outcome
+        counters' ``now``) are left out: nothing reads them here."""
         kwargs = {"TableName": self.table_name, "ConsistentRead": True}
         for item in dynamo.scan(self.client, kwargs):  # parallel segments
             granularity, period, shard = split_sk(item["sk"]["S"])
-            if item["pk"]["S"].startswith("outcome:") or granularity not in STORED:
+            if granularity not in STORED:
                 continue
             key = AggregateKey.parse(item["pk"]["S"], f"{granularity}#{period}")
             yield key, shard, _counts(item)

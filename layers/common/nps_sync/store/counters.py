@@ -83,6 +83,16 @@ def split_sk(sk: str) -> tuple[str, str, int | None]:
     return granularity, period, int(shard) if shard else None
 
 
+def repaired_item(items: Mapping[int | None, Any]) -> tuple[int | None, Any]:
+    """Of a key's items by counter shard, the one reconcile repairs the key's sum on (the
+    unsharded one first, then the lowest shard), and what it holds; (0, None) for a key that
+    has no item."""
+    if not items:
+        return 0, None
+    shard = min(items, key=lambda n: -1 if n is None else n)
+    return shard, items[shard]
+
+
 def mark_of(item: Mapping[str, Any] | None, lane: str) -> str | None:
     return (item or {}).get(MARK_PREFIX + lane, {}).get("S")
 
@@ -198,7 +208,7 @@ class Counters:
         return self.parse(attributes) if self.returns else None
 
     def collect(
-        self, key: CounterKey, item: Mapping[str, Any], now: float, shard: int | None = None
+        self, key: CounterKey, item: Mapping[str, Any], now: float, shard: int | None
     ) -> bool:
         """Remove the marks of ``item`` not set for MARK_HORIZON_SECONDS, each conditional on
         its time being the one read (a lane that wrote meanwhile keeps its mark), and give a
