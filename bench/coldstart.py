@@ -5,10 +5,11 @@ of this machine), then on ``sys.path`` the function's CodeUri, the common layer 
 holding only what is deployed (the layer's and functions' requirements, plus the runtime's
 boto3), built once by pip under .bench/. It imports the handler module (Lambda's init phase)
 and invokes it once (the first, cold invocation) against an emulated AWS (moto server, tables
-and secret from template.yaml), with each function's environment from the template
-(``Tracing: Active`` as Lambda sets it up). The baseline is a bare handler that imports boto3,
-creates its DynamoDB client and writes one item. Samples of all functions are interleaved, so
-machine noise hits them alike; medians are reported.
+and the secrets parameter from template.yaml), with each function's environment from the
+template and what Lambda adds (``Tracing: Active``'s trace header, ``LAMBDA_TASK_ROOT``). The
+baseline is a bare handler that imports boto3, creates its DynamoDB client and writes one item.
+Samples of all functions are interleaved, so machine noise hits them alike; medians are
+reported.
 """
 
 import hashlib
@@ -158,7 +159,10 @@ def measure(samples: int = 5) -> dict:
                 resolved = stack.resolve(value)
                 if resolved is not None:
                     env[name] = str(resolved)
-            env.pop("NPS_SYNC_SECRETS_FILE", None)  # Secrets Manager, as in AWS
+            env.pop("NPS_SYNC_SECRETS_FILE", None)  # Parameter Store, as in AWS
+            # Lambda sets it; without it the X-Ray SDK takes its off-Lambda path (two botocore
+            # clients for its sampler, ~100 ms) and powertools' Tracer switches itself off
+            env["LAMBDA_TASK_ROOT"] = str(function.code_dir)
             env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
             envs[logical_id] = env
         child = (

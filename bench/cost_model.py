@@ -25,8 +25,12 @@ PRICES = {
     "streams_read_per_m": 0.20,  # DynamoDB Streams read request units ($0.02 per 100k)
     "sqs_per_m": 0.40,  # standard queue, per 64 KB request chunk
     "eventbridge_per_m": 1.00,  # custom events, per 64 KB chunk
-    "secret_month": 0.40,
-    "secret_calls_per_10k": 0.05,
+    # The secrets document is a standard Parameter Store SecureString: no charge for it or its
+    # GetParameter calls at standard throughput; each decrypted read is one AWS KMS request
+    # with the aws/ssm key (docs/decisions.md "Secrets in Parameter Store"). Secrets Manager,
+    # before: $0.40 a secret a month + $0.05 per 10,000 calls.
+    "secret_month": 0.0,
+    "secret_calls_per_10k": 0.03,  # AWS KMS requests
     "logs_ingest_gb": 0.50,  # CloudWatch Logs (not in the target: see notes)
     "xray_per_m_traces": 5.00,
 }
@@ -111,7 +115,9 @@ def per_response(scenario: dict) -> dict:
     invocations = scenario["invocations"]
     lambda_gbs = 0.0
     for phase in ("receiver", "aggregator"):
-        ddb_calls = sum(calls.get(phase, {}).values()) / max(1, invocations.get(phase, 1))
+        # calls as waits: a batch's counter writes go out together (bench/meter.py)
+        waits = scenario.get("round_trips", {}).get(phase, sum(calls.get(phase, {}).values()))
+        ddb_calls = waits / max(1, invocations.get(phase, 1))
         compute = scenario["handler_ms"][phase] - scenario["in_calls_ms"][phase]
         ms = compute / VCPU_SHARE + ddb_calls * DDB_LATENCY_MS
         lambda_gbs += MEMORY_GB * ms / 1000 * invocations.get(phase, 0) / n
@@ -163,7 +169,7 @@ def interpolate(by_batch: dict[int, dict], batch: float) -> float:
 
 
 def secret_calls(responses_month: int) -> float:
-    """GetSecretValue calls a month: a container reads the secret at its first webhook and
+    """GetParameter calls a month: a container reads the secret at its first webhook and
     again after SECRET_CACHE_S, so the calls are at most the receiver invocations (one per
     webhook, each a response) and at most WARM_CONTAINERS x the month / SECRET_CACHE_S."""
     return min(responses_month, WARM_CONTAINERS * SECONDS_PER_MONTH / SECRET_CACHE_S)
@@ -188,12 +194,8 @@ def company(responses_month: int, by_batch: dict[int, dict], window_s: float) ->
 
 
 def batches_measured(scenarios: dict[str, dict]) -> dict[int, dict]:
-    """batch size -> per_response of the batch scenarios measured whole."""
-    return {
-        s["batch"]: per_response(s)
-        for s in scenarios.values()
-        if s.get("role") == "batch" and s["total"] == s["measured"]
-    }
+    """batch size -> per_response of the batch scenarios (a running company's)."""
+    return {s["batch"]: per_response(s) for s in scenarios.values() if s.get("role") == "batch"}
 
 
 def companies(scenarios: dict[str, dict], window_s: float) -> list[dict]:
@@ -243,13 +245,14 @@ measured batch sizes. Targets (issue 17) are at the default window.
 
 {companies}
 
-Fixed per month: the ProviderSecrets secret ($0.40) and its GetSecretValue calls at $0.05 per
-10,000. Each receiver container caches the secret {cache_min:.0f} min, so a month's calls are
-at most one per webhook and at most {containers} warm containers x 30 days x 24 h x
-{per_hour:.0f} = {container_calls:,.0f}: calls = min(responses, {container_calls:,.0f}); at
-1,000 responses a month nearly every webhook finds a cold container, so calls ≈ responses.
+Fixed per month: the secrets document is a standard Parameter Store SecureString (no charge)
+whose decrypted GetParameter calls are AWS KMS requests at $0.03 per 10,000. Each receiver
+container caches the document {cache_min:.0f} min, so a month's calls are at most one per
+webhook and at most {containers} warm containers x 30 days x 24 h x {per_hour:.0f} =
+{container_calls:,.0f}: calls = min(responses, {container_calls:,.0f}); at 1,000 responses a
+month nearly every webhook finds a cold container, so calls ≈ responses.
 $/month = responses x the cost per response at that batch (interpolated, fan-out included)
-+ $0.40 + calls / 10,000 x $0.05.
++ calls / 10,000 x $0.03 (with Secrets Manager, before: + $0.40 + calls / 10,000 x $0.05).
 
 ## Prices used ({prices_date}, us-east-1)
 
@@ -258,10 +261,12 @@ $/month = responses x the cost per response at that batch (interpolated, fan-out
 | API Gateway HTTP API | $1.00 per million requests |
 | Lambda arm64 | $0.20 per million requests, $0.0000133334 per GB-second |
 | DynamoDB on-demand | $0.625/M write request units, $0.125/M read request units, $0.25/GB-mo |
-| DynamoDB Streams | $0.02 per 100,000 read request units (Lambda's own polling is free) |
+| DynamoDB Streams | $0.02 per 100,000 read request units (Lambda's own polling is free; \
+the aggregator's reads that find which shard a batch came from are not) |
 | SQS standard | $0.40 per million requests |
 | EventBridge custom events | $1.00 per million |
-| Secrets Manager | $0.40 per secret per month, $0.05 per 10,000 API calls |
+| SSM Parameter Store | standard parameters and their API calls (standard throughput): no charge |
+| AWS KMS | $0.03 per 10,000 requests (a SecureString read decrypts with the aws/ssm key) |
 
 ## Assumptions
 
@@ -277,7 +282,9 @@ $/month = responses x the cost per response at that batch (interpolated, fan-out
   response at batch 100, ~12 at batch 1: the `aggregate.updated` of each dimension's month and
   all time, the `response.received` and `customer.nps_changed` of each response).
 - Lambda duration = measured compute of the handler (time outside AWS calls, on this machine)
-  scaled to the CPU share of 512 MB ({share:.0%} of a vCPU), plus {latency} ms per AWS call.
+  scaled to the CPU share of 512 MB ({share:.0%} of a vCPU), plus {latency} ms per AWS call
+  waited for: a batch's writes to different counter keys go out 8 at a time
+  (`nps_sync.store.dynamo.each`), so n of them wait ⌈n / 8⌉ round trips.
 - Not included: free tiers; CloudWatch Logs ingestion ($0.50/GB: a webhook logs ~1 line of
   ~0.5 KB, ≈ $0.25 per million at INFO); X-Ray ($5.00 per million traces recorded: `Tracing:
   Active` samples 1 request/s + 5 %, up to ~$5 per million webhooks at low volume — set
@@ -335,6 +342,16 @@ def render(scenarios: dict[str, dict], date: str, window_s: float | None = None)
             f"{variant['batch']}): **${cost['ingest'] * 1e6:.2f}** per million ingested and "
             f"aggregated, {cost['units']['aggregate_wcu']:.2f} NPS aggregate write units per "
             "response — why it is answered on read by default."
+        )
+    fresh = scenarios.get("fresh-1")
+    if fresh:
+        cost = per_response(fresh)
+        extra += (
+            f"\n\nOn an empty table (fresh-1: the batch-1 traffic as a company's first "
+            f"{fresh['measured']} responses, every counter item and index entry written new): "
+            f"**${cost['ingest'] * 1e6:.2f}** per million ingested and aggregated, "
+            f"{cost['units']['gsi_wcu']:.2f} index write units per response; the batch columns "
+            "are a running company's (its counter items and their index entries exist)."
         )
     best = batches[max(columns)]
     verdict = (

@@ -150,6 +150,14 @@ def run(
             StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
         )["ShardIterator"]
 
+        # What the template's mapping adds to each event: with a tumbling window, the shard
+        # (so the aggregator reads no stream to find it) and the window's state
+        mapping = next(e for e in template.event_sources if e.function == "AggregatorFunction")
+        windowed = (
+            {"shardId": shard["ShardId"], "window": {}, "state": {}}
+            if mapping.tumbling_seconds
+            else {}
+        )
         meter = Meter(peek=peek, indexes=indexes, kind=kind)
         meter.attach(boto3.DEFAULT_SESSION._session if boto3.DEFAULT_SESSION else _default())
         webhook = _Function(template, "SurveyWebhookFunction", load_handler)
@@ -184,7 +192,7 @@ def run(
                         break
                 chunk = pending[:batch]
                 sizes.append(len(chunk))
-                answer = timed("aggregator", aggregator, {"Records": chunk})
+                answer = timed("aggregator", aggregator, {"Records": chunk, **windowed})
                 failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
                 sequence = [r["dynamodb"]["SequenceNumber"] for r in chunk]
                 first = min((sequence.index(f) for f in failed), default=len(chunk))
@@ -209,6 +217,8 @@ def run(
                 "dynamodb_calls": meter.total_calls("api", "dynamodb") - calls_before,
                 "rcu": sum(v for (p, _), v in meter.rcu.items() if p == "api"),
             }
+    from nps_sync.store.dynamo import WRITERS  # (the layer is on the path since add_layers)
+
     n = len(measured)
     return {
         "total": total,
@@ -222,6 +232,9 @@ def run(
         "aggregator_batches": len(sizes),
         "mean_batch": sum(sizes) / len(sizes) if sizes else 0,
         "calls": {phase: dict(_by_op(meter, phase)) for phase in ("receiver", "aggregator")},
+        "round_trips": {
+            phase: meter.round_trips(phase, WRITERS) for phase in ("receiver", "aggregator")
+        },
         "entries": {f"{p}:{s}:{o}": n for (p, s, o), n in meter.entries.items()},
         "wcu": _nested(meter.wcu),
         "gsi_wcu": _nested(meter.gsi_wcu),
@@ -388,6 +401,7 @@ def _known_customers(backend, records: str, traffic) -> None:
 def _prefill(backend, records: str, aggregates: str, history, dimensions, shard: str) -> None:
     from nps_sync.core.aggregates import COUNTERS, contribution, pad
     from nps_sync.core.models import Response
+    from nps_sync.store.counters import LISTED_GRANULARITY, shard_of
     from nps_sync.store.items import stored_response
     from nps_sync.store.records import response_item
 
@@ -425,16 +439,19 @@ def _prefill(backend, records: str, aggregates: str, history, dimensions, shard:
                 sums[key] = sums[key] + counts if key in sums else counts
     target = backend.get_table(aggregates)
     mark = pad("0")
-    for key, counts in sums.items():
+    for key, counts in sums.items():  # laid out as the aggregator writes them from this shard
         item = {
             "pk": {"S": key.pk},
-            "sk": {"S": key.sk},
+            "sk": {"S": f"{key.sk}#{shard_of(shard)}"},
             "dimension": {"S": key.dimension},
             "value": {"S": key.value},
             "granularity": {"S": key.granularity},
             "period": {"S": key.period},
             f"hwm#{shard}": {"S": mark},
+            f"hwm#{shard}#at": {"N": str(int(time.time()))},
         }
+        if key.granularity == LISTED_GRANULARITY:
+            item["listed_dimension"] = {"S": key.dimension}
         for name in COUNTERS:
             item[name] = {"N": str(getattr(counts, name))}
         target.put_item(item)

@@ -11,10 +11,17 @@ Rules (DynamoDB developer guide, "Capacity unit consumption" and "Item sizes"):
   index entry (2 writes when the index key changes); writes that miss the index cost nothing;
 - a read costs 1 RCU per started 4 KB (per item for GetItem/BatchGetItem, per response for
   Query/Scan), half that when eventually consistent, minimum 0.5.
+
+Calls may come from several threads (``nps_sync.store.dynamo.each``): the counts are kept under
+a lock, ``seconds_in_calls`` is the time at least one call was in flight, and
+``round_trips`` counts the calls as waits: one each, except that the calls of one ``each``
+(its pool's threads share a name) wait ⌈n / its workers⌉ times, as they overlap.
 """
 
 import base64
 import math
+import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -24,6 +31,7 @@ from typing import Any
 Item = Mapping[str, Mapping[str, Any]]
 Peek = Callable[[str, Item], Item | None]  # (table, key) -> the stored item or None
 
+SECTION = re.compile(r"^dynamo-writes-(\d+)_\d+$")  # nps_sync.store.dynamo.each's pool threads
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
@@ -98,6 +106,10 @@ class Meter:
         self.gsi_wcu: Counter[tuple[str, str]] = Counter()
         self.rcu: Counter[tuple[str, str]] = Counter()
         self.items_written: Counter[tuple[str, str]] = Counter()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.in_flight_since = 0.0
+        self.sections: Counter[tuple[str, str]] = Counter()  # (phase, pool) -> calls
         self.entries: Counter[tuple[str, str, str]] = Counter()  # events/messages sent
         self.seconds_in_calls = 0.0
 
@@ -111,6 +123,10 @@ class Meter:
     def _before(self, params, model, context, **_):
         service = model.service_model.service_name
         context["meter"] = {"t": time.perf_counter(), "params": params, "old": None}
+        with self.lock:
+            if self.in_flight == 0:
+                self.in_flight_since = context["meter"]["t"]
+            self.in_flight += 1
         if service == "dynamodb" and model.name in WRITES and self.peek is not None:
             context["meter"]["old"] = [
                 self.peek(table, key) for table, key, _ in _targets(model.name, params)
@@ -120,7 +136,16 @@ class Meter:
         state = context.get("meter")
         if state is None:
             return
-        self.seconds_in_calls += time.perf_counter() - state["t"]
+        with self.lock:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.seconds_in_calls += time.perf_counter() - self.in_flight_since
+            self._count(parsed, model, state)
+
+    def _count(self, parsed, model, state) -> None:
+        pool = SECTION.match(threading.current_thread().name)
+        if pool:
+            self.sections[(self.phase, pool.group(1))] += 1
         service = model.service_model.service_name
         self.calls[(self.phase, service, model.name)] += 1
         params = state["params"]
@@ -179,6 +204,12 @@ class Meter:
                 self.rcu[(self.phase, table)] += missing * read_units(0, consistent)
 
     # --- report ----------------------------------------------------------------------------
+
+    def round_trips(self, phase: str, workers: int) -> float:
+        """The phase's calls as waits: the calls of one pool of ``workers`` overlap."""
+        calls = sum(n for (p, _, _), n in self.calls.items() if p == phase)
+        pooled = {pool: n for (p, pool), n in self.sections.items() if p == phase}
+        return calls - sum(pooled.values()) + sum(math.ceil(n / workers) for n in pooled.values())
 
     def total_calls(self, phase: str | None = None, service: str | None = None) -> int:
         return sum(

@@ -29,6 +29,8 @@ from .template import Template
 log = logging.getLogger("local.aws")
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+SECRETS_PARAMETER = "SecretsParameterName"  # template parameter: the secrets SecureString
+EMPTY_SECRETS = '{"api_tokens": [], "providers": {}}'
 
 
 def free_port() -> int:
@@ -203,8 +205,8 @@ class Stack:
         queues = self.template.of_type("AWS::SQS::Queue")
         for logical_id in _queue_order(queues):
             self._queue(logical_id, queues[logical_id].get("Properties", {}))
-        for logical_id, resource in self.template.of_type("AWS::SecretsManager::Secret").items():
-            self._secret(logical_id, resource.get("Properties", {}))
+        if SECRETS_PARAMETER in self.template.parameters:
+            self._secrets_parameter(self.template.parameters[SECRETS_PARAMETER])
         for logical_id, _ in self.template.of_type("AWS::Events::EventBus").items():
             self._bus(logical_id)
         return self
@@ -268,16 +270,17 @@ class Stack:
         self.attributes[(logical_id, "QueueName")] = name
         self.attributes[(logical_id, "QueueUrl")] = url
 
-    def _secret(self, logical_id: str, props: dict[str, Any]) -> None:
-        sm = self.emulator.client("secretsmanager")
-        name = props.get("Name") or self.physical_name(logical_id)
+    def _secrets_parameter(self, name: str) -> None:
+        """What the operator puts after a deploy (README "Secrets"): the secrets document as
+        the SecureString the template names, from NPS_SYNC_SECRETS_FILE (else an empty one)."""
         secret = os.environ.get("NPS_SYNC_SECRETS_FILE")
-        value = Path(secret).read_text("utf-8") if secret else props.get("SecretString", "{}")
-        try:
-            arn = sm.create_secret(Name=name, SecretString=value)["ARN"]
-        except ClientError:
-            arn = sm.describe_secret(SecretId=name)["ARN"]
-        self.refs[logical_id] = arn
+        value = Path(secret).read_text("utf-8") if secret else EMPTY_SECRETS
+        self.emulator.client("ssm").put_parameter(
+            Name=name, Value=value, Type="SecureString", Overwrite=True
+        )
+        self.attributes[(SECRETS_PARAMETER, "Arn")] = (
+            f"arn:aws:ssm:{self._ref('AWS::Region')}:{ACCOUNT}:parameter{name}"
+        )
 
     def _bus(self, logical_id: str) -> None:
         events = self.emulator.client("events")

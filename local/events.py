@@ -32,7 +32,7 @@ HOST = "api.example.com"
 ENV_FILE = ROOT / "events" / "env.json"
 # What `sam local invoke --env-vars` may set: only variables the template declares. The CRM
 # receiver would queue HubSpot reads; under `sam local invoke` there is nothing to read them.
-STACK_OUTPUTS = {"RECORDS_TABLE": "RecordsTableName", "SECRET_ID": "ProviderSecretsArn"}
+STACK_OUTPUTS = {"RECORDS_TABLE": "RecordsTableName", "SECRETS_PARAMETER": "SecretsParameter"}
 EXTRA = {"CrmWebhookFunction": {"CRM_ENRICHMENT_QUEUE": "", "HUBSPOT_API_URL": ""}}
 
 

@@ -5,7 +5,10 @@ batches of BatchSize or what arrived within MaximumBatchingWindowInSeconds, in o
 shard; on an error the whole batch is retried; with
 ReportBatchItemFailures the checkpoint moves to the *lowest* reported failure and every record
 from there on is delivered again (as Lambda does); after MaximumRetryAttempts the batch is
-skipped and, if the mapping has an on-failure destination, described there.
+skipped and, if the mapping has an on-failure destination, described there. With
+TumblingWindowInSeconds each event also names its shard, its window and the state the last
+answer returned (an answer without ``state`` is a failed invocation, as for Lambda), and a
+window's end is a last invocation with ``isFinalInvokeForWindow`` and no records.
 SQS: a message reported as failed (or in a batch that raised) is not deleted, so it comes back
 after its visibility timeout, and the queue's redrive policy moves it to the dead-letter queue.
 """
@@ -43,6 +46,7 @@ class Poller(threading.Thread):
         self.stop_event = stop
         self.idle_seconds = idle_seconds
         self.invocations = 0
+        self.states: dict[str, dict[str, Any]] = {}  # shard -> its tumbling window's state
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -61,6 +65,11 @@ class Poller(threading.Thread):
         except Exception:
             log.exception("%s raised; the batch will be retried", self.function.name)
             return False, set()
+        if "window" in event:
+            if not isinstance(result, dict) or not isinstance(result.get("state"), dict):
+                log.error("%s answered a window without its state", self.function.name)
+                return False, set()
+            self.states[event["shardId"]] = result["state"]
         if self.mapping.report_failures and isinstance(result, dict):
             failed = {str(f.get("itemIdentifier")) for f in result.get("batchItemFailures") or []}
             return True, failed
@@ -76,6 +85,7 @@ class StreamPoller(Poller):
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.waiting_since: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
+        self.windows: dict[str, tuple[float, float]] = {}  # shard -> its tumbling window
         self.patterns = [EventPattern.load(pattern) for pattern in self.mapping.filters]
 
     def _wanted(self, record: dict[str, Any]) -> bool:
@@ -115,7 +125,12 @@ class StreamPoller(Poller):
         self.waiting_since.pop(shard_id, None)
         batch = pending[: self.mapping.batch_size]
         records = [{**record, "eventSourceARN": self.arn} for record in batch]
-        ok, failed = self.invoke({"Records": records})
+        event: dict[str, Any] = {"Records": records}
+        if self.mapping.tumbling_seconds:
+            if not self._close_window(shard_id):
+                return True  # the final invocation failed: nothing after it until it succeeds
+            event.update(self._window(shard_id))
+        ok, failed = self.invoke(event)
         if ok and not failed:
             del pending[: len(batch)]
             self.attempts.pop(shard_id, None)
@@ -145,6 +160,36 @@ class StreamPoller(Poller):
         else:
             self.stop_event.wait(min(0.05 * 2**attempts, 2.0))
         return True
+
+    def _window(self, shard_id: str, final: bool = False) -> dict[str, Any]:
+        """What a tumbling window adds to an event of this shard: the window the current time
+        falls in (Lambda's windows start at multiples of the window's length)."""
+        start, end = self.windows.setdefault(shard_id, self._current())
+        return {
+            "shardId": shard_id,
+            "eventSourceARN": self.arn,
+            "window": {"start": _iso(start), "end": _iso(end)},
+            "state": self.states.get(shard_id, {}),
+            "isFinalInvokeForWindow": final,
+            "isWindowTerminatedEarly": False,
+        }
+
+    def _current(self) -> tuple[float, float]:
+        length = self.mapping.tumbling_seconds
+        start = time.time() // length * length
+        return start, start + length
+
+    def _close_window(self, shard_id: str) -> bool:
+        """The last invocation of a shard's window once it has ended; True when there was none
+        to make or it succeeded (then the next batch opens a new window, with a new state)."""
+        window = self.windows.get(shard_id)
+        if window is None or time.time() < window[1]:
+            return True
+        ok, _ = self.invoke({"Records": [], **self._window(shard_id, final=True)})
+        if ok:
+            self.windows.pop(shard_id, None)
+            self.states.pop(shard_id, None)
+        return ok
 
     def _read(self, shard_id: str) -> list[dict[str, Any]]:
         page = self.client.get_records(ShardIterator=self.iterators[shard_id], Limit=1000)
@@ -190,6 +235,10 @@ class StreamPoller(Poller):
                 default=str,
             ),
         )
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 class SqsPoller(Poller):

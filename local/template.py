@@ -53,6 +53,7 @@ class EventSource:
     bisect: bool
     on_failure: Any = None
     window_seconds: int = 0
+    tumbling_seconds: int = 0  # TumblingWindowInSeconds: events name their shard and window
     filters: tuple[str, ...] = ()  # FilterCriteria patterns: a record must match one, if any
 
 
@@ -147,6 +148,7 @@ def load(path: Path = TEMPLATE, overrides: dict[str, str] | None = None) -> Temp
                 .get("OnFailure", {})
                 .get("Destination"),
                 window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                tumbling_seconds=int(props.get("TumblingWindowInSeconds", 0) or 0),
                 filters=tuple(
                     f["Pattern"] for f in props.get("FilterCriteria", {}).get("Filters", [])
                 ),

@@ -4,7 +4,9 @@ from nps_sync.core.snapstart import cold_start
 
 with cold_start():  # the imports: no garbage collection, then frozen
     from functools import lru_cache
+    from typing import Any
 
+    import boto3
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from nps_sync.aggregation.aggregator import Aggregator
@@ -18,19 +20,22 @@ with cold_start():  # the imports: no garbage collection, then frozen
     from nps_sync.store.subscriptions import SubscriptionsStore
 
 
-def fanout() -> Fanout | None:
+def fanout(dynamodb: Any) -> Fanout | None:
     """Outgoing events (docs/events.md): the bus, and the subscriptions' delivery queue."""
     settings = fanout_settings()
     if not (settings.event_bus_name or settings.delivery_queue_url):
         return None
     table = settings.subscriptions_table
+    delivery_url = settings.delivery_queue_url
+    destination_url = settings.destination_queue_url if table else None
+    sqs = boto3.client("sqs") if delivery_url or destination_url else None  # for both queues
     return Fanout(
         EventBus(settings.event_bus_name) if settings.event_bus_name else None,
-        DeliveryQueue(settings.delivery_queue_url) if settings.delivery_queue_url else None,
-        SubscriptionsStore(table) if table else None,
+        DeliveryQueue(delivery_url, sqs) if delivery_url else None,
+        SubscriptionsStore(table, dynamodb) if table else None,
         (
-            Destinations(DestinationsStore(table), DeliveryQueue(settings.destination_queue_url))
-            if table and settings.destination_queue_url
+            Destinations(DestinationsStore(table, dynamodb), DeliveryQueue(destination_url, sqs))
+            if destination_url
             else None
         ),
     )
@@ -39,11 +44,13 @@ def fanout() -> Fanout | None:
 @lru_cache(maxsize=1)
 def aggregator() -> Aggregator:
     settings = aggregate_settings()
+    # One client per service for every store and queue: each further one is ~2-3 ms more.
+    dynamodb = boto3.client("dynamodb")
     return Aggregator(
-        AggregatesStore(settings.aggregates_table),
-        CustomerRecords(settings.records_table),
+        AggregatesStore(settings.aggregates_table, dynamodb),
+        CustomerRecords(settings.records_table, dynamodb),
         settings.aggregate_dimensions,
-        fanout=fanout(),
+        fanout=fanout(dynamodb),
         event_granularities=fanout_settings().event_granularities,
     )
 

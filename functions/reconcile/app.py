@@ -11,6 +11,7 @@ only.
 from nps_sync.core.snapstart import cold_start
 
 with cold_start():  # the imports: no garbage collection, then frozen
+    import boto3
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from nps_sync.aggregation.reconcile import DEFAULT_SETTLE_SECONDS, reconcile
@@ -28,9 +29,10 @@ LOGGED = 100  # differences logged per kind; the counts are in the metrics and t
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     event = event or {}
     settings = aggregate_settings()
+    dynamodb = boto3.client("dynamodb")  # both stores': a second client is ~3 ms more
     report = reconcile(
-        CustomerRecords(settings.records_table),
-        AggregatesStore(settings.aggregates_table),
+        CustomerRecords(settings.records_table, dynamodb),
+        AggregatesStore(settings.aggregates_table, dynamodb),
         settings.aggregate_dimensions,
         fix=bool(event.get("fix")),
         settle_seconds=float(event.get("settle_seconds", DEFAULT_SETTLE_SECONDS)),

@@ -4,6 +4,7 @@ ApiFunction called with the events the local HTTP API makes."""
 import itertools
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,22 +53,38 @@ class _MotoAccount:
 
 class Flaky:
     """A DynamoDB client that fails chosen UpdateItem calls, or runs them twice (an SDK retry
-    after a lost response)."""
+    after a lost response). A batch's counter writes go out from several threads, so a call's
+    number says little about its key: ``fail_keys`` maps a ``pk/sk`` prefix to how many of
+    its writes fail (then they pass)."""
 
-    def __init__(self, client, fail_calls=(), repeat_calls=()):
+    def __init__(self, client, fail_calls=(), repeat_calls=(), fail_keys=None):
         self.client = client
         self.fail_calls = set(fail_calls)
         self.repeat_calls = set(repeat_calls)
+        self.fail_keys = dict(fail_keys or {})
         self.calls = 0
+        self.lock = threading.Lock()
+
+    def _fails(self, key: str) -> bool:
+        with self.lock:
+            self.calls += 1
+            if self.calls in self.fail_calls:
+                return True
+            prefix = next(
+                (p for p, left in self.fail_keys.items() if left and key.startswith(p)), None
+            )
+            if prefix is not None:
+                self.fail_keys[prefix] -= 1
+            return prefix is not None
 
     def update_item(self, **kwargs):
-        self.calls += 1
-        if self.calls in self.fail_calls:
+        number = self.calls + 1
+        if self._fails(f"{kwargs['Key']['pk']['S']}/{kwargs['Key']['sk']['S']}"):
             raise ClientError(
                 {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
                 "UpdateItem",
             )
-        if self.calls in self.repeat_calls:
+        if number in self.repeat_calls:
             self.client.update_item(**kwargs)  # applied; its answer was lost, the SDK retries
         return self.client.update_item(**kwargs)
 

@@ -109,3 +109,43 @@ def test_an_index_write_is_billed_only_when_its_projection_changes():
     assert _index_units(("g",), old, new, (*keys_only, "n")) == 1  # INCLUDE n
     assert _index_units(("g",), old, {**old, "p": {"S": "w"}}, (*keys_only, "n")) == 0
     assert _index_units(("g",), None, new, keys_only) == 1  # a new entry is always written
+
+
+def test_writes_that_go_out_together_wait_as_one_round_trip_per_pool_of_writers():
+    from nps_sync.store import dynamo
+
+    with mock_aws():
+        client, meter = _metered()
+        meter.phase = "p"
+
+        def put(n):
+            return client.put_item(TableName="t", Item={"pk": {"S": f"k{n}"}})
+
+        put(-1)  # alone: one wait
+        outcomes = dynamo.each(put, range(10), workers=4)  # 10 together, 4 at a time: 3 waits
+        dynamo.each(put, [99])  # one item runs on the caller's thread: one wait
+    assert all(isinstance(o, dict) for o in outcomes)
+    assert meter.total_calls("p") == 12
+    assert meter.round_trips("p", workers=4) == 1 + 3 + 1
+    assert meter.wcu[("p", "t")] == 12  # every call priced, whatever its thread
+
+
+def test_each_hands_back_every_items_result_or_failure_in_order():
+    from nps_sync.store import dynamo
+
+    def work(n):
+        if n % 3 == 0:
+            raise ValueError(n)
+        return n * 10
+
+    outcomes = dynamo.each(work, range(7), workers=3)
+    assert [o if isinstance(o, int) else ("failed", o.args[0]) for o in outcomes] == [
+        ("failed", 0),
+        10,
+        20,
+        ("failed", 3),
+        40,
+        50,
+        ("failed", 6),
+    ]
+    assert dynamo.each(work, []) == []

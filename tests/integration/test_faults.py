@@ -276,8 +276,9 @@ def test_a_full_stream_batch_goes_through_at_the_load_runs_fault_rate(
         assert failures == "0", load_faults.injected
         delivered = {r.event["data"]["response_id"] for r in receiver.received}
         assert delivered == {f"f{n}" for n in range(80)}, load_faults.injected
-        # (fewer since days and months are the only stored counters, issue 17: still dozens)
-        assert sum(load_faults.injected.values()) >= 30, load_faults.injected
-        assert load_faults.injected.get("lost answer", 0) >= 10, load_faults.injected
+        # (fewer since days and months are the only stored counters, issue 17: still dozens;
+        # a batch's counter writes go out together, so which call draws which fault varies)
+        assert sum(load_faults.injected.values()) >= 15, load_faults.injected
+        assert load_faults.injected.get("lost answer", 0) >= 5, load_faults.injected
     finally:
         receiver.stop()

@@ -185,10 +185,9 @@ def policies(template: Template, stack: Stack) -> dict[str, list[Grant]]:
 
 
 def our_arns(stack: Stack) -> dict[str, str]:
-    """ARN -> logical id of every table, queue, bus and secret of the stack."""
+    """ARN -> logical id of every table, queue, bus and secret of the stack (the secrets
+    parameter under its template parameter's name)."""
     arns = {arn: logical for (logical, name), arn in stack.attributes.items() if name == "Arn"}
-    for logical in stack.template.of_type("AWS::SecretsManager::Secret"):
-        arns[stack.refs[logical]] = logical
     for (logical, name), arn in stack.attributes.items():
         if name == "StreamArn":
             arns[arn] = f"{logical}/stream"
@@ -223,8 +222,7 @@ def bus_arn(name: str) -> str:
 class Recorder:
     """Records, while a function runs, each AWS call it makes as (IAM action, resource ARN)."""
 
-    def __init__(self, secret_arns: dict[str, str]):
-        self.secret_arns = secret_arns  # secret name -> ARN
+    def __init__(self):
         self.who: tuple[str, str] | None = None  # (function, flow)
         self.calls: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self.iterators: dict[str, str] = {}  # shard iterator -> stream ARN
@@ -291,9 +289,8 @@ class Recorder:
             return [(operation, bus_arn(bus)) for bus in sorted(buses)]
         if service == "events" and operation == "ListRules":
             return [(operation, "*")]  # no resource type: IAM authorizes it on "*" only
-        if service == "secretsmanager" and "SecretId" in params:
-            secret = params["SecretId"]
-            return [(operation, self.secret_arns.get(secret, secret))]
+        if service in ("ssm", secrets.SSM) and "Name" in params:  # "/name": no "/" after ":"
+            return [(operation, f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{params['Name']}")]
         return [(operation, "*")]  # a service this test does not know: only a * grant allows it
 
 
@@ -502,12 +499,8 @@ def recorded() -> Recorded:
         emulator.endpoint = None
         monkeypatch.setenv("NPS_SYNC_SECRETS_FILE", str(DEV_SECRETS))  # the secret's value
         stack = Stack(template, emulator).provision()
-        monkeypatch.delenv("NPS_SYNC_SECRETS_FILE")  # the functions read Secrets Manager
-        secret_arns = {
-            stack.physical_name(logical): stack.refs[logical]
-            for logical in template.of_type("AWS::SecretsManager::Secret")
-        }
-        recorder = Recorder(secret_arns)
+        monkeypatch.delenv("NPS_SYNC_SECRETS_FILE")  # the functions read Parameter Store
+        recorder = Recorder()
         recorder.attach(boto3.DEFAULT_SESSION.events)
         hubspot = FakeHubSpot(
             json.loads(DEV_SECRETS.read_text())["providers"]["hubspot"]["access_token"]

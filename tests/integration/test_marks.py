@@ -265,3 +265,24 @@ def test_an_event_naming_its_shard_needs_no_lookup(world):
     assert worker.handle(event) == {"batchItemFailures": []}
     assert overall(world) == Counts(promoters=2)
     assert set(hot_marks(world, "shardId-00000001-aa")) == {"shardId-00000001-aa"}
+
+
+def test_under_a_tumbling_window_every_answer_carries_the_empty_state(world):
+    """Lambda counts a window's invocation without ``state`` as failed; the last invocation of
+    a window may come without records."""
+    world.dimensions = ("overall",)
+
+    def no_lookup(arn, batch):
+        raise LaneUnknown("not asked")
+
+    worker = aggregator(world, no_lookup)
+    window = {"start": "2026-12-03T10:00:00Z", "end": "2026-12-03T10:15:00Z"}
+    shard = "shardId-00000001-aa"
+    batch = responses(world, 2)
+    event = {"Records": batch, "shardId": shard, "window": window, "state": {}}
+    assert worker.handle(event) == {"batchItemFailures": [], "state": {}}
+    final = {**event, "Records": [], "isFinalInvokeForWindow": True}
+    assert worker.handle(final) == {"batchItemFailures": [], "state": {}}
+    assert overall(world) == Counts(promoters=2)
+    plain = {"Records": responses(world, 1), "shardId": shard}  # no window: no state either
+    assert worker.handle(plain) == {"batchItemFailures": []}

@@ -136,6 +136,67 @@ def queue(aws):
     return sqs, url, dlq, arn["Attributes"]["QueueArn"]
 
 
+class Windowed(Subscriber):
+    """A function under a tumbling window: it answers a state (counting its batches) unless
+    told to forget it."""
+
+    def __init__(self, forget_state_times=0, **kwargs):
+        super().__init__(**kwargs)
+        self.events: list[dict] = []
+        self.forget_state_times = forget_state_times
+
+    def invoke(self, event):
+        self.events.append(event)
+        answer = super().invoke(event)
+        if self.forget_state_times:
+            self.forget_state_times -= 1
+            return answer
+        return {**answer, "state": {"batches": event["state"].get("batches", 0) + 1}}
+
+
+def test_a_tumbling_window_names_the_shard_and_carries_the_state(stream):
+    subscriber = Windowed(key=stream_key)
+    poller = stream_poller(subscriber, stream, batch_size=2, tumbling_seconds=900)
+    drain(poller)
+
+    shards = boto3.client("dynamodbstreams").describe_stream(StreamArn=stream)
+    shard_ids = {s["ShardId"] for s in shards["StreamDescription"]["Shards"]}
+    assert [len(b) for b in subscriber.batches] == [2, 2, 1]
+    assert all(
+        e["shardId"] in shard_ids and e["eventSourceARN"] == stream for e in subscriber.events
+    )
+    assert [e["state"] for e in subscriber.events] == [{}, {"batches": 1}, {"batches": 2}]
+    assert {(e["window"]["start"], e["isFinalInvokeForWindow"]) for e in subscriber.events} == {
+        (subscriber.events[0]["window"]["start"], False)
+    }
+
+
+def test_an_answer_without_the_windows_state_is_a_failed_invocation(stream):
+    subscriber = Windowed(forget_state_times=1, key=stream_key)
+    drain(stream_poller(subscriber, stream, tumbling_seconds=900))
+
+    all_items = [f"item-{n}" for n in range(1, 6)]
+    assert subscriber.batches == [all_items, all_items]  # delivered again, as Lambda does
+
+
+def test_a_window_that_ended_gets_its_final_invocation_before_the_next_batch(stream, aws):
+    subscriber = Windowed(key=stream_key)
+    poller = stream_poller(subscriber, stream, tumbling_seconds=900)
+    drain(poller)
+    shard = subscriber.events[0]["shardId"]
+    poller.windows[shard] = (0.0, 900.0)  # the window the first batch had has ended
+    boto3.client("dynamodb").put_item(
+        TableName=aws.refs["RecordsTable"], Item={"pk": {"S": "item-6"}, "sk": {"S": "RESP"}}
+    )
+    drain(poller)
+
+    final, after = subscriber.events[1], subscriber.events[2]
+    assert final["isFinalInvokeForWindow"] is True and final["Records"] == []
+    assert final["state"] == {"batches": 1} and final["window"]["start"] == "1970-01-01T00:00:00Z"
+    assert after["state"] == {} and after["window"]["start"] != "1970-01-01T00:00:00Z"
+    assert subscriber.batches[-1] == ["item-6"]
+
+
 def test_sqs_failed_message_is_redelivered_alone_and_ends_in_the_dlq(queue):
     sqs, _, dlq, arn = queue
     subscriber = Subscriber(fail={"b"}, fail_times=99, key=lambda r: r["body"])

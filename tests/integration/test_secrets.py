@@ -1,5 +1,5 @@
-"""The secrets document: Secrets Manager in the cloud (moto here), read once, cached, and a
-failure is a 503; its API tokens with their scopes, and the at-risk cursor key."""
+"""The secrets document: a Parameter Store SecureString in the cloud (moto here), read once,
+cached, and a failure is a 503; its API tokens with their scopes, and the at-risk cursor key."""
 
 import json
 from pathlib import Path
@@ -15,26 +15,30 @@ from nps_sync.store import secrets
 DOCUMENT = {"api_tokens": ["t1"], "providers": {"generic": {"secret": "whsec_abc"}}}
 
 
-def settings_for(secret_id: str) -> Settings:
-    return Settings.model_validate({"RECORDS_TABLE": "t", "SECRET_ID": secret_id})
+def settings_for(name: str) -> Settings:
+    return Settings.model_validate({"RECORDS_TABLE": "t", "SECRETS_PARAMETER": name})
 
 
 def test_the_secret_is_read_once_per_cache_period():
     with mock_aws():
-        client = boto3.client("secretsmanager")
-        arn = client.create_secret(Name="nps", SecretString=json.dumps(DOCUMENT))["ARN"]
-        first = secrets.load(settings_for(arn), now=1000.0)
-        client.put_secret_value(SecretId=arn, SecretString=json.dumps({"api_tokens": ["t2"]}))
-        cached = secrets.load(settings_for(arn), now=1000.0 + secrets.CACHE_SECONDS - 1)
-        renewed = secrets.load(settings_for(arn), now=1000.0 + secrets.CACHE_SECONDS)
+        client = boto3.client("ssm")
+        name = "/nps-sync/secrets"
+        client.put_parameter(Name=name, Value=json.dumps(DOCUMENT), Type="SecureString")
+        first = secrets.load(settings_for(name), now=1000.0)
+        client.put_parameter(
+            Name=name, Value=json.dumps({"api_tokens": ["t2"]}), Type="SecureString", Overwrite=True
+        )
+        cached = secrets.load(settings_for(name), now=1000.0 + secrets.CACHE_SECONDS - 1)
+        renewed = secrets.load(settings_for(name), now=1000.0 + secrets.CACHE_SECONDS)
     assert [t.token for t in first.api_tokens] == [t.token for t in cached.api_tokens] == ["t1"]
     assert first.providers["generic"] == {"secret": "whsec_abc"}
     assert [t.token for t in renewed.api_tokens] == ["t2"]
 
 
 def test_a_missing_secret_is_unavailable_not_a_crash():
+    """Not put yet after a deploy: 503, so providers retry until the operator puts it."""
     with mock_aws(), pytest.raises(StorageUnavailable):
-        secrets.load(settings_for("arn:aws:secretsmanager:us-east-1:123456789012:secret:gone"))
+        secrets.load(settings_for("/nps-sync/not-put-yet"))
 
 
 # --- the document: tokens with scopes, the cursor key ----------------------------------------
@@ -97,3 +101,59 @@ def test_the_cursor_key_is_the_documents_own_or_derived_from_its_secrets():
     assert derived != secrets.parse(json.dumps(keyed)).cursor_secret()
     rotated = {**DOCUMENT, "providers": {"generic": {"secret": ["whsec_new", "whsec_abc"]}}}
     assert derived != secrets.parse(json.dumps(rotated)).cursor_secret()
+
+
+def test_a_fresh_function_reads_the_secrets_with_the_trimmed_ssm_model():
+    """A function's process (the default session set up by nps_sync.store.secrets): the client
+    is the one-operation model's, and it reads the SecureString as the full one does."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    code = """
+import json, boto3
+from moto import mock_aws
+from nps_sync.core.settings import Settings
+from nps_sync.store import secrets
+with mock_aws():  # (moto sets boto3's default session aside: set up as at a function's init)
+    secrets.with_trimmed_models()
+    boto3.client("ssm").put_parameter(
+        Name="/nps-sync/s", Value=json.dumps({"api_tokens": ["t9"]}), Type="SecureString"
+    )
+    client = secrets._ssm()
+    settings = Settings.model_validate({"RECORDS_TABLE": "t", "SECRETS_PARAMETER": "/nps-sync/s"})
+    document = secrets.load(settings)
+print(json.dumps({"service": client.meta.service_model.service_name,
+                  "operations": list(client.meta.service_model.operation_names),
+                  "tokens": [t.token for t in document.api_tokens]}))
+"""
+    out = subprocess.run(  # noqa: S603 - our own code
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={
+            "PYTHONPATH": f"{root}:{root / 'layers' / 'common'}",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer == {"service": secrets.SSM, "operations": ["GetParameter"], "tokens": ["t9"]}
+
+
+def test_a_snapstart_restore_sets_the_trimmed_model_up_again():
+    """The restore hook sets boto3's default session aside (each instance its own
+    credentials); the next one has the trimmed model on its data path again."""
+    import boto3
+
+    from nps_sync.core import snapstart
+
+    boto3.setup_default_session()  # as a test process has it: no trimmed model
+    assert secrets.SSM not in boto3.DEFAULT_SESSION.get_available_services()
+    snapstart.restore()
+    assert secrets.SSM in boto3.DEFAULT_SESSION.get_available_services()

@@ -99,7 +99,8 @@ def test_secret_calls_never_exceed_the_webhooks_nor_the_warm_containers_reads():
     by_batch = {1: {"total": 50e-6}, 100: {"total": 10e-6}}
     small = cost_model.company(1_000, by_batch, window_s=1)
     assert small["batch"] == 1.0
-    assert small["fixed"] == pytest.approx(0.40 + 1_000 / 10_000 * 0.05)
+    # a Parameter Store SecureString: no monthly charge, one KMS request ($0.03/10k) a read
+    assert small["fixed"] == pytest.approx(1_000 / 10_000 * 0.03)
     assert small["total"] == pytest.approx(1_000 * 50e-6 + small["fixed"])
 
 
@@ -212,3 +213,13 @@ def test_the_readme_block_is_replaced_between_the_markers_only():
     )
     assert bench_main.readme_with(updated, "| new |") == updated
     assert bench_main.readme_with("# no markers\n", "| new |") is None
+
+
+def test_a_running_companys_rows_interpolate_and_a_fresh_tables_row_does_not():
+    running = {f"batch-{b}": {**_scenario(b), "total": 5_000} for b in (1, 10, 100)}
+    fresh = {**_scenario(1), "role": "fresh", "wcu": {"receiver": {"response": 10**6}}}
+    batches = cost_model.batches_measured({**running, "fresh-1": fresh})
+    assert sorted(batches) == [1, 10, 100]  # prefilled history: still what the model uses
+    assert batches[1]["total"] == cost_model.per_response(running["batch-1"])["total"]
+    text = cost_model.render({**running, "fresh-1": fresh}, "2026-12-03", window_s=1.0)
+    assert "On an empty table (fresh-1" in text

@@ -37,14 +37,14 @@ def test_env_json_sets_only_variables_the_template_declares(template):
     for function, variables in env.items():
         declared = template.functions[function].environment
         assert set(variables) <= set(declared), function
-        assert {"RECORDS_TABLE", "SECRET_ID"} <= set(variables), function
+        assert {"RECORDS_TABLE", "SECRETS_PARAMETER"} <= set(variables), function
         assert all(isinstance(value, str) for value in variables.values()), function
 
 
 def test_env_json_is_what_local_events_writes_for_a_stack():
     placeholders = {
         "RecordsTableName": "<RecordsTableName output>",
-        "ProviderSecretsArn": "<ProviderSecretsArn output>",
+        "SecretsParameter": "<SecretsParameter output>",
     }
     assert json.loads(ENV_FILE.read_text()) == environment(placeholders)
 
@@ -63,7 +63,7 @@ class CloudFormation:
 def test_a_stack_s_outputs_name_its_table_and_secret_for_every_function():
     outputs = {
         "RecordsTableName": "nps-sync-RecordsTable-1X2Y3Z",
-        "ProviderSecretsArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:Provider-ab",
+        "SecretsParameter": "/nps-sync/secrets",
         "ApiUrl": "https://abc.execute-api.eu-west-1.amazonaws.com",
     }
     cloudformation = CloudFormation(outputs)
@@ -73,10 +73,10 @@ def test_a_stack_s_outputs_name_its_table_and_secret_for_every_function():
     assert cloudformation.asked == ["nps-sync-dev"]
     for function in KINDS.values():
         assert env[function]["RECORDS_TABLE"] == outputs["RecordsTableName"]
-        assert env[function]["SECRET_ID"] == outputs["ProviderSecretsArn"]
+        assert env[function]["SECRETS_PARAMETER"] == outputs["SecretsParameter"]
     assert env["CrmWebhookFunction"]["CRM_ENRICHMENT_QUEUE"] == ""  # no HubSpot reads queued
 
 
 def test_a_stack_without_the_outputs_is_refused_by_name():
-    with pytest.raises(SystemExit, match="ProviderSecretsArn"):
+    with pytest.raises(SystemExit, match="SecretsParameter"):
         stack_outputs("other", CloudFormation({"RecordsTableName": "t"}))

@@ -40,6 +40,7 @@ from nps_sync.web.http import Answer
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XSI_NIL = f"{{{XSI}}}nil"  # read on every field of every notification: formatted once
 ECHO_FIELDS = default_names("salesforce")
 OBJECT_TYPES = {"Contact": "contact", "Account": "account"}
 MAX_NOTIFICATIONS = 100
@@ -204,7 +205,7 @@ def _text(parent: Element, name: str) -> str | None:
 
 def _value(element: Element) -> str | None:
     """An element's text; ``xsi:nil="true"``, empty and nested elements count as absent."""
-    if element.get(f"{{{XSI}}}nil") in ("true", "1") or len(element):
+    if element.get(XSI_NIL) in ("true", "1") or len(element):
         return None
     text = (element.text or "").strip()
     return text or None

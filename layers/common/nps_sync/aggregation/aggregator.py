@@ -40,6 +40,7 @@ from nps_sync.delivery.events import (
 )
 from nps_sync.delivery.fanout import Fanout
 from nps_sync.delivery.outbound import PublishFailed
+from nps_sync.store import dynamo
 from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import SEGMENT_ATTRIBUTES, VERSION, CustomerRecords
 from nps_sync.store.items import stored_profile, stored_response
@@ -72,6 +73,20 @@ def _profile_changed(change: Change) -> bool:
     return any(getattr(old, n, None) != getattr(new, n) for n in (*SEGMENT_ATTRIBUTES, VERSION))
 
 
+def _answer(event: Mapping[str, Any], failed: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The partial batch response; under a tumbling window (the event has one) also the
+    window's ``state``, without which Lambda counts the invocation failed. It stays empty:
+    the counters' marks are the aggregator's state (docs/aggregation.md)."""
+    answer: dict[str, Any] = {
+        "batchItemFailures": [
+            {"itemIdentifier": str(r["dynamodb"]["SequenceNumber"])} for r in failed
+        ]
+    }
+    if "window" in event:
+        answer["state"] = {}
+    return answer
+
+
 class Aggregator:
     def __init__(
         self,
@@ -99,8 +114,8 @@ class Aggregator:
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """A Lambda stream event -> the partial batch response."""
         records = event.get("Records") or []
-        if not records:
-            return {"batchItemFailures": []}
+        if not records:  # (a tumbling window's final invocation may have none)
+            return _answer(event, [])
         try:
             # A mapping with a tumbling window names the shard in the event: no lookup at all.
             shard = event.get("shardId")
@@ -111,11 +126,7 @@ class Aggregator:
             # applied and the whole batch is reported, so Lambda delivers it again.
             logger.warning("batch shard unknown; delivered again", extra={"reason": str(error)})
             self.last = BatchResult(records=len(records), failed_from=0)
-            return {
-                "batchItemFailures": [
-                    {"itemIdentifier": str(r["dynamodb"]["SequenceNumber"])} for r in records
-                ]
-            }
+            return _answer(event, records)
         result = self.run(records, lane)
         failed = [] if result.failed_from is None else records[result.failed_from :]
         logger.info(
@@ -131,11 +142,7 @@ class Aggregator:
             },
         )
         self.last = result
-        return {
-            "batchItemFailures": [
-                {"itemIdentifier": str(r["dynamodb"]["SequenceNumber"])} for r in failed
-            ]
-        }
+        return _answer(event, failed)
 
     def run(self, records: list[Mapping[str, Any]], lane: Lane) -> BatchResult:
         now = self.clock()
@@ -146,15 +153,24 @@ class Aggregator:
         )
         result.keys = len(pending)
         created = [_created(record) for record in records]
-        touched: list[Touched] = []
         # aggregate.updated costs a Query per period moved: derived only where it can go
         derive = self.fanout is not None and self.fanout.wants(AGGREGATE_UPDATED)
-        for key_pending in pending.values():
-            try:
-                result.writes += self._apply(key_pending, lane, touched if derive else None, now)
-            except StorageUnavailable:
+        keys = list(pending.values())
+        touched_by: list[list[Touched]] = [[] for _ in keys]  # per key: the order stays
+
+        def write(i: int) -> int:
+            return self._apply(keys[i], lane, touched_by[i] if derive else None, now)
+
+        # the keys' writes are independent (each item has its own marks): overlapped
+        for key_pending, outcome in zip(keys, dynamo.each(write, range(len(keys))), strict=True):
+            if isinstance(outcome, StorageUnavailable):
                 logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                result.writes += outcome
+        touched = [entry for entries in touched_by for entry in entries]
         events = self._aggregate_events(touched, lane.shard_id, created, result)
         responses = BatchResponses(self.records)
         self._stamp(batch, result, responses)

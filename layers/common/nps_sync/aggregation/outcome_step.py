@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from nps_sync.aggregation.stream import Change, Lane
+from nps_sync.core.aggregates import Pending
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.models import StoredResponse
 from nps_sync.core.observability import logger
@@ -31,6 +32,7 @@ from nps_sync.core.outcomes import (
     to_attribute,
 )
 from nps_sync.core.retry import retried
+from nps_sync.store import dynamo
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import stored_profile, stored_response
 from nps_sync.store.outcomes import OutcomesStore
@@ -127,14 +129,21 @@ class OutcomeStep:
         pending = fold(
             ((c.index, c.sequence, c.old_profile, c.new_profile) for c in batch), self.dimensions
         )
-        for key_pending in pending.values():
-            try:
-                result.writes += retried(  # core/retry.py: the marks make a repeat a no-op
-                    apply_key, self.store, key_pending, lane.shard_id, lane.ancestors, now=now
-                )
-            except StorageUnavailable:
+
+        def write(key_pending: Pending) -> int:  # core/retry.py: the marks make a repeat a no-op
+            return retried(
+                apply_key, self.store, key_pending, lane.shard_id, lane.ancestors, now=now
+            )
+
+        keys = list(pending.values())  # independent keys: their writes overlap
+        for key_pending, outcome in zip(keys, dynamo.each(write, keys), strict=True):
+            if isinstance(outcome, StorageUnavailable):
                 logger.warning("outcome write failed", extra={"index": key_pending.first_index})
                 result.fail(key_pending.first_index)
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                result.writes += outcome
 
     def _derive(
         self,

@@ -42,6 +42,7 @@ from nps_sync.aggregation.outcome_reconcile import (
 from nps_sync.core.aggregates import ZERO, AggregateKey, Counts, contribution
 from nps_sync.core.models import RESPONSE_ATTRIBUTES, StoredProfile, StoredResponse
 from nps_sync.core.observability import customer_ref
+from nps_sync.core.outcomes import PK_PREFIX as OUTCOME_PREFIX
 from nps_sync.core.outcomes import to_attribute
 from nps_sync.store import dynamo
 from nps_sync.store.aggregates import AggregatesStore
@@ -226,15 +227,27 @@ def differences(
 
 def stored_counters(
     aggregates: AggregatesStore, dimensions: tuple[str, ...]
-) -> tuple[dict[AggregateKey, Counts], dict[AggregateKey, dict[int | None, Counts]]]:
-    """Every key's counters summed over its items, and its items by counter shard."""
+) -> tuple[
+    dict[AggregateKey, Counts], dict[AggregateKey, dict[int | None, Counts]], list[dict[str, Any]]
+]:
+    """Every key's counters summed over its items, its items by counter shard, and the outcome
+    counters' items as stored (check_outcomes): one Scan of AggregatesTable reads both kinds,
+    where a second one, filtered, would read (and bill) the whole table again."""
     totals: dict[AggregateKey, Counts] = {}
     items: dict[AggregateKey, dict[int | None, Counts]] = {}
-    for key, shard, counts in aggregates.scan():
+    outcome_items: list[dict[str, Any]] = []
+    for item in aggregates.scan_items():
+        if item["pk"]["S"].startswith(OUTCOME_PREFIX):
+            outcome_items.append(item)
+            continue
+        counter = aggregates.counter(item)
+        if counter is None:
+            continue
+        key, shard, counts = counter
         if key.dimension in dimensions:
             totals[key] = totals.get(key, ZERO) + counts
             items.setdefault(key, {})[shard] = counts
-    return totals, items
+    return totals, items, outcome_items
 
 
 def _stamp(record: StoredResponse | StoredProfile) -> dict[str, Any]:
@@ -383,13 +396,12 @@ def survey(
         profiles.read(identity.unsettled())
     report.customers = len(profiles.found)
     report.orphans = identity.orphans(profiles.found)
-    stored, items = stored_counters(aggregates, dimensions)
+    stored, items, outcome_items = stored_counters(aggregates, dimensions)
     report.aggregates = len(stored)
     report.differences = differences(stored, expected.counts(), items)
     report.stale_stamps = sorted(stale, key=lambda s: s.response)
-    outcomes = OutcomesStore(aggregates.table_name, aggregates.client)
     ordered = [profiles.found[key] for key in sorted(profiles.found)]
-    report.outcomes = check_outcomes(ordered, answers.kept(), outcomes.scan(), dimensions)
+    report.outcomes = check_outcomes(ordered, answers.kept(), outcome_items, dimensions)
     return report
 
 

@@ -27,6 +27,8 @@ FUTURE_SKEW = timedelta(days=1)
 
 
 def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # converted already (a canonical record built from another)
+        return value
     try:
         return value.astimezone(UTC)
     except OverflowError as error:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
@@ -36,7 +38,8 @@ def _to_utc(value: datetime) -> datetime:
 def _happened(value: datetime) -> datetime:
     """Refuse times no real event has (the message names the bound, never the value); in UTC
     first, in the same validator: one Python call a value, not two (every record has 1-2)."""
-    value = _to_utc(value)
+    if value.tzinfo is not UTC:  # _to_utc inlined, for the same reason
+        value = _to_utc(value)
     if value < EARLIEST:
         raise ValueError(f"is before {EARLIEST:%Y-%m-%d}")
     if value > datetime.now(UTC) + FUTURE_SKEW:

@@ -20,7 +20,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, validate_default=True)
 
     records_table: str = Field(alias="RECORDS_TABLE", min_length=1)
-    secret_id: str | None = Field(default=None, alias="SECRET_ID")
+    # the SSM SecureString of the secrets document (template parameter SecretsParameterName)
+    secrets_parameter: str | None = Field(default=None, alias="SECRETS_PARAMETER")
     secrets_file: str | None = Field(default=None, alias="NPS_SYNC_SECRETS_FILE")
     # Which question is the NPS question, per provider: Typeform field refs of opinion_scale
     # questions (fields of type "nps" are found without it), Formbricks question ids.

@@ -5,6 +5,7 @@ aggregator reports the records whose events did not leave (and they are derived 
 """
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -146,11 +147,24 @@ class EventBus:
 
 
 class DeliveryQueue:
-    """The queue DeliveryFunction reads: one message per (event, subscription)."""
+    """The queue DeliveryFunction reads: one message per (event, subscription).
+
+    Without a ``client`` its own is made on first use: the delivery and destination consumers
+    call it only for a failed message (retry_later), the API only for an erasure, so a cold
+    start that needs none makes no SQS client (~5 ms)."""
 
     def __init__(self, queue_url: str, client: Any = None):
         self.queue_url = queue_url
-        self.client = client or boto3.client("sqs")
+        self._client = client
+        self._made = threading.Lock()  # DeliveryBatch's threads may all fail at once
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._made:
+                if self._client is None:
+                    self._client = boto3.client("sqs")
+        return self._client
 
     @staticmethod
     def message(event: Event, subscription: str) -> str:

@@ -75,19 +75,22 @@ def check(destination: Destination) -> Check:
 
 @lru_cache(maxsize=1)
 def consumer():
+    import boto3
+
     from nps_sync.destinations.consumer import DestinationConsumer
     from nps_sync.destinations.writer import DestinationWriter
 
     settings = destination_settings()
     if not (settings.subscriptions_table and settings.destination_queue_url):
         raise RuntimeError("SUBSCRIPTIONS_TABLE and DESTINATION_QUEUE_URL must be set")
-    records = CustomerRecords(settings.records_table)
+    dynamodb = boto3.client("dynamodb")  # one for every store: each further one is ~3 ms
+    records = CustomerRecords(settings.records_table, dynamodb)
     return DestinationConsumer(
-        DestinationsStore(settings.subscriptions_table),
+        DestinationsStore(settings.subscriptions_table, dynamodb),
         DestinationWriter(
             records,
             lambda destination: client_for(destination, settings),
-            AccountSummaries(records, ResponseIndex(settings.records_table)),
+            AccountSummaries(records, ResponseIndex(settings.records_table, dynamodb)),
         ),
         DeliveryQueue(settings.destination_queue_url),
     )

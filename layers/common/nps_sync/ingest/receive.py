@@ -215,6 +215,8 @@ def signing_secrets(credentials: Mapping[str, Any], name: str = "secret") -> lis
     new and the old; a request verified by any is accepted). Missing, empty or not strings:
     refused (401), never a KeyError."""
     value = credentials.get(name)
+    if isinstance(value, str) and value:  # the usual case, without the checks of a list
+        return [value]
     secrets = [value] if isinstance(value, str) else value
     if not isinstance(secrets, list) or not secrets:
         raise NotConfigured(f"the credentials have no {name}")

@@ -95,13 +95,24 @@ class AggregatesStore:
         """Every stored NPS counter item: its key, its counter shard and its counts. Items of
         granularities that are not stored (written before periods.STORED, and the outcome
         counters' ``now``) are left out: nothing reads them here."""
-        kwargs = {"TableName": self.table_name, "ConsistentRead": True}
-        for item in dynamo.scan(self.client, kwargs):  # parallel segments
-            granularity, period, shard = split_sk(item["sk"]["S"])
-            if granularity not in STORED:
-                continue
-            key = AggregateKey.parse(item["pk"]["S"], f"{granularity}#{period}")
-            yield key, shard, _counts(item)
+        for item in self.scan_items():
+            counter = self.counter(item)
+            if counter is not None:
+                yield counter
+
+    def scan_items(self) -> Iterator[dict[str, Any]]:
+        """Every item of the table as stored, NPS and outcome counters alike (parallel
+        segments): reconcile reads both kinds from this one Scan."""
+        return dynamo.scan(self.client, {"TableName": self.table_name, "ConsistentRead": True})
+
+    @staticmethod
+    def counter(item: dict[str, Any]) -> tuple[AggregateKey, int | None, Counts] | None:
+        """An item as scan() yields it; None for a granularity that is not stored."""
+        granularity, period, shard = split_sk(item["sk"]["S"])
+        if granularity not in STORED:
+            return None
+        key = AggregateKey.parse(item["pk"]["S"], f"{granularity}#{period}")
+        return key, shard, _counts(item)
 
     def replace(
         self, key: AggregateKey, shard: int | None, stored: Counts | None, expected: Counts

@@ -16,6 +16,7 @@ the marks per item by up to COUNTER_SHARDS (docs/cost.md "Hot keys"); at low tra
 stream shards exist, so a key has few items.
 """
 
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -135,6 +136,7 @@ class Counters:
         self.listed = listed
         self.writes = 0  # UpdateItem calls made by add, for the cost tests
         self.collections = 0  # UpdateItem calls that removed (or timed) old marks
+        self._tally = threading.Lock()  # a batch's keys are written from several threads
 
     def add(
         self,
@@ -183,7 +185,8 @@ class Counters:
         names.update({f"#f{i}": name for i, name in enumerate(forgotten)})
         if forgotten:
             expression += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(forgotten)))
-        self.writes += 1
+        with self._tally:
+            self.writes += 1
         try:
             answer = dynamo.call(
                 self.client,
@@ -241,7 +244,8 @@ class Counters:
         expression = ("SET " + ", ".join(sets) + " " if sets else "") + (
             "REMOVE " + ", ".join(removes) if removes else ""
         )
-        self.collections += 1
+        with self._tally:
+            self.collections += 1
         try:
             dynamo.call(
                 self.client,

@@ -2,10 +2,12 @@
 StorageUnavailable (a webhook answers 503, a stream or queue batch is retried), and Query and
 Scan results are followed page by page."""
 
+import itertools
 import queue
 import threading
-from collections.abc import Collection, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,6 +34,35 @@ def pages(client: Any, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[
             yield from page.get("Items", [])
     except (ClientError, BotoCoreError) as error:
         raise StorageUnavailable(f"DynamoDB {operation} failed") from error
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+WRITERS = 8  # calls in flight at once: within botocore's 10 pooled connections per client
+SECTION_PREFIX = "dynamo-writes"  # worker threads' names: <prefix>-<section>_<n>
+_sections = itertools.count()
+
+
+def each(fn: Callable[[T], R], items: Iterable[T], workers: int = WRITERS) -> list[R | Exception]:
+    """``fn`` of every item, up to ``workers`` at a time (boto3 clients are thread-safe), in
+    the items' order: its result, or the exception it raised (each item's failure is its
+    caller's to report, the others still run). For calls that do not depend on each other,
+    such as a batch's writes to different counter keys: a round trip each, overlapped. One
+    item, or none, runs on the caller's thread."""
+    items = list(items)
+
+    def attempt(item: T) -> R | Exception:
+        try:
+            return fn(item)
+        except Exception as error:  # handed back to the caller, per item
+            return error
+
+    if len(items) <= 1:
+        return [attempt(item) for item in items]
+    # A pool per call: its threads' names tell which calls went out together (bench/meter.py)
+    name = f"{SECTION_PREFIX}-{next(_sections)}"
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name) as pool:
+        return list(pool.map(attempt, items))
 
 
 SEGMENTS = 4  # parallel Scan segments: a few threads, each its own paginator

@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Route
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from nps_sync.core.errors import (
     BadRequest,
@@ -89,33 +88,32 @@ class Services:
 
 
 def default_services() -> Services:
+    import boto3
+
     from nps_sync.core.settings import aggregate_settings, fanout_settings
     from nps_sync.destinations import clients
     from nps_sync.store.secrets import load
 
     settings = aggregate_settings()
     fanout = fanout_settings()
+    # One DynamoDB client for every store: each further client costs the first request ~3 ms.
+    dynamodb = boto3.client("dynamodb")
+    table = fanout.subscriptions_table
+    destinations = DestinationsStore(table, dynamodb) if table else None
     return Services(
-        aggregates=AggregatesStore(settings.aggregates_table),
-        records=CustomerRecords(settings.records_table),
+        aggregates=AggregatesStore(settings.aggregates_table, dynamodb),
+        records=CustomerRecords(settings.records_table, dynamodb),
         dimensions=settings.aggregate_dimensions,
-        index=ResponseIndex(settings.records_table),
+        index=ResponseIndex(settings.records_table, dynamodb),
         read_dimensions=settings.read_dimensions,
         tokens=lambda: load(settings).api_tokens,
         cursor_key=lambda: load(settings).cursor_secret(),
-        subscriptions=(
-            SubscriptionsStore(fanout.subscriptions_table) if fanout.subscriptions_table else None
-        ),
-        destinations=(
-            DestinationsStore(fanout.subscriptions_table) if fanout.subscriptions_table else None
-        ),
+        subscriptions=SubscriptionsStore(table, dynamodb) if table else None,
+        destinations=destinations,
         destination_check=lambda destination: clients.check(destination),
         destination_clearing=(
-            DestinationClearing(
-                DestinationsStore(fanout.subscriptions_table),
-                DeliveryQueue(fanout.destination_queue_url),
-            )
-            if fanout.subscriptions_table and fanout.destination_queue_url
+            DestinationClearing(destinations, DeliveryQueue(fanout.destination_queue_url))
+            if destinations is not None and fanout.destination_queue_url
             else None
         ),
         vet_url=lambda url: vet(url, allow_local=fanout.allow_local_subscribers),
@@ -195,6 +193,9 @@ def resolver(services_factory: Callable[[], Services] = default_services) -> API
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():
+        # powertools' OpenAPI models: ~100 ms to import, needed by this route only
+        from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
         document = app.get_openapi_json_schema(
             title="nps-sync API",
             version="1.0.0",

@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel
 
 from nps_sync.core.observability import logger
-from nps_sync.ingest.enrichment import enqueue_erasure
 from nps_sync.query.customers import customer_view, erase_customer, erasure_plan
 from nps_sync.web.http import json_response
 from nps_sync.web.routes.params import ADMIN
@@ -49,6 +48,9 @@ def router(services: "Callable[[], Services]") -> Router:
         if found.destination_clearing is not None:
             objects = found.destination_clearing.queue_clears(plan.items)
             logger.info("destination fields to clear", extra={"objects": objects})
+        # the enrichment queue's module (and powertools' batch utility): erasures only
+        from nps_sync.ingest.enrichment import enqueue_erasure
+
         queue = erasure_queue()
         later = (lambda job: enqueue_erasure(queue, job)) if queue else None
         state = erase_customer(found.records, unquote(key), later, plan)  # NotFound: 404
