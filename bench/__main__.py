@@ -131,7 +131,8 @@ def render(info: dict) -> str:
     out.append(
         "## Cold start (import + first invoke, fresh process, median of "
         f"{next(iter(cold.values()))['samples']} samples; each function with its own "
-        "environment from template.yaml, so the webhook receivers start without the X-Ray SDK, "
+        "environment from template.yaml, so the webhook receivers and the API start without the "
+        "X-Ray SDK, "
         "docs/decisions.md)\n"
     )
     out.append("| function | init ms | first invoke ms | total ms | x baseline | target | answer |")

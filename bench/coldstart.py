@@ -237,6 +237,7 @@ def import_profile(function: str = "SurveyWebhookFunction", top: int = 12) -> li
         f"{str(ROOT / 'layers' / 'common')!r}, {str(deployed_packages())!r}]; import {module}"
     )
     env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    env["LAMBDA_TASK_ROOT"] = str(spec.code_dir)  # as Lambda sets it (see measure)
     env.update({k: str(v) for k, v in spec.environment.items() if isinstance(v, str)})
     env.setdefault("RECORDS_TABLE", "x")
     out = subprocess.run(  # noqa: S603 - our own import

@@ -9,7 +9,8 @@ send to the daemon. A separate interpreter, because that patching cannot be undo
 reach every later test.
 
 A detractor's answer with a known e-mail and comment comes in through the survey receiver
-(only to store it: the receivers run without the X-Ray SDK, docs/decisions.md) and is
+(only to store it: the receivers run without the X-Ray SDK, docs/decisions.md; so does the API
+as deployed, traced here all the same, as a deployment that turns the SDK on has it) and is
 aggregated, her events going to the bus and a subscription's queue; she is read through
 GET /customers/{key} and GET /detractors; reconcile runs, and the delivery and enrichment
 handlers fail on an empty batch (the error path). What those send X-Ray is checked.
@@ -72,8 +73,10 @@ class Traced:
 
     def __init__(self, template: Template, stack: Stack):
         self.template, self.stack = template, stack
-        for name in TRACED:  # none of them sets POWERTOOLS_TRACE_DISABLED
+        for name in TRACED:
             for variable, value in template.functions[name].environment.items():
+                if variable == "POWERTOOLS_TRACE_DISABLED":
+                    continue  # the API's: traced all the same, as with the SDK turned on
                 if (resolved := stack.resolve(value)) is not None:
                     os.environ[variable] = str(resolved)
         self.handlers = {name: load_handler(template.functions[name]) for name in TRACED}
@@ -131,7 +134,7 @@ def traced_run() -> dict[str, list[str]]:
         emulator.endpoint = None
         os.environ["NPS_SYNC_SECRETS_FILE"] = str(DEV_SECRETS)  # the secret's value
         stack = Stack(template, emulator).provision()
-        del os.environ["NPS_SYNC_SECRETS_FILE"]  # the functions read Secrets Manager
+        del os.environ["NPS_SYNC_SECRETS_FILE"]  # the functions read Parameter Store
         functions = Traced(template, stack)
         tracer = sys.modules["nps_sync.core.observability"].tracer
         assert isinstance(tracer, Tracer) and not tracer.disabled, "tracing is not on"
