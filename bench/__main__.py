@@ -438,7 +438,7 @@ def render_reconcile(r: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=9)  # cold starts: medians of 9
     parser.add_argument(
         "--skip",
         nargs="*",
