@@ -15,12 +15,12 @@ Rules (DynamoDB developer guide, "Capacity unit consumption" and "Item sizes"):
 Calls may come from several threads (``nps_sync.store.dynamo.each``): the counts are kept under
 a lock, ``seconds_in_calls`` is the time at least one call was in flight, and
 ``round_trips`` counts the calls as waits: one each, except that the calls of one ``each``
-(its pool's threads share a name) wait ⌈n / its workers⌉ times, as they overlap.
+(``nps_sync.store.dynamo.section`` tells which) wait ⌈n / its workers⌉ times, as they overlap.
 """
 
 import base64
 import math
-import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -31,7 +31,6 @@ from typing import Any
 Item = Mapping[str, Mapping[str, Any]]
 Peek = Callable[[str, Item], Item | None]  # (table, key) -> the stored item or None
 
-SECTION = re.compile(r"^dynamo-writes-(\d+)_\d+$")  # nps_sync.store.dynamo.each's pool threads
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
@@ -109,7 +108,7 @@ class Meter:
         self.lock = threading.Lock()
         self.in_flight = 0
         self.in_flight_since = 0.0
-        self.sections: Counter[tuple[str, str]] = Counter()  # (phase, pool) -> calls
+        self.sections: Counter[tuple[str, int]] = Counter()  # (phase, each call) -> calls
         self.entries: Counter[tuple[str, str, str]] = Counter()  # events/messages sent
         self.seconds_in_calls = 0.0
 
@@ -143,9 +142,10 @@ class Meter:
             self._count(parsed, model, state)
 
     def _count(self, parsed, model, state) -> None:
-        pool = SECTION.match(threading.current_thread().name)
-        if pool:
-            self.sections[(self.phase, pool.group(1))] += 1
+        dynamo = sys.modules.get("nps_sync.store.dynamo")  # the functions' calls, if loaded
+        section = dynamo.section() if dynamo is not None else None
+        if section is not None:
+            self.sections[(self.phase, section)] += 1
         service = model.service_model.service_name
         self.calls[(self.phase, service, model.name)] += 1
         params = state["params"]

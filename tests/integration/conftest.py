@@ -65,21 +65,20 @@ class Flaky:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def _fails(self, key: str) -> bool:
+    def _call(self, key: str) -> tuple[int, bool]:
+        """This call's number, and whether it fails."""
         with self.lock:
             self.calls += 1
             if self.calls in self.fail_calls:
-                return True
-            prefix = next(
-                (p for p, left in self.fail_keys.items() if left and key.startswith(p)), None
-            )
+                return self.calls, True
+            prefix = next((p for p, n in self.fail_keys.items() if n and key.startswith(p)), None)
             if prefix is not None:
                 self.fail_keys[prefix] -= 1
-            return prefix is not None
+            return self.calls, prefix is not None
 
     def update_item(self, **kwargs):
-        number = self.calls + 1
-        if self._fails(f"{kwargs['Key']['pk']['S']}/{kwargs['Key']['sk']['S']}"):
+        number, fails = self._call(f"{kwargs['Key']['pk']['S']}/{kwargs['Key']['sk']['S']}")
+        if fails:
             raise ClientError(
                 {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
                 "UpdateItem",

@@ -122,10 +122,11 @@ def test_writes_that_go_out_together_wait_as_one_round_trip_per_pool_of_writers(
             return client.put_item(TableName="t", Item={"pk": {"S": f"k{n}"}})
 
         put(-1)  # alone: one wait
-        outcomes = dynamo.each(put, range(10), workers=4)  # 10 together, 4 at a time: 3 waits
+        outcomes = dynamo.each(put, range(10))  # 10 together, 8 at a time: 2 waits
         dynamo.each(put, [99])  # one item runs on the caller's thread: one wait
     assert all(isinstance(o, dict) for o in outcomes)
     assert meter.total_calls("p") == 12
+    assert meter.round_trips("p", workers=dynamo.WRITERS) == 1 + 2 + 1
     assert meter.round_trips("p", workers=4) == 1 + 3 + 1
     assert meter.wcu[("p", "t")] == 12  # every call priced, whatever its thread
 
@@ -138,7 +139,7 @@ def test_each_hands_back_every_items_result_or_failure_in_order():
             raise ValueError(n)
         return n * 10
 
-    outcomes = dynamo.each(work, range(7), workers=3)
+    outcomes = dynamo.each(work, range(7))
     assert [o if isinstance(o, int) else ("failed", o.args[0]) for o in outcomes] == [
         ("failed", 0),
         10,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from nps_sync.aggregation.keys import write_keys
 from nps_sync.aggregation.outcome_step import OutcomeStep
 from nps_sync.aggregation.stream import Change, Lane, LaneUnknown, ShardLocator, changes
 from nps_sync.core.aggregates import (
@@ -40,7 +41,6 @@ from nps_sync.delivery.events import (
 )
 from nps_sync.delivery.fanout import Fanout
 from nps_sync.delivery.outbound import PublishFailed
-from nps_sync.store import dynamo
 from nps_sync.store.aggregates import AggregatesStore
 from nps_sync.store.customers import SEGMENT_ATTRIBUTES, VERSION, CustomerRecords
 from nps_sync.store.items import stored_profile, stored_response
@@ -155,22 +155,13 @@ class Aggregator:
         created = [_created(record) for record in records]
         # aggregate.updated costs a Query per period moved: derived only where it can go
         derive = self.fanout is not None and self.fanout.wants(AGGREGATE_UPDATED)
-        keys = list(pending.values())
-        touched_by: list[list[Touched]] = [[] for _ in keys]  # per key: the order stays
+        touched_by: dict[AggregateKey, list[Touched]] = {key: [] for key in pending}
 
-        def write(i: int) -> int:
-            return self._apply(keys[i], lane, touched_by[i] if derive else None, now)
+        def write(key: Pending) -> int:
+            return self._apply(key, lane, touched_by[key.key] if derive else None, now)
 
-        # the keys' writes are independent (each item has its own marks): overlapped
-        for key_pending, outcome in zip(keys, dynamo.each(write, range(len(keys))), strict=True):
-            if isinstance(outcome, StorageUnavailable):
-                logger.warning("aggregate write failed", extra={"index": key_pending.first_index})
-                result.fail(key_pending.first_index)
-            elif isinstance(outcome, Exception):
-                raise outcome
-            else:
-                result.writes += outcome
-        touched = [entry for entries in touched_by for entry in entries]
+        write_keys(list(pending.values()), write, result, "aggregate")
+        touched = [entry for entries in touched_by.values() for entry in entries]  # key order
         events = self._aggregate_events(touched, lane.shard_id, created, result)
         responses = BatchResponses(self.records)
         self._stamp(batch, result, responses)

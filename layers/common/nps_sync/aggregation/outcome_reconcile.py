@@ -149,8 +149,8 @@ def check_outcomes(
     dimensions: Iterable[str],
 ) -> OutcomeReport:
     """Compare, from the scans of RecordsTable (PROFILE and RESP items, as read by
-    store/items.py) and of the outcome items of AggregatesTable (OutcomesStore.scan, or those
-    of reconcile's one Scan of the table). Writes nothing."""
+    store/items.py) and of the outcome items of AggregatesTable (as reconcile's one Scan of the
+    table reads them). Writes nothing."""
     dimensions = tuple(dimensions)
     report = OutcomeReport()
     profiles = [p for p in profile_items if is_billing_profile(p)]

@@ -12,13 +12,12 @@ Work that fails is reported from the first record it belongs to, like the NPS ag
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
+from nps_sync.aggregation.keys import Failures, write_keys
 from nps_sync.aggregation.stream import Change, Lane
 from nps_sync.core.aggregates import Pending
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.models import StoredResponse
-from nps_sync.core.observability import logger
 from nps_sync.core.outcomes import (
     AT_RISK_ATTRIBUTES,
     BILLING_STAMP,
@@ -32,7 +31,6 @@ from nps_sync.core.outcomes import (
     to_attribute,
 )
 from nps_sync.core.retry import retried
-from nps_sync.store import dynamo
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import stored_profile, stored_response
 from nps_sync.store.outcomes import OutcomesStore
@@ -46,12 +44,6 @@ def derivation_version(now: float) -> int:
     derives from came after that, so of two derivations of one customer the one with the
     higher version saw the records at least as late (set_outcome keeps the higher)."""
     return int(now * 1000)
-
-
-class Failures(Protocol):
-    writes: int
-
-    def fail(self, index: int) -> None: ...
 
 
 def _customer(response: StoredResponse | None) -> str | None:
@@ -130,20 +122,10 @@ class OutcomeStep:
             ((c.index, c.sequence, c.old_profile, c.new_profile) for c in batch), self.dimensions
         )
 
-        def write(key_pending: Pending) -> int:  # core/retry.py: the marks make a repeat a no-op
-            return retried(
-                apply_key, self.store, key_pending, lane.shard_id, lane.ancestors, now=now
-            )
+        def write(key: Pending) -> int:  # core/retry.py: the marks make a repeat a no-op
+            return retried(apply_key, self.store, key, lane.shard_id, lane.ancestors, now=now)
 
-        keys = list(pending.values())  # independent keys: their writes overlap
-        for key_pending, outcome in zip(keys, dynamo.each(write, keys), strict=True):
-            if isinstance(outcome, StorageUnavailable):
-                logger.warning("outcome write failed", extra={"index": key_pending.first_index})
-                result.fail(key_pending.first_index)
-            elif isinstance(outcome, Exception):
-                raise outcome
-            else:
-                result.writes += outcome
+        write_keys(list(pending.values()), write, result, "outcome")
 
     def _derive(
         self,

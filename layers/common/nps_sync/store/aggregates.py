@@ -91,15 +91,6 @@ class AggregatesStore:
 
     # --- reconcile ------------------------------------------------------------------------
 
-    def scan(self) -> Iterator[tuple[AggregateKey, int | None, Counts]]:
-        """Every stored NPS counter item: its key, its counter shard and its counts. Items of
-        granularities that are not stored (written before periods.STORED, and the outcome
-        counters' ``now``) are left out: nothing reads them here."""
-        for item in self.scan_items():
-            counter = self.counter(item)
-            if counter is not None:
-                yield counter
-
     def scan_items(self) -> Iterator[dict[str, Any]]:
         """Every item of the table as stored, NPS and outcome counters alike (parallel
         segments): reconcile reads both kinds from this one Scan."""
@@ -107,7 +98,8 @@ class AggregatesStore:
 
     @staticmethod
     def counter(item: dict[str, Any]) -> tuple[AggregateKey, int | None, Counts] | None:
-        """An item as scan() yields it; None for a granularity that is not stored."""
+        """A stored NPS counter item: its key, its counter shard and its counts; None for a
+        granularity that is not stored (written before periods.STORED)."""
         granularity, period, shard = split_sk(item["sk"]["S"])
         if granularity not in STORED:
             return None

@@ -39,30 +39,48 @@ def pages(client: Any, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[
 T = TypeVar("T")
 R = TypeVar("R")
 WRITERS = 8  # calls in flight at once: within botocore's 10 pooled connections per client
-SECTION_PREFIX = "dynamo-writes"  # worker threads' names: <prefix>-<section>_<n>
+_pool: ThreadPoolExecutor | None = None  # made at the first ``each``: no thread at init
+_pool_made = threading.Lock()
 _sections = itertools.count()
+_worker = threading.local()
 
 
-def each(fn: Callable[[T], R], items: Iterable[T], workers: int = WRITERS) -> list[R | Exception]:
-    """``fn`` of every item, up to ``workers`` at a time (boto3 clients are thread-safe), in
-    the items' order: its result, or the exception it raised (each item's failure is its
-    caller's to report, the others still run). For calls that do not depend on each other,
-    such as a batch's writes to different counter keys: a round trip each, overlapped. One
-    item, or none, runs on the caller's thread."""
+def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R | Exception]:
+    """``fn`` of every item, up to WRITERS at a time (boto3 clients are thread-safe), in the
+    items' order: its result, or the exception it raised (each item's failure is its caller's
+    to report, the others still run). For calls that do not depend on each other, such as a
+    batch's writes to different counter keys: a round trip each, overlapped. One item, or
+    none, runs on the caller's thread. Not for ``fn`` that calls ``each`` itself (one pool)."""
     items = list(items)
+    number = next(_sections)
 
     def attempt(item: T) -> R | Exception:
+        _worker.section = number
         try:
             return fn(item)
         except Exception as error:  # handed back to the caller, per item
             return error
+        finally:
+            _worker.section = None
 
     if len(items) <= 1:
         return [attempt(item) for item in items]
-    # A pool per call: its threads' names tell which calls went out together (bench/meter.py)
-    name = f"{SECTION_PREFIX}-{next(_sections)}"
-    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name) as pool:
-        return list(pool.map(attempt, items))
+    return list(_writers().map(attempt, items))
+
+
+def section() -> int | None:
+    """The ``each`` call this thread works for, if any (bench/meter.py counts the calls of one
+    as overlapping)."""
+    return getattr(_worker, "section", None)
+
+
+def _writers() -> ThreadPoolExecutor:
+    """One pool for the process, kept: making 8 threads costs ~3 ms, once per batch twice."""
+    global _pool
+    with _pool_made:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="dynamo-writes")
+        return _pool
 
 
 SEGMENTS = 4  # parallel Scan segments: a few threads, each its own paginator

@@ -1,12 +1,13 @@
 """Storage of revenue outcomes (docs/outcomes.md): the outcome counters in AggregatesTable
 (pk ``outcome:<dimension>#<value>``, sk ``<granularity>#<period>`` or ``now#now``, one number
 attribute per counter, ``hwm#<shard>`` marks), and the at-risk listing from RecordsTable's
-sparse indexes of PROFILE items. Query/GetItem on the request path, Scan only for reconcile.
+sparse indexes of PROFILE items. Query/GetItem only (reconcile reads the counters with the NPS
+ones, in AggregatesStore.scan_items).
 """
 
 import json
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -18,14 +19,12 @@ from nps_sync.core.outcomes import (
     AT_RISK,
     AT_RISK_INDEXES,
     AT_RISK_VALUE,
-    PK_PREFIX,
     OutcomeKey,
     Tally,
     add_tallies,
     segment,
     stored_state,
 )
-from nps_sync.store import dynamo
 from nps_sync.store.counters import Counters, amounts_of
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import stored_profile
@@ -54,18 +53,6 @@ class OutcomesStore:
         return self.counters.series(pk, granularity, first, last)
 
     # --- reconcile -------------------------------------------------------------------------
-
-    def scan(self) -> Iterator[dict[str, Any]]:
-        """Every outcome counter (parallel segments)."""
-        yield from dynamo.scan(
-            self.client,
-            {
-                "TableName": self.table_name,
-                "FilterExpression": "begins_with(pk, :o)",
-                "ExpressionAttributeValues": {":o": {"S": PK_PREFIX}},
-                "ConsistentRead": True,
-            },
-        )
 
     def replace(
         self, key: OutcomeKey, shard: int | None, stored: Tally | None, expected: Tally
