@@ -129,11 +129,13 @@ def render(info: dict) -> str:
     ]
     cold = info["coldstart"]
     out.append(
-        "## Cold start (import + first invoke, fresh process, median of "
-        f"{next(iter(cold.values()))['samples']} samples; each function with its own "
+        "## Cold start (import + first invoke, fresh process, medians of "
+        f"{list(cold.values())[-1]['samples']} samples; each function with its own "
         "environment from template.yaml, so the webhook receivers and the API start without the "
-        "X-Ray SDK, "
-        "docs/decisions.md)\n"
+        "X-Ray SDK, docs/decisions.md)\n\nEach function's sample runs between two of the bare "
+        "handler's, and its ratio is to their mean: the machine's speed drifts by more than a "
+        "target's margin within a round (two runs of the same code here differed by 0.2x when "
+        "ratios were taken of separate medians). `x baseline` is the median of those ratios.\n"
     )
     out.append("| function | init ms | first invoke ms | total ms | x baseline | target | answer |")
     out.append("|---|---:|---:|---:|---:|---|---|")

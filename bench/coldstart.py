@@ -181,46 +181,53 @@ def measure(samples: int = 5) -> dict:
                 events[logical_id],
                 envs[logical_id],
             )
+        baseline = "baseline (boto3 + client)"
+
+        def run(name: str) -> dict:
+            code_dir, module, attribute, event, env = targets[name]
+            command = [sys.executable, "-I", "-S", "-c", child, code_dir, module, attribute]
+            out = subprocess.run(  # noqa: S603 - our own child script
+                [*command, json.dumps(event)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            lines = [line for line in out.stdout.splitlines() if line.startswith('{"init"')]
+            if not lines:
+                raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
+            sample = json.loads(lines[-1])
+            sample["total"] = sample["init"] + sample["invoke"]
+            return sample
+
         runs: dict[str, list[dict]] = {name: [] for name in targets}
-        for _ in range(samples + 1):  # the first round warms the OS file cache, not counted
-            for name, (code_dir, module, attribute, event, env) in targets.items():
-                out = subprocess.run(  # noqa: S603 - our own child script
-                    [
-                        sys.executable,
-                        "-I",
-                        "-S",
-                        "-c",
-                        child,
-                        code_dir,
-                        module,
-                        attribute,
-                        json.dumps(event),
-                    ],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                )
-                lines = [line for line in out.stdout.splitlines() if line.startswith('{"init"')]
-                if not lines:
-                    raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
-                runs[name].append(json.loads(lines[-1]))
+        ratios: dict[str, list[float]] = {name: [] for name in targets}
+        for round_ in range(samples + 1):  # the first round warms the OS file cache, not counted
+            counted = round_ > 0
+            before = run(baseline)
+            if counted:
+                runs[baseline].append(before)
+            for name in targets:
+                if name == baseline:
+                    continue
+                sample, after = run(name), run(baseline)
+                if counted:
+                    runs[name].append(sample)
+                    runs[baseline].append(after)
+                    ratios[name].append(sample["total"] * 2 / (before["total"] + after["total"]))
+                before = after
         result = {}
         for name, values in runs.items():
-            values = values[1:]
-            init = statistics.median(v["init"] for v in values) * 1000
-            invoke = statistics.median(v["invoke"] for v in values) * 1000
-            total = statistics.median((v["init"] + v["invoke"]) for v in values) * 1000
             result[name] = {
-                "init_ms": init,
-                "invoke_ms": invoke,
-                "total_ms": total,
+                "init_ms": statistics.median(v["init"] for v in values) * 1000,
+                "invoke_ms": statistics.median(v["invoke"] for v in values) * 1000,
+                "total_ms": statistics.median(v["total"] for v in values) * 1000,
                 "status": values[-1]["status"],
                 "samples": len(values),
+                # each sample beside the baseline runs just before and after it (the machine's
+                # speed drifts by more than the targets' margins within a round)
+                "ratio": statistics.median(ratios[name]) if name != baseline else 1.0,
             }
-        base = result["baseline (boto3 + client)"]["total_ms"]
-        for value in result.values():
-            value["ratio"] = value["total_ms"] / base
         return result
     finally:
         emulator.stop()

@@ -85,6 +85,12 @@ def read_units(size: int, consistent: bool) -> float:
     return float(units if consistent else units / 2)
 
 
+def _service(model: Any) -> str:
+    """The service of a call, also of a client of a cut model (nps_sync.store.aws), if loaded."""
+    aws = sys.modules.get("nps_sync.store.aws")
+    return aws.service_of(model.service_model) if aws else model.service_model.service_name
+
+
 class Meter:
     """Counts calls (``calls[(service, operation)]``) and DynamoDB units per table and kind."""
 
@@ -120,7 +126,7 @@ class Meter:
     # --- hooks -----------------------------------------------------------------------------
 
     def _before(self, params, model, context, **_):
-        service = model.service_model.service_name
+        service = _service(model)
         context["meter"] = {"t": time.perf_counter(), "params": params, "old": None}
         with self.lock:
             if self.in_flight == 0:
@@ -146,7 +152,7 @@ class Meter:
         section = dynamo.section() if dynamo is not None else None
         if section is not None:
             self.sections[(self.phase, section)] += 1
-        service = model.service_model.service_name
+        service = _service(model)
         self.calls[(self.phase, service, model.name)] += 1
         params = state["params"]
         if "Entries" in params:  # PutEvents, SendMessageBatch: billed per entry

@@ -23,6 +23,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from nps_sync.store.aws import set_up
+
 from . import moto_speed
 from .template import Template
 
@@ -43,6 +45,8 @@ class Emulator:
     """Starts moto in server mode unless AWS_ENDPOINT_URL already names an endpoint."""
 
     def __init__(self, port: int = 0) -> None:
+        if boto3.DEFAULT_SESSION is None:  # clients of the cut models, as in Lambda (store/aws.py)
+            set_up()
         self.server = None
         self.port = port  # 0: any free port
         self.endpoint = os.environ.get("AWS_ENDPOINT_URL")

@@ -21,6 +21,8 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
+from nps_sync.store import aws
+
 FAULTY_SQS = {"SendMessage", "SendMessageBatch", "ChangeMessageVisibility"}
 TARGETED = ("dynamodb", "eventbridge")  # botocore's hyphenized service ids
 RUNTIME_FILES = ("local/pollers.py", "local/aws.py")  # Lambda's and AWS's part, not ours
@@ -52,7 +54,7 @@ class Faults:
             self.injected[kind] = self.injected.get(kind, 0) + 1
 
     def _targeted(self, model) -> bool:
-        service = model.service_model.service_name
+        service = aws.service_of(model.service_model)
         if service == "sqs":
             return model.name in FAULTY_SQS
         return service in ("dynamodb", "events")  # service names (after-call has the model)

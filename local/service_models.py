@@ -1,27 +1,37 @@
-"""Trimmed botocore service models, shipped in the layer (nps_sync/store/aws_models/).
+"""botocore's data cut down to what we call, shipped in the layer (nps_sync/store/aws_models/).
 
-A boto3 client parses its service's whole model when it is created: SSM's is ~1.5 MB of JSON,
-~150-300 ms of a cold start, for the one operation we call (GetParameter, the secrets
-document). Botocore finds a model on its data path (its ``data_path`` setting), so the layer
-carries a model of that operation alone, under a service name of its own (``ALIASES``): a
-client of that name is built from it, and any client of the real service is not affected.
+A process's first boto3 client reads endpoints.json (1.2 MB), lists botocore's ~410 service
+directories and parses its service's whole model; nps_sync.store.aws builds the functions'
+clients from this cut instead (measured there). What is written, all from the installed
+botocore:
 
-The trimmed model is the installed botocore's, cut down to the operations and the shapes they
-reference (documentation left out), and its endpoint rules unchanged. Regenerate after a
-botocore upgrade: ``python -m local.service_models``; tests/unit/test_service_models.py
-fails while the shipped files differ from what this writes.
+- each service we call (``aws.ALIASES``), under its alias: its model cut to the operations
+  whose Python names our code mentions (``operations``: a scan of the layer's and functions'
+  sources, so a new call needs a regeneration, not an edit here) and the shapes they reference,
+  documentation left out, and the paginators of those operations;
+- endpoints.json with only those services in each partition.
+
+Not the endpoint rule sets: those stay the running botocore's (a newer botocore's DynamoDB rules
+use a parameter type botocore 1.34 refuses), like its other data files.
+
+Regenerate after a botocore upgrade or a new call: ``python -m local.service_models``;
+tests/unit/test_service_models.py fails while the shipped files differ from what this writes.
 """
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import botocore.loaders
+from botocore import xform_name
+
+from nps_sync.store.aws import ALIASES, MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = ROOT / "layers" / "common" / "nps_sync" / "store" / "aws_models"
-# alias -> (the real service, the operations it keeps)
-ALIASES = {"ssm-getparameter": ("ssm", ("GetParameter",))}
+TARGET = MODELS
+SOURCES = [ROOT / "layers" / "common" / "nps_sync", ROOT / "functions"]
 
 
 def _without_documentation(value: Any) -> Any:
@@ -32,42 +42,72 @@ def _without_documentation(value: Any) -> Any:
     return value
 
 
-def trimmed(service: str, operations: tuple[str, ...]) -> tuple[str, dict, dict]:
-    """(api version, the service model cut to ``operations``, its endpoint rule set)."""
+def named_in_sources() -> set[str]:
+    """Every identifier of our sources (method names, strings such as ``"update_item"``)."""
+    words: set[str] = set()
+    for folder in SOURCES:
+        for path in folder.rglob("*.py"):
+            words.update(re.findall(r"[a-z][a-z0-9_]*", path.read_text(encoding="utf-8")))
+    return words
+
+
+def operations(service: str, words: set[str] | None = None) -> tuple[str, ...]:
+    """The operations of ``service`` our code may call: those whose Python name it mentions."""
+    words = named_in_sources() if words is None else words
+    model = botocore.loaders.Loader().load_service_model(service, "service-2")
+    return tuple(sorted(name for name in model["operations"] if xform_name(name) in words))
+
+
+def trimmed(service: str, kept: tuple[str, ...]) -> tuple[str, dict, dict]:
+    """(api version, the model cut to ``kept``, those operations' paginators)."""
     loader = botocore.loaders.Loader()
     version = loader.determine_latest_version(service, "service-2")
     model = loader.load_service_model(service, "service-2", version)
-    rules = loader.load_service_model(service, "endpoint-rule-set-1", version)
-    shapes, kept, todo = model["shapes"], set(), []
-    for name in operations:
+    try:
+        pages = loader.load_service_model(service, "paginators-1", version)["pagination"]
+    except botocore.exceptions.DataNotFoundError:
+        pages = {}
+    shapes, seen, todo = model["shapes"], set(), []
+    for name in kept:
         spec = model["operations"][name]
         todo += [spec[part]["shape"] for part in ("input", "output") if part in spec]
         todo += [error["shape"] for error in spec.get("errors", [])]
     while todo:
         name = todo.pop()
-        if name in kept:
+        if name in seen:
             continue
-        kept.add(name)
+        seen.add(name)
         shape = shapes[name]
         refs = [shape.get("member"), shape.get("key"), shape.get("value")]
         todo += [ref["shape"] for ref in [*refs, *shape.get("members", {}).values()] if ref]
     cut = {
         "version": model.get("version"),
         "metadata": model["metadata"],
-        "operations": {name: model["operations"][name] for name in operations},
-        "shapes": {name: shapes[name] for name in sorted(kept)},
+        "operations": {name: model["operations"][name] for name in kept},
+        "shapes": {name: shapes[name] for name in sorted(seen)},
     }
-    return version, _without_documentation(cut), rules
+    paginators = {"pagination": {k: v for k, v in pages.items() if k in kept}}
+    return version, _without_documentation(cut), paginators
 
 
 def files() -> dict[Path, bytes]:
-    """Every file of TARGET, as this botocore makes them."""
-    result = {}
-    for alias, (service, operations) in ALIASES.items():
-        version, model, rules = trimmed(service, operations)
+    """Every file of TARGET, as this botocore and our sources make them."""
+    loader = botocore.loaders.Loader()
+    words = named_in_sources()
+    result, prefixes = {}, set()
+    for service, alias in ALIASES.items():
+        version, model, paginators = trimmed(service, operations(service, words))
+        prefixes.add(model["metadata"]["endpointPrefix"])
         folder = TARGET / alias / version
         result[folder / "service-2.json"] = _json(model)
-        result[folder / "endpoint-rule-set-1.json"] = _json(rules)  # plain: any botocore reads it
+        if paginators["pagination"]:
+            result[folder / "paginators-1.json"] = _json(paginators)
+    endpoints = loader.load_data("endpoints")
+    for partition in endpoints["partitions"]:
+        partition["services"] = {
+            name: spec for name, spec in partition["services"].items() if name in prefixes
+        }
+    result[TARGET / "endpoints.json"] = _json(endpoints)
     return result
 
 
@@ -76,6 +116,9 @@ def _json(value: Any) -> bytes:
 
 
 if __name__ == "__main__":
+    import shutil
+
+    shutil.rmtree(TARGET, ignore_errors=True)
     for path, content in files().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)

@@ -6,7 +6,6 @@ with cold_start():  # the imports: no garbage collection, then frozen
     from functools import lru_cache
     from typing import Any
 
-    import boto3
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from nps_sync.aggregation.aggregator import Aggregator
@@ -14,6 +13,7 @@ with cold_start():  # the imports: no garbage collection, then frozen
     from nps_sync.core.settings import aggregate_settings, fanout_settings
     from nps_sync.delivery.fanout import Destinations, Fanout
     from nps_sync.delivery.outbound import DeliveryQueue, EventBus
+    from nps_sync.store import aws
     from nps_sync.store.aggregates import AggregatesStore
     from nps_sync.store.customers import CustomerRecords
     from nps_sync.store.destinations import DestinationsStore
@@ -28,7 +28,7 @@ def fanout(dynamodb: Any) -> Fanout | None:
     table = settings.subscriptions_table
     delivery_url = settings.delivery_queue_url
     destination_url = settings.destination_queue_url if table else None
-    sqs = boto3.client("sqs") if delivery_url or destination_url else None  # for both queues
+    sqs = aws.client("sqs") if delivery_url or destination_url else None  # for both queues
     return Fanout(
         EventBus(settings.event_bus_name) if settings.event_bus_name else None,
         DeliveryQueue(delivery_url, sqs) if delivery_url else None,
@@ -45,7 +45,7 @@ def fanout(dynamodb: Any) -> Fanout | None:
 def aggregator() -> Aggregator:
     settings = aggregate_settings()
     # One client per service for every store and queue: each further one is ~2-3 ms more.
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws.client("dynamodb")
     return Aggregator(
         AggregatesStore(settings.aggregates_table, dynamodb),
         CustomerRecords(settings.records_table, dynamodb),

@@ -11,12 +11,12 @@ only.
 from nps_sync.core.snapstart import cold_start
 
 with cold_start():  # the imports: no garbage collection, then frozen
-    import boto3
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from nps_sync.aggregation.reconcile import DEFAULT_SETTLE_SECONDS, reconcile
     from nps_sync.core.observability import logger, metrics, tracer
     from nps_sync.core.settings import aggregate_settings
+    from nps_sync.store import aws
     from nps_sync.store.aggregates import AggregatesStore
     from nps_sync.store.customers import CustomerRecords
 
@@ -29,7 +29,7 @@ LOGGED = 100  # differences logged per kind; the counts are in the metrics and t
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     event = event or {}
     settings = aggregate_settings()
-    dynamodb = boto3.client("dynamodb")  # both stores': a second client is ~3 ms more
+    dynamodb = aws.client("dynamodb")  # both stores': a second client is ~3 ms more
     report = reconcile(
         CustomerRecords(settings.records_table, dynamodb),
         AggregatesStore(settings.aggregates_table, dynamodb),

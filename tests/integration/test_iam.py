@@ -44,7 +44,7 @@ from nps_sync.core.settings import (
     settings,
 )
 from nps_sync.ingest.enrichment import enqueue
-from nps_sync.store import dynamo, secrets
+from nps_sync.store import aws, dynamo, secrets
 from nps_sync.store.records import compress, response_item
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.receiver import Receiver
@@ -241,7 +241,7 @@ class Recorder:
             self.who = before
 
     def _before(self, params, model, context, **_):
-        service = model.service_model.service_name
+        service = aws.service_of(model.service_model)
         if service == "dynamodbstreams":
             context["iam_stream"] = params.get("StreamArn") or self.iterators.get(
                 params.get("ShardIterator", "")
@@ -255,7 +255,7 @@ class Recorder:
                 self.calls[(function, f"{prefix}:{action}", resource)].add(flow)
 
     def _after(self, parsed, model, context, **_):
-        if model.service_model.service_name != "dynamodbstreams":
+        if aws.service_of(model.service_model) != "dynamodbstreams":
             return
         for key in ("ShardIterator", "NextShardIterator"):
             if parsed.get(key) and context.get("iam_stream"):
@@ -289,7 +289,7 @@ class Recorder:
             return [(operation, bus_arn(bus)) for bus in sorted(buses)]
         if service == "events" and operation == "ListRules":
             return [(operation, "*")]  # no resource type: IAM authorizes it on "*" only
-        if service in ("ssm", secrets.SSM) and "Name" in params:  # "/name": no "/" after ":"
+        if service == "ssm" and "Name" in params:  # "/name": no "/" after ":"
             return [(operation, f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{params['Name']}")]
         return [(operation, "*")]  # a service this test does not know: only a * grant allows it
 

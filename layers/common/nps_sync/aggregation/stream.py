@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nps_sync.core.models import StoredProfile, StoredResponse
+from nps_sync.store import aws
 from nps_sync.store.items import PROFILE_SK, RESPONSE_SK, item_key, stored_profile, stored_response
 
 _NEITHER = (None, None)
@@ -106,7 +106,7 @@ class ShardLocator:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("dynamodbstreams")
+            self._client = aws.client("dynamodbstreams")
         return self._client
 
     def __call__(self, stream_arn: str, records: list[Mapping[str, Any]]) -> Lane:

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nps_sync.core.errors import NpsSyncError
 from nps_sync.delivery.events import SOURCE, Event
 from nps_sync.delivery.rules import BusRules
+from nps_sync.store import aws
 
 # Requests per batch: a failed call (throttle, 5xx, lost answer) and the entries a partial
 # failure names are sent again, RETRY_SECONDS then twice that apart, before PublishFailed
@@ -93,7 +93,7 @@ class EventBus:
 
     def __init__(self, bus_name: str, client: Any = None, rules: BusRules | None = None):
         self.bus_name = bus_name
-        self.client = client or boto3.client("events")
+        self.client = client or aws.client("events")
         if rules is None and client is None:
             rules = BusRules(self.client, bus_name)
         self.rules = rules
@@ -163,7 +163,7 @@ class DeliveryQueue:
         if self._client is None:
             with self._made:
                 if self._client is None:
-                    self._client = boto3.client("sqs")
+                    self._client = aws.client("sqs")
         return self._client
 
     @staticmethod

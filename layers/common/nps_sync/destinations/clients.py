@@ -75,15 +75,14 @@ def check(destination: Destination) -> Check:
 
 @lru_cache(maxsize=1)
 def consumer():
-    import boto3
-
     from nps_sync.destinations.consumer import DestinationConsumer
     from nps_sync.destinations.writer import DestinationWriter
+    from nps_sync.store import aws
 
     settings = destination_settings()
     if not (settings.subscriptions_table and settings.destination_queue_url):
         raise RuntimeError("SUBSCRIPTIONS_TABLE and DESTINATION_QUEUE_URL must be set")
-    dynamodb = boto3.client("dynamodb")  # one for every store: each further one is ~3 ms
+    dynamodb = aws.client("dynamodb")  # one for every store: each further one is ~3 ms
     records = CustomerRecords(settings.records_table, dynamodb)
     return DestinationConsumer(
         DestinationsStore(settings.subscriptions_table, dynamodb),

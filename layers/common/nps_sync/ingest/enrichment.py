@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Json, ValidationError
@@ -30,6 +29,7 @@ from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.models import CrmProfile
 from nps_sync.core.observability import logger, metrics
 from nps_sync.ingest.hubspot import HubSpotClient, HubSpotRetryable, PropertyNames, fetch_profiles
+from nps_sync.store import aws
 
 Target = tuple[str, str]  # (object type, object id)
 Wait = tuple[str, int]  # (receipt handle, seconds to hide the message)
@@ -60,7 +60,7 @@ def storm_span(receives: int = MAX_RECEIVES) -> int:
 
 def enqueue(queue_url: str, provider: str, targets: Iterable[Target], client: Any = None) -> int:
     """One message per record to read; the consumer batches them into API calls."""
-    client = client or boto3.client("sqs")
+    client = client or aws.client("sqs")
     bodies = [
         json.dumps({"provider": provider, "object_type": kind, "object_id": object_id})
         for kind, object_id in targets
@@ -84,7 +84,7 @@ def _send(client: Any, queue_url: str, bodies: list[str], failure: str) -> None:
 
 def enqueue_follows(queue_url: str, changes: Iterable[Any], client: Any = None) -> None:
     """One "follow" message per changed organization (store.records.OrganizationChange)."""
-    client = client or boto3.client("sqs")
+    client = client or aws.client("sqs")
     bodies = [
         json.dumps(
             {
@@ -103,13 +103,13 @@ def enqueue_erasure(queue_url: str, job: str, client: Any = None) -> None:
     """An "erasure" message: the job (store.records.Erasures, named by a hash, no personal
     data) goes on off the request path."""
     body = json.dumps({"kind": "erasure", "job": job})
-    _send(client or boto3.client("sqs"), queue_url, [body], "could not queue the erasure")
+    _send(client or aws.client("sqs"), queue_url, [body], "could not queue the erasure")
 
 
 def hide(queue_url: str, waits: Iterable[Wait], client: Any = None) -> None:
     """ChangeMessageVisibility for each received message, 10 a call: it comes back after its
     wait instead of the queue's visibility timeout."""
-    client = client or boto3.client("sqs")
+    client = client or aws.client("sqs")
     entries = [
         {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
         for i, (handle, seconds) in enumerate(waits)

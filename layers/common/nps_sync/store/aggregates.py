@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-
 from nps_sync.core.aggregates import COUNTERS, AggregateKey, Counts
 from nps_sync.core.periods import ALL, STORED
-from nps_sync.store import dynamo
+from nps_sync.store import aws, dynamo
 from nps_sync.store.counters import Counters, split_sk
 
 LISTING_READS = 8  # the values' all-time Queries of one listing run this many at a time
@@ -33,7 +31,7 @@ def _moving(counts: Counts) -> dict[str, int]:
 class AggregatesStore:
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
         self.counters = Counters(
             self.client, table_name, _counts, _moving, plus=operator.add, returns=True, listed=True
         )

@@ -7,10 +7,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import boto3
-
 from nps_sync.core.errors import StorageUnavailable
-from nps_sync.store import dynamo
+from nps_sync.store import aws, dynamo
 
 PROFILE_SK = "PROFILE"
 RESPONSE_SK = "RESP"
@@ -47,7 +45,7 @@ def _copy(
 class CustomerRecords:
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -16,10 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
 from nps_sync.core.errors import NotFound
-from nps_sync.store import dynamo
+from nps_sync.store import aws, dynamo
 from nps_sync.store.subscriptions import iso
 
 DESTINATIONS_PK = "DST"
@@ -97,7 +95,7 @@ def _destination(item: Mapping[str, Any]) -> Destination:
 class DestinationsStore:
     def __init__(self, table_name: str, client: Any = None, clock=time.time):
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
         self.clock = clock
 
     def create(

@@ -10,8 +10,6 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
-
 from nps_sync.core.aggregates import OVERALL
 from nps_sync.core.errors import BadRequest
 from nps_sync.core.models import StoredProfile
@@ -25,6 +23,7 @@ from nps_sync.core.outcomes import (
     segment,
     stored_state,
 )
+from nps_sync.store import aws
 from nps_sync.store.counters import Counters, amounts_of
 from nps_sync.store.customers import CustomerRecords
 from nps_sync.store.items import stored_profile
@@ -39,7 +38,7 @@ def _sorted(tally: Tally) -> dict[str, int]:
 class OutcomesStore:
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
         self.counters = Counters(self.client, table_name, tally_of, _sorted, plus=add_tallies)
         self.add = self.counters.add  # the outcome step's write, the NPS counters' protocol
 

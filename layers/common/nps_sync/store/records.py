@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from nps_sync.core import identity, lww
@@ -37,7 +36,7 @@ from nps_sync.core.lww import stamp
 from nps_sync.core.models import BillingProfile, CrmProfile, Response, iso
 from nps_sync.core.observability import logger, metrics
 from nps_sync.core.outcomes import CHURNED_STATUSES
-from nps_sync.store import dynamo
+from nps_sync.store import aws, dynamo
 from nps_sync.store.customers import (
     DETRACTORS_PK,
     PROFILE_SK,
@@ -325,7 +324,7 @@ class RecordsStore:
         path); without it they are followed at once (the queue's consumer itself, tests)."""
         self.table_name = table_name
         self.organizations = organizations
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
         self.clock = clock
         self.customers = CustomerRecords(table_name, self.client)
         self.links = Links(self.customers, clock)
@@ -1041,7 +1040,7 @@ class Erasures:
 
     def __init__(self, table_name: str, client: Any = None, clock=time.time):
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
         self.clock = clock
 
     def start(self, keys: Sequence[str]) -> str:

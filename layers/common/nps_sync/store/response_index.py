@@ -10,11 +10,9 @@ from the same ``contribution`` the aggregator counts with, so both ways agree by
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-
 from nps_sync.core.aggregates import ZERO, Counts, contribution
 from nps_sync.core.periods import ALL, period_dates, rollup, stored
-from nps_sync.store import dynamo
+from nps_sync.store import aws, dynamo
 from nps_sync.store.items import stored_response
 
 READ_INDEXES = {"account": "by_account"}  # dimension -> index of RecordsTable
@@ -25,7 +23,7 @@ class ResponseIndex:
 
     def __init__(self, table_name: str, client: Any = None):
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
 
     def series(
         self, dimension: str, value: str, granularity: str, first: str | None, last: str | None

@@ -8,22 +8,16 @@ described in README "Secrets".
 import hashlib
 import hmac
 import json
-import os
 import time
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from nps_sync.core.errors import NotConfigured, StorageUnavailable
 from nps_sync.core.settings import Settings
-from nps_sync.core.snapstart import on_restore
+from nps_sync.store import aws
 
 CACHE_SECONDS = 300
-# botocore models of the one SSM operation we call, under a service name of their own
-# (local/service_models.py writes them): an "ssm" client parses ~1.5 MB of model on a cold start
-MODELS = Path(__file__).with_name("aws_models")
-SSM = "ssm-getparameter"
 
 Scope = Literal["read", "admin"]
 # What each scope may do: ``admin`` includes ``read``.
@@ -124,43 +118,18 @@ def parse(text: str) -> SecretsDocument:
 
 
 def _read_parameter(name: str) -> str:
-    """One GetParameter (decrypted) per container and CACHE_SECONDS, with the default
-    session's client: this module caches already, and a second session (powertools'
-    parameters) would load botocore's endpoint data again on the cold start of every webhook
-    function. A parameter not put yet is the operator's to fix while providers retry (503)."""
+    """One GetParameter (decrypted) per container and CACHE_SECONDS, with a client of the
+    default session (nps_sync.store.aws: an "ssm" client of the full model parses ~1.5 MB on a
+    cold start): this module caches already, and a second session (powertools' parameters)
+    would load botocore's data again on the cold start of every webhook function. A parameter
+    not put yet is the operator's to fix while providers retry (503)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        answer = _ssm().get_parameter(Name=name, WithDecryption=True)
+        answer = aws.client("ssm").get_parameter(Name=name, WithDecryption=True)
     except (ClientError, BotoCoreError) as error:
         raise StorageUnavailable("reading the secrets failed") from error  # 503: retried
     return answer["Parameter"]["Value"]
-
-
-def _ssm() -> Any:
-    """A client of the trimmed model when the default session has it on its data path (a
-    function's, ``with_trimmed_models``), else of the full one (a session set up before)."""
-    import boto3
-    from botocore.exceptions import UnknownServiceError
-
-    try:
-        return boto3.client(SSM)
-    except UnknownServiceError:
-        return boto3.client("ssm")
-
-
-def with_trimmed_models() -> None:
-    """Set up the process's default boto3 session with MODELS on botocore's data path (beside
-    any AWS_DATA_PATH), unless one is set up already. Only a client named SSM reads from it."""
-    import boto3
-    import botocore.session
-
-    if boto3.DEFAULT_SESSION is not None:
-        return
-    core = botocore.session.get_session()
-    paths = [p for p in (os.environ.get("AWS_DATA_PATH") or "").split(os.pathsep) if p]
-    core.set_config_variable("data_path", os.pathsep.join([*paths, str(MODELS)]))
-    boto3.setup_default_session(botocore_session=core)
 
 
 def provider_credentials(settings: Settings, provider: str) -> dict[str, Any]:
@@ -174,10 +143,3 @@ def provider_credentials(settings: Settings, provider: str) -> dict[str, Any]:
 def clear_cache() -> None:
     global _cache
     _cache = None
-
-
-# Before the function's first client: every function that reads the secrets imports this
-# module at its init, ahead of any boto3 client (a session set up earlier keeps its own path);
-# and after a SnapStart restore, which sets boto3's default session aside (core/snapstart.py).
-with_trimmed_models()
-on_restore(with_trimmed_models)

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nps_sync.core.errors import Conflict, NotFound, StorageUnavailable
 from nps_sync.core.signing import STANDARD_PREFIX
-from nps_sync.store import dynamo
+from nps_sync.store import aws, dynamo
 
 SUBSCRIPTIONS_PK = "SUB"
 DELIVERIES_PREFIX = "DLV#"
@@ -116,7 +115,7 @@ class DeliveryRecord:
 class SubscriptionsStore:
     def __init__(self, table_name: str, client: Any = None, clock=time.time):
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb")
+        self.client = client or aws.client("dynamodb")
         self.clock = clock
 
     # --- subscriptions --------------------------------------------------------------------

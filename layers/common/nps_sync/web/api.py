@@ -88,16 +88,15 @@ class Services:
 
 
 def default_services() -> Services:
-    import boto3
-
     from nps_sync.core.settings import aggregate_settings, fanout_settings
     from nps_sync.destinations import clients
+    from nps_sync.store import aws
     from nps_sync.store.secrets import load
 
     settings = aggregate_settings()
     fanout = fanout_settings()
     # One DynamoDB client for every store: each further client costs the first request ~3 ms.
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws.client("dynamodb")
     table = fanout.subscriptions_table
     destinations = DestinationsStore(table, dynamodb) if table else None
     return Services(
