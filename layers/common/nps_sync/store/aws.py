@@ -35,7 +35,7 @@ CUT = ("service-2", "paginators-1")  # what MODELS holds of each; endpoints.json
 
 
 class _Loader(botocore.loaders.Loader):
-    """botocore's loader with MODELS first on its path. A cut model is read from its own
+    """botocore's loader with MODELS ahead of botocore's data. A cut model is read from its own
     directory without listing every service botocore has, and the data here counts as
     botocore's own (it is, cut down): endpoint resolution stays botocore's default (endpoint
     rule sets, account-based DynamoDB endpoints) rather than taking endpoints.json's URL."""
