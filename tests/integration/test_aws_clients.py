@@ -115,3 +115,10 @@ def test_a_snapstart_restore_sets_the_session_aside_and_the_next_client_sets_it_
         again = aws.client("dynamodb")
         assert again.meta.service_model.service_name == "dynamodb-nps"
         assert boto3.DEFAULT_SESSION is not session
+
+
+def test_the_emulated_stack_serves_the_functions_clients_of_the_cut_models(function_env):
+    """local/aws.py sets the session up as a cold start does: every integration test and `make
+    run` then exercise the cut models, not the full ones."""
+    for service, alias in aws.ALIASES.items():
+        assert aws.client(service).meta.service_model.service_name == alias
