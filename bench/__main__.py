@@ -137,14 +137,18 @@ def render(info: dict) -> str:
         "target's margin within a round (two runs of the same code here differed by 0.2x when "
         "ratios were taken of separate medians). `x baseline` is the median of those ratios.\n"
     )
-    out.append("| function | init ms | first invoke ms | total ms | x baseline | target | answer |")
-    out.append("|---|---:|---:|---:|---:|---|---|")
+    out.append(
+        "| function | init ms | first invoke ms | total ms | x baseline | middle half of the "
+        "samples' x | target | answer |"
+    )
+    out.append("|---|---:|---:|---:|---:|---:|---|---|")
     for name, v in cold.items():
         limit = cold_limit(name)
         target = "" if limit is None else f"≤ {limit}x {mark(v['ratio'] <= limit)}"
+        low, high = v.get("ratio_quartiles", (v["ratio"], v["ratio"]))
         out.append(
             f"| {name} | {v['init_ms']:.0f} | {v['invoke_ms']:.0f} | {v['total_ms']:.0f} | "
-            f"{v['ratio']:.2f} | {target} | {v['status']} |"
+            f"{v['ratio']:.2f} | {low:.2f}-{high:.2f} | {target} | {v['status']} |"
         )
     out.append(
         f"\nTarget ≤ {COLD_LIMITS['webhook']}x for the webhook functions, "

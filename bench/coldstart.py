@@ -227,6 +227,10 @@ def measure(samples: int = 5) -> dict:
                 # each sample beside the baseline runs just before and after it (the machine's
                 # speed drifts by more than the targets' margins within a round)
                 "ratio": statistics.median(ratios[name]) if name != baseline else 1.0,
+                # the middle half of the samples' ratios: how far one run's median can move
+                "ratio_quartiles": (
+                    statistics.quantiles(ratios[name], n=4)[::2] if name != baseline else [1, 1]
+                ),
             }
         return result
     finally:
