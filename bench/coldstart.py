@@ -8,8 +8,9 @@ and invokes it once (the first, cold invocation) against an emulated AWS (moto s
 and the secrets parameter from template.yaml), with each function's environment from the
 template and what Lambda adds (``Tracing: Active``'s trace header, ``LAMBDA_TASK_ROOT``). The
 baseline is a bare handler that imports boto3, creates its DynamoDB client and writes one item.
-Samples of all functions are interleaved, so machine noise hits them alike; medians are
-reported.
+Each function's sample runs between two of the baseline's and is divided by their mean (the
+machine's speed drifts within a round by more than a target's margin); the medians of those
+ratios are reported, with the middle half of them.
 """
 
 import hashlib
