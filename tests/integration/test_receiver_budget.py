@@ -206,3 +206,28 @@ def test_the_content_hash_is_stored_but_not_shown_by_the_customer_view(world, ap
 
     assert status == 200 and body["responses"][0]["comment"] == "meh"
     assert "content_hash" not in body["responses"][0]
+
+
+def test_an_answer_under_an_own_id_reads_its_profile_with_the_rest_and_a_redelivery_once(
+    world, store, test_settings
+):
+    """A key that may be an alias: its PROFILE rides in the first BatchGetItem (not a GetItem
+    of its own), the link is read again after the write only, and a re-delivery, which writes
+    nothing, goes by the first read (docs/storage.md "Calls per request")."""
+    body = json.dumps(
+        {
+            "id": "r-1",
+            "customer": {"id": "cust-7"},
+            "score": 9,
+            "submitted_at": "2026-03-02T10:15:00Z",
+        }
+    ).encode()
+    calls = counted(world.ddb)
+    first = receive("generic", signed("generic", body), SURVEY, store, test_settings)
+    new, calls = dict(calls), counted(world.ddb)
+    again = receive("generic", signed("generic", body), SURVEY, store, test_settings)
+
+    assert (first.accepted, again.duplicates) == (1, 1)
+    # the raw payload and the answer, then the link of cust-7 read again
+    assert new == {"BatchGetItem": 1, "PutItem": 2, "GetItem": 1}
+    assert dict(calls) == {"BatchGetItem": 1}

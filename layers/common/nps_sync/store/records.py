@@ -262,6 +262,11 @@ def _entry(record: AnyRecord, raw: Any) -> _Entry:
     return _Entry(record, raw, content_hash(record), record.customer_key, aliases, True)
 
 
+def _pages(keys: int) -> int:
+    """BatchGetItem calls for this many distinct keys (one GetItem for one)."""
+    return -(-keys // dynamo.BATCH_GET_KEYS)
+
+
 def _fold(group: list[_Entry], stored: Mapping[str, Any] | None) -> _Entry | None:
     """Decide the deliveries of one response (or one event) in body order, each against the
     stored item or the one before it in the body that it replaced: the newest applied one."""
@@ -351,15 +356,22 @@ class RecordsStore:
         tombstones = [tombstone_key(e.record_key["pk"]["S"]) for e in entries if e.is_response]
         # the PROFILE a response is stamped from, when its key needs no resolving: in the same
         # call (a response's first request makes one read, not two)
-        stamped = sorted({e.key for e in entries if e.is_response and not e.resolves})
-        found = dynamo.get_all(
-            self.client,
-            self.table_name,
-            [e.seen for e in entries]
+        stamped = {e.key for e in entries if e.is_response and not e.resolves}
+        keys = {
+            item_key(key): key
+            for key in [e.seen for e in entries]
             + [_link_key(a) for e in entries for a in e.lookups]
             + tombstones
-            + [_profile_key(key) for key in stamped],
-        )
+            + [_profile_key(key) for key in stamped]
+        }
+        # and, where they fit in the calls made anyway, those of keys that may be aliases: the
+        # one wanted unless a link names another key (which is then read when writing)
+        maybe = {e.key for e in entries if e.is_response and e.resolves} - stamped
+        if _pages(len(keys) + len(maybe)) == _pages(len(keys)):
+            stamped |= maybe
+            keys.update((item_key(_profile_key(key)), _profile_key(key)) for key in maybe)
+        stamped = sorted(stamped)
+        found = dynamo.get_all(self.client, self.table_name, keys.values())
         now = self.clock()
         for e in entries:  # erased: nothing of it is stored again, not even its identity
             tombstone = found.get(item_key(tombstone_key(e.seen["pk"]["S"])))
@@ -752,8 +764,15 @@ class RecordsStore:
                 written.setdefault(e.key, []).extend(keys)
         if not written:
             return
-        found = dynamo.get_all(self.client, self.table_name, map(_link_key, written))
-        fresh = {key: found.get(item_key(_link_key(key))) for key in written}
+        # A key something was written under now is read again, and so is one linked just now;
+        # one whose record was stored before (a re-delivery, a stale version) was read after
+        # that write already, by ``prepare``: its link as read there decides.
+        again = {e.key for e in people if e.outcome == APPLIED}
+        again.update(alias for e in people for alias in e.aliases)
+        unread = [key for key in written if key in again or key not in known]
+        found = dynamo.get_all(self.client, self.table_name, map(_link_key, unread))
+        fresh = {key: found.get(item_key(_link_key(key))) for key in unread}
+        fresh.update({key: known[key] for key in written if key not in fresh})
         for key, keys in written.items():
             self.links.settle(key, keys, fresh)
 
