@@ -135,7 +135,11 @@ def render(info: dict) -> str:
         "X-Ray SDK, docs/decisions.md)\n\nEach function's sample runs between two of the bare "
         "handler's, and its ratio is to their mean: the machine's speed drifts by more than a "
         "target's margin within a round (two runs of the same code here differed by 0.2x when "
-        "ratios were taken of separate medians). `x baseline` is the median of those ratios.\n"
+        "ratios were taken of separate medians). `x baseline` is the median of those ratios. "
+        "A webhook receiver's first invoke is a new delivery of the events/bodies generic "
+        "sample (new ids in every round, profile versions newer), so it stores what it is sent, "
+        "as a cold container's first webhook does; until 2026-12-04 every round re-sent the "
+        "same body, a re-delivery that writes nothing (3 calls against 5-6 now).\n"
     )
     out.append(
         "| function | init ms | first invoke ms | total ms | x baseline | middle half of the "

@@ -8,6 +8,9 @@ and invokes it once (the first, cold invocation) against an emulated AWS (moto s
 and the secrets parameter from template.yaml), with each function's environment from the
 template and what Lambda adds (``Tracing: Active``'s trace header, ``LAMBDA_TASK_ROOT``). The
 baseline is a bare handler that imports boto3, creates its DynamoDB client and writes one item.
+Every round's webhook is a new delivery (its items' ids suffixed with the round, profile
+versions a second newer), as a cold container's first webhook is: the same body again would be
+a re-delivery, which stores nothing.
 Each function's sample runs between two of the baseline's and is divided by their mean (the
 machine's speed drifts within a round by more than a target's margin); the medians of those
 ratios are reported, with the middle half of them.
@@ -19,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,9 +93,22 @@ def _queue_event(name: str) -> dict:
     return event
 
 
-def _events(template, stack) -> dict[str, dict]:
-    """A first event for each function: a signed webhook, a GET /nps, a one-message queue
-    batch, or an empty stream batch."""
+def _fresh(items: list[dict], round_: int) -> list[dict]:
+    """The sample body's items as a new delivery in round ``round_``: new ids, and profile
+    versions one second per round newer (an answer's ``submitted_at`` stays)."""
+    fresh = []
+    for item in items:
+        item = {**item, "id": f"{item['id']}-{round_}"}
+        if "updated_at" in item:
+            at = datetime.fromisoformat(item["updated_at"].replace("Z", "+00:00"))
+            item["updated_at"] = (at + timedelta(seconds=round_)).isoformat()
+        fresh.append(item)
+    return fresh
+
+
+def _events(template, stack, round_: int = 0) -> dict[str, dict]:
+    """A first event for each function: a signed webhook (new in each round), a GET /nps, a
+    one-message queue batch, or an empty stream batch."""
     from local.gateway import api_event
     from local.signer import signed_headers
 
@@ -104,10 +121,8 @@ def _events(template, stack) -> dict[str, dict]:
         for route in routes:
             if route.path.startswith("/webhooks/") and route.method == "POST":
                 kind = route.path.split("/")[2]
-                body = json.dumps(
-                    json.loads((ROOT / "events" / "bodies" / kind / "generic.json").read_text()),
-                    separators=(",", ":"),
-                ).encode()
+                sample = json.loads((ROOT / "events/bodies" / kind / "generic.json").read_text())
+                body = json.dumps(_fresh(sample, round_), separators=(",", ":")).encode()
                 event = api_event(
                     "POST",
                     f"/webhooks/{kind}/generic",
@@ -171,24 +186,24 @@ def measure(samples: int = 5) -> dict:
             .replace("PACKAGES", repr(str(deployed_packages())))
             .replace("TABLE", repr(stack.refs["RecordsTable"]))
         )
-        events = _events(template, stack)
-        targets = {"baseline (boto3 + client)": ("-", "-", "-", {}, envs["-"])}
+        rounds = [_events(template, stack, round_) for round_ in range(samples + 1)]
+        targets = {"baseline (boto3 + client)": ("-", "-", "-", [{}] * len(rounds), envs["-"])}
         for logical_id, spec in template.functions.items():
             module, _, attribute = spec.handler.rpartition(".")
             targets[logical_id] = (
                 str(spec.code_dir),
                 module,
                 attribute,
-                events[logical_id],
+                [events[logical_id] for events in rounds],
                 envs[logical_id],
             )
         baseline = "baseline (boto3 + client)"
 
-        def run(name: str) -> dict:
-            code_dir, module, attribute, event, env = targets[name]
+        def run(name: str, round_: int) -> dict:
+            code_dir, module, attribute, events, env = targets[name]
             command = [sys.executable, "-I", "-S", "-c", child, code_dir, module, attribute]
             out = subprocess.run(  # noqa: S603 - our own child script
-                [*command, json.dumps(event)],
+                [*command, json.dumps(events[round_])],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -205,13 +220,13 @@ def measure(samples: int = 5) -> dict:
         ratios: dict[str, list[float]] = {name: [] for name in targets}
         for round_ in range(samples + 1):  # the first round warms the OS file cache, not counted
             counted = round_ > 0
-            before = run(baseline)
+            before = run(baseline, round_)
             if counted:
                 runs[baseline].append(before)
             for name in targets:
                 if name == baseline:
                     continue
-                sample, after = run(name), run(baseline)
+                sample, after = run(name, round_), run(baseline, round_)
                 if counted:
                     runs[name].append(sample)
                     runs[baseline].append(after)
