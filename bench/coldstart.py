@@ -54,9 +54,12 @@ def deployed_packages() -> Path:
 
 CHILD = r"""
 import json, sys, time
+sys.path[:0] = [LAYER, PACKAGES]
+for name in PREIMPORT:  # before the clock: what a sample would take without these imports
+    __import__(name)
 t0 = time.perf_counter()
 code_dir, module_name, attribute, event_json = sys.argv[1:5]
-sys.path[:0] = [code_dir, LAYER, PACKAGES]
+sys.path.insert(0, code_dir)
 if module_name == "-":
     import boto3
     client = boto3.client("dynamodb")
@@ -144,7 +147,11 @@ def _events(template, stack, round_: int = 0) -> dict[str, dict]:
     return events
 
 
-def measure(samples: int = 5) -> dict:
+def measure(samples: int = 5, preimport: tuple[str, ...] = ()) -> dict:
+    """Each function's cold start against the bare handler's. ``preimport``: modules that
+    every sample, the bare handler's too, imports before its clock starts: ``python -m
+    bench.coldstart 9 pydantic.main,pydantic.types,pydantic.fields`` shows what the
+    functions would take without pydantic's import (docs/decisions.md)."""
     sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
     from local import template as template_module
     from local.aws import Emulator, Stack
@@ -185,6 +192,7 @@ def measure(samples: int = 5) -> dict:
             CHILD.replace("LAYER", repr(str(ROOT / "layers" / "common")))
             .replace("PACKAGES", repr(str(deployed_packages())))
             .replace("TABLE", repr(stack.refs["RecordsTable"]))
+            .replace("PREIMPORT", repr(tuple(preimport)))
         )
         rounds = [_events(template, stack, round_) for round_ in range(samples + 1)]
         targets = {"baseline (boto3 + client)": ("-", "-", "-", [{}] * len(rounds), envs["-"])}
@@ -287,4 +295,5 @@ def import_profile(function: str = "SurveyWebhookFunction", top: int = 12) -> li
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 3), indent=1))
+    preimport = tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else ()
+    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 3, preimport), indent=1))
