@@ -138,8 +138,8 @@ def render(info: dict) -> str:
         "ratios were taken of separate medians). `x baseline` is the median of those ratios. "
         "A webhook receiver's first invoke is a new delivery of the events/bodies generic "
         "sample (new ids in every round, profile versions newer), so it stores what it is sent, "
-        "as a cold container's first webhook does; until 2026-12-04 every round re-sent the "
-        "same body, a re-delivery that writes nothing (3 calls against 5-6 now).\n"
+        "as a cold container's first webhook does (the same body again would be a "
+        "re-delivery, which writes nothing).\n"
     )
     out.append(
         "| function | init ms | first invoke ms | total ms | x baseline | middle half of the "

@@ -103,7 +103,7 @@ def _fresh(items: list[dict], round_: int) -> list[dict]:
     for item in items:
         item = {**item, "id": f"{item['id']}-{round_}"}
         if "updated_at" in item:
-            at = datetime.fromisoformat(item["updated_at"].replace("Z", "+00:00"))
+            at = datetime.fromisoformat(item["updated_at"])
             item["updated_at"] = (at + timedelta(seconds=round_)).isoformat()
         fresh.append(item)
     return fresh

@@ -370,7 +370,6 @@ class RecordsStore:
         if _pages(len(keys) + len(maybe)) == _pages(len(keys)):
             stamped |= maybe
             keys.update((item_key(_profile_key(key)), _profile_key(key)) for key in maybe)
-        stamped = sorted(stamped)
         found = dynamo.get_all(self.client, self.table_name, keys.values())
         now = self.clock()
         for e in entries:  # erased: nothing of it is stored again, not even its identity
