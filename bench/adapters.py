@@ -24,7 +24,7 @@ def _settings():
     from nps_sync.core.settings import Settings
 
     parameters = json.loads((ROOT / "local" / "settings.json").read_text())["parameters"]
-    return Settings.model_validate(
+    return Settings.of(
         {
             "RECORDS_TABLE": "bench",
             "NPS_SYNC_SECRETS_FILE": str(ROOT / "local" / "dev-secrets.json"),

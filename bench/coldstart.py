@@ -150,8 +150,8 @@ def _events(template, stack, round_: int = 0) -> dict[str, dict]:
 def measure(samples: int = 5, preimport: tuple[str, ...] = ()) -> dict:
     """Each function's cold start against the bare handler's. ``preimport``: modules that
     every sample, the bare handler's too, imports before its clock starts: ``python -m
-    bench.coldstart 9 pydantic.main,pydantic.types,pydantic.fields`` shows what the
-    functions would take without pydantic's import (docs/decisions.md)."""
+    bench.coldstart 9 msgspec`` shows what the functions would take without that import (it
+    is how pydantic's cost was measured before the receivers left it, docs/decisions.md)."""
     sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
     from local import template as template_module
     from local.aws import Emulator, Stack

@@ -40,7 +40,7 @@ def signed(provider: str, body: bytes, now: int | None = None, **extra) -> Webho
 
 @pytest.fixture
 def test_settings() -> Settings:
-    return Settings.model_validate(
+    return Settings.of(
         {
             "RECORDS_TABLE": "nps-sync-RecordsTable",
             "NPS_SYNC_SECRETS_FILE": str(DEV_SECRETS),

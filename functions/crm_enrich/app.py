@@ -9,15 +9,15 @@ with cold_start():  # the imports: no garbage collection, then frozen
     from aws_lambda_powertools.utilities.batch import process_partial_response
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from nps_sync.core.models import as_json
     from nps_sync.core.observability import logger, metrics, tracer
     from nps_sync.core.settings import settings
+    from nps_sync.ingest.enqueue import enqueue, enqueue_erasure
     from nps_sync.ingest.enrichment import (
         Enriched,
         EnrichmentBatch,
         QueuedRead,
         ReadRequest,
-        enqueue,
-        enqueue_erasure,
         enrich,
         erase_all,
         follow_all,
@@ -54,9 +54,7 @@ def read(records: list[QueuedRead]) -> Enriched:
     reads = enrich(
         records,
         hubspot,
-        lambda profile: store().put_profile(
-            profile, profile.model_dump(mode="json"), config.raw_retention_days
-        ),
+        lambda profile: store().put_profile(profile, as_json(profile), config.raw_retention_days),
         hubspot_property_names(config),
         follow=(lambda targets: enqueue(queue, "hubspot", targets)) if queue else None,
         wait=(lambda waits: hide(queue, waits)) if queue else None,

@@ -47,7 +47,7 @@ with mock_aws():  # moto sets boto3's default session aside: none yet, as at a c
     answer["items"] = [i["n"]["N"] for page in pages for i in page["Items"]]
     boto3.client("ssm").put_parameter(Name="/s", Value=json.dumps({"api_tokens": ["t9"]}),
         Type="SecureString")
-    settings = Settings.model_validate({"RECORDS_TABLE": "t", "SECRETS_PARAMETER": "/s"})
+    settings = Settings.of({"RECORDS_TABLE": "t", "SECRETS_PARAMETER": "/s"})
     document = secrets.load(settings)
     answer["tokens"] = [t.token for t in document.api_tokens]
     url = boto3.client("sqs").create_queue(QueueName="q")["QueueUrl"]

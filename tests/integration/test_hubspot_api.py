@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import boto3
+import msgspec
 import pytest
 from aws_lambda_powertools.utilities.batch import process_partial_response
 
@@ -15,7 +16,8 @@ from local.lambdas import LocalFunction
 from local.pollers import SqsPoller
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.models import CrmProfile
-from nps_sync.ingest.enrichment import EnrichmentBatch, QueuedRead, enqueue, enrich
+from nps_sync.ingest.enqueue import enqueue
+from nps_sync.ingest.enrichment import EnrichmentBatch, QueuedRead, enrich
 from nps_sync.ingest.hubspot import (
     HubSpotApiError,
     HubSpotClient,
@@ -90,7 +92,7 @@ def test_fetch_profiles_gives_contacts_their_primary_company_name(hubspot):
         names,
     )
 
-    by_id = {p["source_id"]: CrmProfile.model_validate(p) for p in profiles}
+    by_id = {p["source_id"]: msgspec.convert(p, CrmProfile) for p in profiles}
     assert set(by_id) == {"contact-901", "contact-902", "company-5790939451"}  # not name-only
     ana = by_id["contact-901"]
     assert (ana.customer_key, ana.account, ana.region, ana.country) == (
@@ -185,7 +187,7 @@ def test_a_contact_without_a_region_takes_its_companys_and_the_newer_time(hubspo
 
     (ana,) = fetch_profiles(client_for(hubspot), [("contact", "901")])
 
-    profile = CrmProfile.model_validate(ana)
+    profile = msgspec.convert(ana, CrmProfile)
     assert (profile.account, profile.region) == ("Acme", "DACH")
     assert profile.source_updated_at.isoformat() == "2026-03-03T08:00:00+00:00"
     assert profile.event_id == "fetch-contact-901-1772524800000"  # a new version of the read

@@ -43,7 +43,7 @@ from nps_sync.core.settings import (
     fanout_settings,
     settings,
 )
-from nps_sync.ingest.enrichment import enqueue
+from nps_sync.ingest.enqueue import enqueue
 from nps_sync.store import aws, dynamo, secrets
 from nps_sync.store.records import compress, response_item
 from tests.fakes.hubspot import FakeHubSpot

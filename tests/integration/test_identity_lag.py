@@ -10,6 +10,7 @@ moto, and our own code runs unchanged."""
 from datetime import UTC, datetime
 from functools import partial
 
+import msgspec
 import pytest
 
 from nps_sync.core.models import CrmProfile, Response
@@ -173,13 +174,13 @@ def test_a_record_the_links_move_missed_moves_with_the_next_record_naming_the_al
 
     # when: the alias comes again, after the index has caught up
     clock.now += INDEX_LAG_SECONDS + 1
-    assert store.put_profile(crm("evt-2").model_copy(update={"region": "APAC"}), {}, 400)
+    assert store.put_profile(msgspec.structs.replace(crm("evt-2"), region="APAC"), {}, 400)
 
     # then: the answer is the customer's, and the link rechecked now costs no more Queries
     assert owner(world) == ANA
     assert link(world)["rechecked"] == {"BOOL": True}
     queries = client.index_queries
-    store.put_profile(crm("evt-3").model_copy(update={"region": "AMER"}), {}, 400)
+    store.put_profile(msgspec.structs.replace(crm("evt-3"), region="AMER"), {}, 400)
     assert client.index_queries == queries
 
 

@@ -16,7 +16,7 @@ DOCUMENT = {"api_tokens": ["t1"], "providers": {"generic": {"secret": "whsec_abc
 
 
 def settings_for(name: str) -> Settings:
-    return Settings.model_validate({"RECORDS_TABLE": "t", "SECRETS_PARAMETER": name})
+    return Settings.of({"RECORDS_TABLE": "t", "SECRETS_PARAMETER": name})
 
 
 def test_the_secret_is_read_once_per_cache_period():
@@ -70,8 +70,14 @@ def test_the_dev_secrets_have_an_admin_and_a_read_token():
     ("document", "named"),
     [
         ({"api_tokens": [{"token": "s3cr3t-value", "scope": "root"}]}, "api_tokens.0.scope"),
-        ({"api_tokens": [{"token": "s3cr3t-value"}]}, "api_tokens.0.scope"),
-        ({"api_tokens": [{"token": "s3cr3t-value", "scope": "read", "x": 1}]}, "api_tokens.0.x"),
+        (
+            {"api_tokens": [{"token": "s3cr3t-value"}]},
+            "api_tokens.0: Object missing required field `scope`",
+        ),
+        (
+            {"api_tokens": [{"token": "s3cr3t-value", "scope": "read", "x": 1}]},
+            "api_tokens.0: Object contains unknown field `x`",
+        ),
         ({"api_tokens": ["s3cr3t-value", {"token": "s3cr3t-value", "scope": "read"}]}, "twice"),
         ({"api_tokens": [7]}, "api_tokens.0"),
         ({"api_tokens": "s3cr3t-value"}, "api_tokens"),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from local.signer import signed_sample
+from nps_sync.core.models import as_json
 from nps_sync.core.settings import Settings
 from nps_sync.store.records import content_hash
 
@@ -24,7 +25,7 @@ KINDS = {"survey": "survey_providers", "crm": "crm_providers", "billing": "billi
 
 def _settings() -> Settings:
     parameters = json.loads((ROOT / "local" / "settings.json").read_text())["parameters"]
-    return Settings.model_validate(
+    return Settings.of(
         {
             "RECORDS_TABLE": "nps-sync-RecordsTable",
             "NPS_SYNC_SECRETS_FILE": str(ROOT / "local" / "dev-secrets.json"),
@@ -62,7 +63,7 @@ def normalized(kind: str, name: str) -> dict:
         "records": [
             {
                 "type": type(item.record).__name__,
-                "record": item.record.model_dump(mode="json"),
+                "record": as_json(item.record),
                 "content_hash": content_hash(item.record),
                 "raw": _digest(item.raw),
             }

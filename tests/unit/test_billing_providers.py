@@ -10,7 +10,6 @@ from functools import partial
 
 import pytest
 import stripe as stripe_sdk
-from pydantic import ValidationError
 
 from billing_providers import ADAPTERS, chargebee, generic
 from billing_providers import stripe as stripe_adapter
@@ -24,7 +23,7 @@ from tests.conftest import body_of, signed
 NOW = int(time.time())
 # Verified against NOW, so signed at NOW: the suite may reach this module minutes after import.
 signed = partial(signed, now=NOW)
-REFUSED = (InvalidPayload, ValidationError, MalformedBody)
+REFUSED = (InvalidPayload, MalformedBody)
 STRIPE_SECRET = "whsec_dev_stripe_secret"  # local/dev-secrets.json
 CHARGEBEE_USER, CHARGEBEE_PASSWORD = "dev-chargebee", "dev-chargebee-password"
 
@@ -577,6 +576,63 @@ def test_generic_billing_refuses_a_bad_or_stale_signature(test_settings):
 def test_generic_billing_wrong_shapes_are_refused(test_settings, item):
     with pytest.raises(REFUSED):
         generic.parse(signed("generic", json.dumps(item).encode()), test_settings)
+
+
+# --- refusals name the rule and the path, never the value --------------------------------
+
+
+@pytest.mark.parametrize("percent", [100.5, -1, "NaN", "Infinity"])
+def test_a_percentage_outside_0_to_100_is_refused_naming_its_path(test_settings, percent):
+    stripe_event = payload("stripe-customer.subscription.updated.json")
+    stripe_event["data"]["object"]["discount"]["coupon"]["percent_off"] = percent
+    chargebee_event = payload("chargebee-subscription_changed-pc2.json")
+    chargebee_event["content"]["subscription"]["discounts"][0]["percentage"] = percent
+
+    with pytest.raises(InvalidPayload) as stripe_refused:
+        stripe_parse(stripe_event, test_settings)
+    with pytest.raises(InvalidPayload) as chargebee_refused:
+        chargebee_parse(chargebee_event, test_settings)
+    assert stripe_refused.value.message == (
+        "data.object.discount.coupon: Expected `decimal` >= 0 and <= 100 for percent_off"
+    )
+    assert chargebee_refused.value.message == (
+        "content.subscription.discounts.0: Expected `decimal` >= 0 and <= 100 for percentage"
+    )
+
+
+STRIPE_SUB, CHARGEBEE_SUB = (
+    "stripe-customer.subscription.updated.json",
+    "chargebee-subscription_changed-pc2.json",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "value", "refusal"),
+    [
+        (STRIPE_SUB, ("created",), "1772445600", "created: Expected `int`, got `str`"),
+        (
+            STRIPE_SUB,
+            ("data", "object", "items", "has_more"),
+            0,
+            "data.object.items.has_more: Expected `bool`, got `int`",
+        ),
+        (CHARGEBEE_SUB, ("occurred_at",), 1772459999.0, "occurred_at: Expected `int`, got `float`"),
+        (
+            CHARGEBEE_SUB,
+            ("content", "subscription", "subscription_items", 0, "quantity"),
+            "10",
+            "content.subscription.subscription_items.0.quantity: Expected `int | null`, got `str`",
+        ),
+    ],
+)
+def test_numbers_and_flags_are_read_strictly(test_settings, name, path, value, refusal):
+    """A string is not a number, a float not a whole number, 0 not false: a provider sends
+    JSON numbers and booleans, anything else is not its documented body."""
+    event = replaced(payload(name), path, value)
+    parse = stripe_parse if name == STRIPE_SUB else chargebee_parse
+    with pytest.raises(InvalidPayload) as refused:
+        parse(event, test_settings)
+    assert refused.value.message == refusal
 
 
 # --- hostile input: every adapter, every field -------------------------------------------

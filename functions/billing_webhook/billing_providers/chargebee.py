@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+import msgspec
 
 from nps_sync.core import mrr
 from nps_sync.core.errors import InvalidPayload, NotConfigured
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
 from nps_sync.core.signing import basic_verify
-from nps_sync.ingest.receive import Batch, Record, load_json
+from nps_sync.ingest.receive import Batch, Record, load_json, validate
 
 PROVIDER = "chargebee"
 SUBSCRIPTION_EVENTS = {
@@ -33,13 +33,15 @@ SUBSCRIPTION_EVENTS = {
     "subscription_resumed",
 }
 CUSTOMER_EVENTS = {"customer_created", "customer_changed"}
+HANDLED = SUBSCRIPTION_EVENTS | CUSTOMER_EVENTS
 RECURRING_ITEMS = {"plan", "addon"}  # "charge" items are one-off
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Seconds = Annotated[int, Field(ge=0, lt=10**11)]
-Millis = Annotated[int, Field(ge=0, lt=10**14)]
-Minor = Annotated[int, Field(ge=0, lt=10**13)]
-Quantity = Annotated[int, Field(ge=0, lt=10**9)]
+Seconds = Annotated[int, msgspec.Meta(ge=0, lt=10**11)]
+Millis = Annotated[int, msgspec.Meta(ge=0, lt=10**14)]
+Minor = Annotated[int, msgspec.Meta(ge=0, lt=10**13)]
+Quantity = Annotated[int, msgspec.Meta(ge=0, lt=10**9)]
+Period = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 Unit = Literal["day", "week", "month", "year"]
 
 
@@ -66,7 +68,7 @@ def _pair(entry: Any) -> tuple[str, str]:
     raise NotConfigured("the chargebee credentials need a username and a password")
 
 
-class Customer(BaseModel):
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
     id: Key
     email: str | None = None
     meta_data: dict[str, Any] | None = None
@@ -74,49 +76,57 @@ class Customer(BaseModel):
     updated_at: Seconds | None = None
 
 
-class SubscriptionItem(BaseModel):
+class SubscriptionItem(msgspec.Struct, frozen=True, kw_only=True):
     item_price_id: Key
     item_type: str
     quantity: Quantity | None = None
     unit_price: Minor | None = None
     amount: Minor | None = None
-    billing_period: int | None = Field(default=None, ge=1, le=1000)
+    billing_period: Period | None = None
     billing_period_unit: Unit | None = None
     metered_quantity: str | None = None
 
 
-class Addon(BaseModel):
+class Addon(msgspec.Struct, frozen=True, kw_only=True):
     id: Key
     quantity: Quantity | None = None
     unit_price: Minor | None = None
     amount: Minor | None = None
 
 
-class Discount(BaseModel):
+class Discount(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None = None
     type: str | None = None  # percentage | fixed_amount | offer_quantity
-    percentage: Annotated[Decimal, Field(ge=0, le=100)] | None = None
+    percentage: Decimal | None = None  # 0-100, checked below
     amount: Minor | None = None
     currency_code: str | None = None
     apply_on: str | None = None  # invoice_amount | specific_item_price
     included_in_mrr: bool | None = None
     apply_till: Seconds | None = None
 
+    def __post_init__(self) -> None:
+        """msgspec has no bounds for a Decimal: a ValueError here becomes msgspec's
+        ValidationError, so validate() refuses it (InvalidPayload) with the path."""
+        if self.percentage is not None and not (
+            self.percentage.is_finite() and 0 <= self.percentage <= 100
+        ):
+            raise ValueError("Expected `decimal` >= 0 and <= 100 for percentage")
 
-class Subscription(BaseModel):
+
+class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     id: Key
     customer_id: Key
     status: Key | None = None
     currency_code: str | None = None
-    billing_period: int = Field(default=1, ge=1, le=1000)
+    billing_period: Period = 1
     billing_period_unit: Unit | None = None
-    subscription_items: list[SubscriptionItem] = Field(default=[], max_length=500)
+    subscription_items: Annotated[list[SubscriptionItem], msgspec.Meta(max_length=500)] = []
     plan_id: Key | None = None  # Product Catalog 1.0
     plan_quantity: Quantity | None = None
     plan_unit_price: Minor | None = None
     plan_amount: Minor | None = None
-    addons: list[Addon] = Field(default=[], max_length=500)
-    discounts: list[Discount] = Field(default=[], max_length=50)
+    addons: Annotated[list[Addon], msgspec.Meta(max_length=500)] = []
+    discounts: Annotated[list[Discount], msgspec.Meta(max_length=50)] = []
     next_billing_at: Seconds | None = None
     current_term_end: Seconds | None = None
     resource_version: Millis | None = None
@@ -124,12 +134,12 @@ class Subscription(BaseModel):
     meta_data: dict[str, Any] | None = None
 
 
-class Content(BaseModel):
+class Content(msgspec.Struct, frozen=True, kw_only=True):
     subscription: Subscription | None = None
     customer: Customer | None = None
 
 
-class Event(BaseModel):
+class Event(msgspec.Struct, frozen=True, kw_only=True):
     id: Key
     occurred_at: Seconds
     event_type: str
@@ -137,16 +147,16 @@ class Event(BaseModel):
     content: Content
 
 
-class Envelope(BaseModel):
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     event_type: str = ""
 
 
 def parse(request, settings) -> Batch:
     raw = load_json(request.body)
-    event_type = Envelope.model_validate(raw).event_type
-    if event_type not in SUBSCRIPTION_EVENTS | CUSTOMER_EVENTS:
+    event_type = validate(raw, Envelope).event_type
+    if event_type not in HANDLED:
         return Batch(ignored=1)
-    event = Event.model_validate(raw)
+    event = validate(raw, Event)
     if event.api_version not in (None, "v2"):
         raise InvalidPayload("api_version: only Chargebee API v2 events are read")
     warnings: list[tuple[str, dict[str, Any]]] = []

@@ -6,7 +6,7 @@ reads as "unchanged".
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+import msgspec
 
 from nps_sync.core.models import BillingProfile, Key, Money, UtcDatetime
 from nps_sync.ingest.receive import Batch, GenericProfile, generic_batch, verify_standard
@@ -14,12 +14,13 @@ from nps_sync.ingest.receive import Batch, GenericProfile, generic_batch, verify
 verify = verify_standard
 
 
-class GenericMoney(BaseModel):
-    amount: Annotated[int, Field(strict=True, ge=0, lt=10**13)]
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")]
+class GenericMoney(msgspec.Struct, frozen=True, kw_only=True):
+    amount: Annotated[int, msgspec.Meta(ge=0, lt=10**13)]
+    # \Z, not $: Python's re (msgspec's) lets $ match before a final newline
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}\Z")]
 
 
-class GenericBilling(GenericProfile):
+class GenericBilling(GenericProfile, frozen=True, kw_only=True):
     plan: Key | None = None
     status: Key | None = None
     mrr: GenericMoney | None = None

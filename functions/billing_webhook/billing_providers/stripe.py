@@ -16,16 +16,16 @@ be priced and is noted instead.
 from datetime import UTC, datetime
 from decimal import Decimal
 from math import ceil, floor
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+import msgspec
 
 from nps_sync.core import mrr
 from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
 from nps_sync.core.signing import header, stripe_verify
-from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets, validate
 
 PROVIDER = "stripe"
 CUSTOMER_EVENTS = {"customer.created", "customer.updated"}
@@ -37,8 +37,9 @@ SUBSCRIPTION_EVENTS = {
 INVOICE_EVENTS = {"invoice.paid"}
 ENDED = {"canceled", "incomplete_expired"}  # no recurring revenue any more
 
-Seconds = Annotated[int, Field(ge=0, lt=10**11)]
-Minor = Annotated[int, Field(ge=0, lt=10**13)]
+Seconds = Annotated[int, msgspec.Meta(ge=0, lt=10**11)]
+Minor = Annotated[int, msgspec.Meta(ge=0, lt=10**13)]
+Object = TypeVar("Object")
 
 
 def verify(request, credentials, now, settings) -> None:
@@ -50,91 +51,108 @@ def verify(request, credentials, now, settings) -> None:
 # --- payload shapes (only the fields we read; everything else stays in the raw payload) ---
 
 
-class Named(BaseModel):
+def _decimal(value: Decimal | None, name: str, upper: int, inclusive: bool) -> None:
+    """msgspec has no bounds for a Decimal: checked in __post_init__, where a ValueError becomes
+    msgspec's ValidationError, so validate() refuses it (InvalidPayload) with the path."""
+    if value is None or (
+        value.is_finite() and (0 <= value <= upper if inclusive else 0 <= value < upper)
+    ):
+        return
+    bound = f"<= {upper}" if inclusive else f"< {upper}"
+    raise ValueError(f"Expected `decimal` >= 0 and {bound} for {name}")
+
+
+class Named(msgspec.Struct, frozen=True, kw_only=True):
     id: Key | None = None
     name: str | None = None
     email: str | None = None
     metadata: dict[str, Any] | None = None
 
 
-class Coupon(BaseModel):
+class Coupon(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None = None
-    percent_off: Annotated[Decimal, Field(ge=0, le=100)] | None = None
+    percent_off: Decimal | None = None  # 0-100, checked below
     amount_off: Minor | None = None
     currency: str | None = None
     currency_options: dict[str, dict[str, Any]] | None = None
     duration: str | None = None
 
+    def __post_init__(self) -> None:
+        _decimal(self.percent_off, "percent_off", 100, inclusive=True)
 
-class DiscountSource(BaseModel):
+
+class DiscountSource(msgspec.Struct, frozen=True, kw_only=True):
     coupon: Coupon | str | None = None
 
 
-class Discount(BaseModel):
+class Discount(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None = None
     coupon: Coupon | None = None  # before 2025-09-30.clover
     source: DiscountSource | None = None  # from clover on; the coupon is an id unless expanded
     end: Seconds | None = None
 
 
-class Recurring(BaseModel):
+class Recurring(msgspec.Struct, frozen=True, kw_only=True):
     interval: Literal["day", "week", "month", "year"]
-    interval_count: int = Field(default=1, ge=1, le=1000)
+    interval_count: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     usage_type: str | None = None
 
 
-class TransformQuantity(BaseModel):
-    divide_by: int = Field(ge=1)
+class TransformQuantity(msgspec.Struct, frozen=True, kw_only=True):
+    divide_by: Annotated[int, msgspec.Meta(ge=1)]
     round: Literal["up", "down"]
 
 
-class Price(BaseModel):
+class Price(msgspec.Struct, frozen=True, kw_only=True):
     id: Key
     nickname: Key | None = None
     currency: str
     unit_amount: Minor | None = None
-    unit_amount_decimal: Annotated[Decimal, Field(ge=0, lt=10**13)] | None = None
+    unit_amount_decimal: Decimal | None = None  # 0 to 10**13, checked below
     billing_scheme: str | None = None
     recurring: Recurring | None = None
     product: Named | str | None = None
     transform_quantity: TransformQuantity | None = None
     currency_options: dict[str, dict[str, Any]] | None = None  # only when expanded
 
+    def __post_init__(self) -> None:
+        _decimal(self.unit_amount_decimal, "unit_amount_decimal", 10**13, inclusive=False)
 
-class Item(BaseModel):
+
+class Item(msgspec.Struct, frozen=True, kw_only=True):
     price: Price
-    quantity: Annotated[int, Field(ge=0, lt=10**9)] | None = None
+    quantity: Annotated[int, msgspec.Meta(ge=0, lt=10**9)] | None = None
     current_period_end: Seconds | None = None  # from 2025-03-31.basil on
-    discounts: list[Discount | Key] = Field(default=[], max_length=50)
+    discounts: Annotated[list[Discount | Key], msgspec.Meta(max_length=50)] = []
 
 
-class Items(BaseModel):
-    data: list[Item] = Field(default=[], max_length=500)
+class Items(msgspec.Struct, frozen=True, kw_only=True):
+    data: Annotated[list[Item], msgspec.Meta(max_length=500)] = []
     has_more: bool = False
 
 
-class Subscription(BaseModel):
+class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     id: Key
     customer: Named | Key
     status: Key | None = None
     currency: str | None = None
     current_period_end: Seconds | None = None  # before 2025-03-31.basil
     cancel_at_period_end: bool | None = None
-    items: Items = Field(default_factory=Items)
+    items: Items = msgspec.field(default_factory=Items)
     discount: Discount | None = None  # before 2025-03-31.basil
-    discounts: list[Discount | Key] = Field(default=[], max_length=50)
+    discounts: Annotated[list[Discount | Key], msgspec.Meta(max_length=50)] = []
     metadata: dict[str, Any] | None = None
 
 
-class SubscriptionDetails(BaseModel):
+class SubscriptionDetails(msgspec.Struct, frozen=True, kw_only=True):
     subscription: Named | Key | None = None
 
 
-class InvoiceParent(BaseModel):
+class InvoiceParent(msgspec.Struct, frozen=True, kw_only=True):
     subscription_details: SubscriptionDetails | None = None
 
 
-class Invoice(BaseModel):
+class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     id: Key
     customer: Named | Key | None = None
     customer_email: str | None = None
@@ -144,41 +162,61 @@ class Invoice(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-class EventData(BaseModel):
-    object: dict[str, Any]
+class EventData(msgspec.Struct, Generic[Object], frozen=True, kw_only=True):
+    object: Object
     previous_attributes: dict[str, Any] | None = None
 
 
-class Event(BaseModel):
+class Event(msgspec.Struct, Generic[Object], frozen=True, kw_only=True):
     id: Key
     type: str
     created: Seconds
-    data: EventData
+    data: EventData[Object]
 
 
-class Envelope(BaseModel):
+# One schema per kind of event, so that the event and its object are validated in one pass.
+# Subclasses, not Event[Named] aliases: msgspec looks a parametrized alias up on every call.
+class CustomerEvent(Event[Named], frozen=True, kw_only=True):
+    pass
+
+
+class SubscriptionEvent(Event[Subscription], frozen=True, kw_only=True):
+    pass
+
+
+class InvoiceEvent(Event[Invoice], frozen=True, kw_only=True):
+    pass
+
+
+SCHEMAS: dict[str, type[Event]] = {
+    **dict.fromkeys(CUSTOMER_EVENTS, CustomerEvent),
+    **dict.fromkeys(SUBSCRIPTION_EVENTS, SubscriptionEvent),
+    **dict.fromkeys(INVOICE_EVENTS, InvoiceEvent),
+}
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     type: str = ""
     object: str | None = None  # "v2.core.event" for thin notifications, which we do not use
 
 
 def parse(request, settings) -> Batch:
     raw = load_json(request.body)
-    envelope = Envelope.model_validate(raw)
-    handled = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS
-    if envelope.object == "v2.core.event" or envelope.type not in handled:
+    envelope = validate(raw, Envelope)
+    schema = SCHEMAS.get(envelope.type)
+    if envelope.object == "v2.core.event" or schema is None:
         return Batch(ignored=1)
-    event = Event.model_validate(raw)
+    event = validate(raw, schema)
     if _echo(event):
         return Batch(ignored=1)
     at = datetime.fromtimestamp(event.created, UTC)
     warnings: list[tuple[str, dict[str, Any]]] = []
-    if event.type in CUSTOMER_EVENTS:
-        profile = _customer(event, Named.model_validate(event.data.object), at)
-    elif event.type in SUBSCRIPTION_EVENTS:
-        sub = Subscription.model_validate(event.data.object)
-        profile = _subscription(event, sub, at, warnings)
+    if schema is CustomerEvent:
+        profile = _customer(event, event.data.object, at)
+    elif schema is SubscriptionEvent:
+        profile = _subscription(event, event.data.object, at, warnings)
     else:
-        profile = _invoice(event, Invoice.model_validate(event.data.object), at)
+        profile = _invoice(event, event.data.object, at)
     if profile is None:
         return Batch(ignored=1)
     return Batch(records=[Record(profile, raw)], warnings=tuple(warnings))

@@ -5,24 +5,25 @@ A field left out stays None, which the store reads as "unchanged".
 
 from typing import Annotated
 
-from pydantic import Field
+import msgspec
 
 from nps_sync.core.models import CrmProfile, Key
 from nps_sync.ingest.receive import Batch, GenericProfile, generic_batch, verify_standard
 
 verify = verify_standard
 
-PropertyName = Annotated[str, Field(min_length=1, max_length=128)]
-PropertyValue = Annotated[str, Field(max_length=2_000)]
+PropertyName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+PropertyValue = Annotated[str, msgspec.Meta(max_length=2_000)]
+Properties = Annotated[dict[PropertyName, PropertyValue], msgspec.Meta(max_length=100)]
 
 
-class GenericCrm(GenericProfile):
+class GenericCrm(GenericProfile, frozen=True, kw_only=True):
     account: Key | None = None
     region: Key | None = None
     country: Key | None = None
     owner: Key | None = None
     lifecycle_stage: Key | None = None
-    properties: Annotated[dict[PropertyName, PropertyValue], Field(max_length=100)] | None = None
+    properties: Properties | None = None
 
 
 def parse(request, settings) -> Batch:

@@ -14,16 +14,7 @@ The signed URI is the URL HubSpot called. Behind a proxy or a custom domain ours
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    TypeAdapter,
-)
+import msgspec
 
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import CrmProfile
@@ -35,7 +26,7 @@ from nps_sync.ingest.hubspot import (
     profile_fields,
     provider_id,
 )
-from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
+from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets, validate
 
 OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company"}
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
@@ -53,34 +44,42 @@ def verify(request, credentials, now, settings) -> None:
     )
 
 
+# A whole number below 10**20 (bounds past int64 are checked by Event) or up to 20 digits;
+# ``\Z``, not ``$``, which would take a trailing newline
 ObjectId = (
-    Annotated[StrictInt, Field(ge=0, lt=10**20)]
-    | Annotated[StrictStr, Field(pattern=r"^[0-9]{1,20}$")]
+    Annotated[int, msgspec.Meta(ge=0)] | Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}\Z")]
 )
-Millis = Annotated[StrictInt, Field(ge=0, le=MAX_MS)]
+OBJECT_ID_LIMIT = 10**20
+ID_FIELDS = ("objectId", "fromObjectId", "toObjectId", "primaryObjectId")
+Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_MS)]
+Text = Annotated[str, msgspec.Meta(max_length=65_536)]
 
 
-class Event(BaseModel):
+class Event(msgspec.Struct, frozen=True, kw_only=True):
     """One webhook event; fields HubSpot adds later are kept in the raw payload only."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    eventId: StrictInt  # noqa: N815 - HubSpot's field names, kept for readable errors
-    subscriptionId: StrictInt  # noqa: N815
+    eventId: int  # noqa: N815 - HubSpot's field names, kept for readable errors
+    subscriptionId: int  # noqa: N815
     occurredAt: Millis  # noqa: N815
-    subscriptionType: Annotated[str, Field(max_length=100)]  # noqa: N815
+    subscriptionType: Annotated[str, msgspec.Meta(max_length=100)]  # noqa: N815
     objectId: ObjectId | None = None  # noqa: N815
-    objectTypeId: Annotated[str, Field(max_length=20)] | None = None  # noqa: N815
-    propertyName: Annotated[str, Field(max_length=256)] | None = None  # noqa: N815
-    propertyValue: (  # noqa: N815
-        Annotated[StrictStr, Field(max_length=65_536)] | StrictInt | StrictFloat | StrictBool
-    ) | None = None
+    objectTypeId: Annotated[str, msgspec.Meta(max_length=20)] | None = None  # noqa: N815
+    propertyName: Annotated[str, msgspec.Meta(max_length=256)] | None = None  # noqa: N815
+    propertyValue: Text | int | float | bool | None = None  # noqa: N815
     fromObjectId: ObjectId | None = None  # noqa: N815
     toObjectId: ObjectId | None = None  # noqa: N815
-    fromObjectTypeId: Annotated[str, Field(max_length=20)] | None = None  # noqa: N815
-    toObjectTypeId: Annotated[str, Field(max_length=20)] | None = None  # noqa: N815
-    associationType: Annotated[str, Field(max_length=100)] | None = None  # noqa: N815
+    fromObjectTypeId: Annotated[str, msgspec.Meta(max_length=20)] | None = None  # noqa: N815
+    toObjectTypeId: Annotated[str, msgspec.Meta(max_length=20)] | None = None  # noqa: N815
+    associationType: Annotated[str, msgspec.Meta(max_length=100)] | None = None  # noqa: N815
     primaryObjectId: ObjectId | None = None  # noqa: N815
+
+    def __post_init__(self) -> None:
+        """msgspec takes no integer bound past int64: an id given as a number is bounded
+        here (raised inside validate(), so it is refused as the other rules are)."""
+        ids = (self.objectId, self.fromObjectId, self.toObjectId, self.primaryObjectId)
+        for value in ids:
+            if type(value) is int and value >= OBJECT_ID_LIMIT:
+                raise ValueError(f"{ID_FIELDS[ids.index(value)]}: must be below 10**20")
 
     @property
     def object_type(self) -> str | None:
@@ -99,12 +98,12 @@ class Event(BaseModel):
         return f"{self.subscriptionId}-{self.eventId}-{self.objectId}-{self.occurredAt}"
 
 
-_EVENTS = TypeAdapter(Annotated[list[Event], Field(max_length=100)])
+Events = Annotated[list[Event], msgspec.Meta(max_length=100)]
 
 
 def parse(request, settings) -> Batch:
     raw = load_json(request.body)
-    events = _EVENTS.validate_python(raw)
+    events = validate(raw, Events)
     names = hubspot_property_names(settings)
     records, ignored = [], 0
     for event, event_raw in zip(events, raw, strict=True):
@@ -121,24 +120,23 @@ def _profile(event: Event, names: PropertyNames) -> CrmProfile | None:
     if object_type is None or event.objectId is None:
         return None  # another object type, or an event without one object (associations)
     fields: dict[str, Any] = {}
-    if event.action in ("deletion", "privacyDeletion"):
+    action = event.action
+    if action in ("deletion", "privacyDeletion"):
         fields["deleted"] = True
-    elif event.action == "propertyChange":
+    elif action == "propertyChange":
         if event.propertyName is None:
             return None
         fields = profile_fields(object_type, {event.propertyName: event.propertyValue}, names)
         if not fields:
             return None  # a property we do not keep, or one that was cleared
-    elif event.action not in ("creation", "restore"):
+    elif action not in ("creation", "restore"):
         return None  # merge, associationChange, …: only a fetch can tell what changed
-    object_id = str(event.objectId)
+    source_id = provider_id(object_type, str(event.objectId))
     return CrmProfile(
         provider="hubspot",
-        source_id=provider_id(object_type, object_id),
+        source_id=source_id,
         object_type=object_type,
-        customer_key=customer_key(
-            fields.get("email"), None, "hubspot", provider_id(object_type, object_id)
-        ),
+        customer_key=customer_key(fields.get("email"), None, "hubspot", source_id),
         event_id=event.event_id,
         source_updated_at=datetime.fromtimestamp(event.occurredAt / 1000, UTC),
         **fields,
@@ -158,7 +156,7 @@ def needs_fetch(events: Any, settings=None) -> list[tuple[str, str]]:
     inherited = {"name", *([names.region] if names.region else [])}
     wanted: dict[tuple[str, str], None] = {}
     deleted: set[tuple[str, str]] = set()
-    for event in _EVENTS.validate_python(events):
+    for event in validate(events, Events):
         target = _fetch_target(event, inherited, frozenset(names.extra))
         if target is not None:
             wanted[target] = None

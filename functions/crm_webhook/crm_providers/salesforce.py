@@ -19,6 +19,7 @@ message selects them (select at least one: the record sent is its state at send 
 messages arrive out of order); without either it is the time of receipt.
 """
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from typing import Annotated, Any
 from xml.etree.ElementTree import Element, ParseError, XMLParser
 from xml.parsers import expat
 
-from pydantic import BaseModel, Field, TypeAdapter
+import msgspec
 
 from nps_sync.core.crm_fields import CrmFieldNames, field_names
 from nps_sync.core.errors import InvalidPayload, MalformedBody, NotConfigured, SignatureError
@@ -34,7 +35,7 @@ from nps_sync.core.identity import customer_key
 from nps_sync.core.models import CrmProfile, UtcDatetime
 from nps_sync.core.signing import any_equal
 from nps_sync.destinations.fields import default_names
-from nps_sync.ingest.receive import Batch, Record, signing_secrets
+from nps_sync.ingest.receive import Batch, Record, signing_secrets, validate
 from nps_sync.web.http import Answer
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -86,19 +87,30 @@ def fault_response(reason: str = "temporarily unavailable") -> tuple[int, dict[s
     return 500, dict(XML_HEADERS), FAULT.format(reason=safe)
 
 
-SfId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")]
+SF_ID = r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?\Z"  # \Z: ``$`` would take a trailing newline
+SfId = Annotated[str, msgspec.Meta(pattern=SF_ID)]
+_SF_ID = re.compile(SF_ID)
 
 
-class Notification(BaseModel):
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
     id: SfId
-    sobject_type: Annotated[str, Field(min_length=1, max_length=100)]
+    sobject_type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     fields: dict[str, str | None]
 
 
-class Message(BaseModel):
+class Message(msgspec.Struct, frozen=True, kw_only=True):
     organization_id: SfId
     action_id: SfId | None = None
-    notifications: Annotated[list[Notification], Field(max_length=MAX_NOTIFICATIONS)]
+    notifications: Annotated[list[Notification], msgspec.Meta(max_length=MAX_NOTIFICATIONS)]
+
+
+class Checked(msgspec.Struct, frozen=True, kw_only=True, rename="pascal"):
+    """The sObject fields read as more than text (``Id``, ``LastModifiedDate``, …): checked
+    in one pass over the fields, the others are ignored here and kept as they are."""
+
+    id: SfId
+    last_modified_date: UtcDatetime | None = None
+    system_modstamp: UtcDatetime | None = None
 
 
 def verify(request, credentials, now, settings) -> None:
@@ -133,15 +145,16 @@ def parse(request, settings, clock: Callable[[], float] = time.time) -> Batch:
 
 
 def read_message(body: bytes) -> Message:
-    """The notifications of an Outbound Message envelope (raises MalformedBody, ValidationError)."""
+    """The notifications of an Outbound Message envelope (raises MalformedBody, InvalidPayload)."""
     notifications = _notifications(_envelope(body))
-    return Message(
-        organization_id=_text(notifications, "OrganizationId") or "",
-        action_id=_text(notifications, "ActionId"),
-        notifications=[
+    message = {
+        "organization_id": _text(notifications, "OrganizationId") or "",
+        "action_id": _text(notifications, "ActionId"),
+        "notifications": [
             _notification(item) for item in notifications.findall(f"{{{OUTBOUND}}}Notification")
         ],
-    )
+    }
+    return validate(message, Message)
 
 
 _kept: tuple[bytes, Element] | None = None  # the envelope verify read, until parse takes it
@@ -227,32 +240,27 @@ def _notification(element: Element) -> dict[str, Any]:
     }
 
 
-_STAMP = TypeAdapter(UtcDatetime)
-_SF_ID = TypeAdapter(SfId)
-
-
 def _profile(
     notification: Notification, object_type: str, names: CrmFieldNames, received: datetime
 ) -> CrmProfile:
     fields = {k: v for k, v in notification.fields.items() if v is not None}
     if "Id" not in fields:
         raise InvalidPayload("an sObject has no Id")
-    source_id = _SF_ID.validate_python(fields["Id"])
+    checked = validate(fields, Checked)
+    source_id = checked.id
     email = fields.get("Email") if object_type == "contact" else None
     organization = None
     if object_type == "contact":
         account = _first(fields, names.account)
         country = _first(fields, ("MailingCountryCode", "MailingCountry"))
         if names.account_id and fields.get(names.account_id):
-            organization = _SF_ID.validate_python(fields[names.account_id])
+            organization = fields[names.account_id]
+            if not _SF_ID.search(organization):
+                raise InvalidPayload(f"{names.account_id}: must be a Salesforce Id")
     else:
         account = fields.get("Name")
         country = _first(fields, ("BillingCountryCode", "BillingCountry"))
-    stamps = [
-        _STAMP.validate_python(fields[k])
-        for k in ("LastModifiedDate", "SystemModstamp")
-        if k in fields
-    ]
+    stamps = [s for s in (checked.last_modified_date, checked.system_modstamp) if s is not None]
     used = {names.region, names.lifecycle, names.account_id, *names.account}
     # what our write-back sets is not read back (docs/destinations.md "Echoes")
     custom = {

@@ -9,15 +9,20 @@ is upserted by ``event_data.id`` with ``updated_at`` as its version. Only respon
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+import msgspec
 
+from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
-from nps_sync.core.models import EventTime, Response, Score
+from nps_sync.core.models import Response, Score
+from nps_sync.core.schema import validate
 from nps_sync.core.signing import delighted_verify, header
 from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
+from survey_providers import in_body_names
 
 RESPONSE_EVENTS = {"survey_response.created", "survey_response.updated"}
 ID_PROPERTIES = ("customer id", "customer_id", "customerid", "user id", "user_id", "account id")
+# The record bounds its times when it is built; its refusal names Delighted's fields.
+BODY_NAMES = {"submitted_at": "event_data.created_at", "updated_at": "event_data.updated_at"}
 
 
 def verify(request, credentials, now, settings) -> None:
@@ -25,65 +30,72 @@ def verify(request, credentials, now, settings) -> None:
     delighted_verify(signing_secrets(credentials), given, request.body)
 
 
-def _unix_seconds(value: Any) -> Any:
-    """Delighted sends whole Unix seconds; pydantic alone would take a large number for
-    milliseconds."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**11:
-        return datetime.fromtimestamp(value, UTC)
-    raise ValueError("is not a Unix time in whole seconds")
+# Delighted sends whole Unix seconds: a number of milliseconds (or a string, a float) is
+# refused, not read as some other date. parse makes them times in UTC.
+UnixSeconds = Annotated[int, msgspec.Meta(ge=0, lt=10**11)]
 
 
-UnixTime = Annotated[EventTime, BeforeValidator(_unix_seconds)]
-
-
-class Person(BaseModel):
+class Person(msgspec.Struct, frozen=True, kw_only=True):
     id: str | int | None = None
     email: str | None = None
 
 
-class SurveyResponse(BaseModel):
+class SurveyResponse(msgspec.Struct, frozen=True, kw_only=True):
     id: str | int
     survey_type: str | None = None
     score: Score | None = None
     comment: str | None = None
-    created_at: UnixTime
-    updated_at: UnixTime | None = None
-    person: Person = Field(default_factory=Person)
+    created_at: UnixSeconds
+    updated_at: UnixSeconds | None = None
+    person: Person = msgspec.field(default_factory=Person)
     person_properties: dict[str, Any] | None = None
     channel: str | None = None
 
 
-class Payload(BaseModel):
+class Payload(msgspec.Struct, frozen=True, kw_only=True):
     event_type: str
     event_id: str | None = None
     event_data: dict[str, Any] | None = None
 
 
+class ResponsePayload(Payload, frozen=True, kw_only=True):
+    """A response event's body: validated with its response in one pass."""
+
+    event_data: SurveyResponse | None = None
+
+
 def parse(request, settings) -> Batch:
     raw = load_json(request.body)
-    payload = Payload.model_validate(raw)
-    if payload.event_type not in RESPONSE_EVENTS or payload.event_data is None:
+    event = raw.get("event_type") if isinstance(raw, dict) else None
+    responds = isinstance(event, str) and event in RESPONSE_EVENTS
+    payload = validate(raw, ResponsePayload if responds else Payload)
+    if not responds or payload.event_data is None:
         return Batch(ignored=1)  # e.g. unsubscribe.created
-    data = SurveyResponse.model_validate(payload.event_data)
+    data = payload.event_data
     if data.survey_type != "nps" or data.score is None:
         return Batch(ignored=1)  # another survey type, or none said: not an NPS answer
     props = {str(k).strip().lower(): v for k, v in (data.person_properties or {}).items()}
     own_id = next((str(props[k]) for k in ID_PROPERTIES if props.get(k) not in (None, "")), None)
     person_id = None if data.person.id is None else str(data.person.id)
-    response = Response(
-        provider="delighted",
-        response_id=str(data.id),
-        customer_key=customer_key(data.person.email, own_id, "delighted", person_id),
-        score=data.score,
-        submitted_at=data.created_at,
-        updated_at=data.updated_at or data.created_at,
-        survey="delighted-nps",
-        channel=data.channel or _str(props.get("channel")),
-        comment=data.comment if data.comment and data.comment.strip() else None,
-        email=data.person.email,
-        customer_id=own_id,
-        person_id=(person_id or "").strip() or None,
-    )
+    created = datetime.fromtimestamp(data.created_at, UTC)
+    updated = created if data.updated_at is None else datetime.fromtimestamp(data.updated_at, UTC)
+    try:
+        response = Response(
+            provider="delighted",
+            response_id=str(data.id),
+            customer_key=customer_key(data.person.email, own_id, "delighted", person_id),
+            score=data.score,
+            submitted_at=created,
+            updated_at=updated,
+            survey="delighted-nps",
+            channel=data.channel or _str(props.get("channel")),
+            comment=data.comment if data.comment and data.comment.strip() else None,
+            email=data.person.email,
+            customer_id=own_id,
+            person_id=(person_id or "").strip() or None,
+        )
+    except InvalidPayload as error:
+        raise in_body_names(error, BODY_NAMES) from None
     return Batch(records=[Record(response, raw)])
 
 

@@ -2,21 +2,21 @@
 
 from typing import Annotated
 
-from pydantic import Field
+import msgspec
 
-from nps_sync.core.models import EventTime, Key, Response, Score
+from nps_sync.core.models import COMMENT_LENGTH, EventTime, Key, Response, Score
 from nps_sync.ingest.receive import Batch, GenericItem, generic_batch, verify_standard
 
 verify = verify_standard
 
 
-class GenericResponse(GenericItem):
+class GenericResponse(GenericItem, frozen=True, kw_only=True):
     score: Score
     submitted_at: EventTime
     updated_at: EventTime | None = None
     survey: Key | None = None
     channel: Key | None = None
-    comment: Annotated[str, Field(max_length=20_000)] | None = None
+    comment: Annotated[str, msgspec.Meta(max_length=COMMENT_LENGTH)] | None = None
 
 
 def parse(request, settings) -> Batch:

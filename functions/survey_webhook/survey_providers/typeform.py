@@ -5,18 +5,25 @@ and stores nothing new. The NPS question is the answer whose field type is ``nps
 ``opinion_scale`` question whose ``ref`` (or id) is listed in NPS_QUESTIONS["typeform"].
 """
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
-from nps_sync.core.models import EventTime, Response
+from nps_sync.core.models import EventTime, Key, Response
+from nps_sync.core.schema import validate
 from nps_sync.core.signing import header, typeform_verify
 from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets
+from survey_providers import in_body_names
 
 EMAIL_FIELDS = ("email", "e_mail", "customer_email", "user_email")
 ID_FIELDS = ("customer_id", "user_id", "account_id", "id")
+# The record's times are the form's submitted_at (its bounds are checked when it is built).
+BODY_NAMES = {
+    "submitted_at": "form_response.submitted_at",
+    "updated_at": "form_response.submitted_at",
+}
 
 
 def verify(request, credentials, now, settings) -> None:
@@ -24,35 +31,38 @@ def verify(request, credentials, now, settings) -> None:
     typeform_verify(signing_secrets(credentials), given, request.body)
 
 
-class AnswerField(BaseModel):
+class AnswerField(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None = None
     type: str | None = None
     ref: str | None = None
 
 
-class Answer(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class Answer(msgspec.Struct, frozen=True, kw_only=True):
     type: str
-    field: AnswerField = Field(default_factory=AnswerField)
+    field: AnswerField = msgspec.field(default_factory=AnswerField)
     email: str | None = None  # on answers of type "email"; anything else is not Typeform's
+    # Left as any JSON value: only the NPS answer's number and the comment's text are read,
+    # and each is checked there (a wrong one on another answer refuses nothing).
+    number: Any = None
+    text: Any = None
 
 
-class FormResponse(BaseModel):
-    form_id: str = Field(min_length=1)
-    token: str = Field(min_length=1, max_length=512)
+class FormResponse(msgspec.Struct, frozen=True, kw_only=True):
+    form_id: Annotated[str, msgspec.Meta(min_length=1)]
+    token: Key
     submitted_at: EventTime
     hidden: dict[str, Any] | None = None
     answers: list[Answer] = []
 
 
-class Payload(BaseModel):
+class Payload(msgspec.Struct, frozen=True, kw_only=True):
     event_type: str
     form_response: FormResponse | None = None
 
 
 def parse(request, settings) -> Batch:
     raw = load_json(request.body)
-    payload = Payload.model_validate(raw)
+    payload = validate(raw, Payload)
     if payload.event_type != "form_response" or payload.form_response is None:
         return Batch(ignored=1)
     form = payload.form_response
@@ -60,7 +70,7 @@ def parse(request, settings) -> Batch:
     nps = next((a for a in form.answers if _is_nps(a, nps_refs)), None)
     if nps is None:
         return Batch(ignored=1)  # a form without an NPS answer: acknowledged, not a 0
-    score = getattr(nps, "number", None)
+    score = nps.number
     if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
         raise InvalidPayload("the NPS answer is not a whole number from 0 to 10")
     hidden = {str(k).lower(): v for k, v in (form.hidden or {}).items()}
@@ -70,19 +80,22 @@ def parse(request, settings) -> Batch:
     own_id = _first(hidden, ID_FIELDS)
     key = customer_key(email=email, customer_id=own_id, provider="typeform", provider_id=form.token)
     comment_refs = set(settings.comment_questions.get("typeform", []))
-    response = Response(
-        provider="typeform",
-        response_id=form.token,
-        customer_key=key,
-        score=score,
-        submitted_at=form.submitted_at,
-        updated_at=form.submitted_at,
-        survey=form.form_id,
-        channel=_first(hidden, ("channel", "touchpoint", "utm_source")),
-        comment=_comment(form.answers, comment_refs),
-        email=email,
-        customer_id=own_id,
-    )
+    try:
+        response = Response(
+            provider="typeform",
+            response_id=form.token,
+            customer_key=key,
+            score=score,
+            submitted_at=form.submitted_at,
+            updated_at=form.submitted_at,
+            survey=form.form_id,
+            channel=_first(hidden, ("channel", "touchpoint", "utm_source")),
+            comment=_comment(form.answers, comment_refs),
+            email=email,
+            customer_id=own_id,
+        )
+    except InvalidPayload as error:
+        raise in_body_names(error, BODY_NAMES) from None
     return Batch(records=[Record(response, raw)])
 
 
@@ -107,5 +120,5 @@ def _comment(answers: list[Answer], refs: set[str]) -> str | None:
     chosen = next((a for a in texts if a.field.ref in refs or a.field.id in refs), None)
     if chosen is None and not refs:
         chosen = next((a for a in texts if a.field.type == "long_text"), None)
-    text = getattr(chosen, "text", None) if chosen else None
+    text = chosen.text if chosen else None
     return text[:20_000] if isinstance(text, str) and text.strip() else None

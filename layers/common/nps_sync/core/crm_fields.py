@@ -13,14 +13,12 @@ name itself (a formula field), which win when present.
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
-Name = Annotated[str, Field(min_length=1, max_length=128)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
-class CrmFieldNames(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class CrmFieldNames(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     region: Name | None = None  # the field or property holding the sales region
     properties: tuple[Name, ...] = ()  # HubSpot: extra properties kept in ``properties``
     account: tuple[Name, ...] = ()  # Salesforce Contact: first present holds the account name
@@ -42,7 +40,9 @@ def field_names(settings, provider: str) -> CrmFieldNames:
     if isinstance(configured, CrmFieldNames):
         return configured
     try:
-        return CrmFieldNames.model_validate({**base.model_dump(), **configured})
-    except (ValidationError, TypeError) as error:
+        return msgspec.convert(
+            {**msgspec.structs.asdict(base), **configured}, CrmFieldNames, strict=True
+        )
+    except (msgspec.ValidationError, TypeError) as error:
         # A deployment error, not bad input: fail loudly (5xx) so the provider retries.
         raise RuntimeError(f"CRM_FIELDS[{provider!r}] is not valid") from error

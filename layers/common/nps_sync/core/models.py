@@ -1,23 +1,26 @@
 """Canonical records that every provider adapter normalizes into."""
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    computed_field,
-    model_validator,
-)
+import msgspec
 
-Score = Annotated[int, Field(ge=0, le=10, strict=True)]
-Key = Annotated[str, Field(min_length=1, max_length=512)]
+from nps_sync.core.errors import InvalidPayload
+
+# Types of the providers' body schemas (nps_sync.ingest.receive.validate checks them in C).
+# The canonical records below check their own values, however they are built.
+Score = Annotated[int, msgspec.Meta(ge=0, le=10)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]  # stored in UTC by the record
+# When something happened (an answer, an update at the source): bounded by the record, see
+# EARLIEST. A distinct Annotated (its description), so that a record tells the two apart.
+EventTime = Annotated[datetime, msgspec.Meta(tz=True, description="when it happened")]
+COMMENT_LENGTH = 20_000
+Comment = Annotated[str, msgspec.Meta(max_length=COMMENT_LENGTH)]
 
 
 # What a provider may say happened: nothing we store predates 2000, and a clock more than a
@@ -26,36 +29,67 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(days=1)
 
 
-def _to_utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:  # converted already (a canonical record built from another)
-        return value
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as error:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
-        raise ValueError("is outside the range of dates") from error
+def _invalid(name: str, rule: str) -> InvalidPayload:
+    """The message names the field and the rule, never the value (it may be personal data)."""
+    return InvalidPayload(f"{name}: {rule}")
 
 
-def _happened(value: datetime) -> datetime:
-    """Refuse times no real event has (the message names the bound, never the value); in UTC
-    first, in the same validator: one Python call a value, not two (every record has 1-2)."""
-    if value.tzinfo is not UTC:  # _to_utc inlined, for the same reason
-        value = _to_utc(value)
-    if value < EARLIEST:
-        raise ValueError(f"is before {EARLIEST:%Y-%m-%d}")
-    if value > datetime.now(UTC) + FUTURE_SKEW:
-        raise ValueError("is more than a day in the future")
-    return value
+def _checked(model: type) -> Callable[[Any], None]:
+    """A canonical record's check, made once per model: its fields' types and constraints
+    (Key, Score, …, as annotated) checked by msgspec in C over the record as a tuple, which
+    costs a tenth of checking them in Python; then its times in UTC, those that happened
+    (EventTime) within bounds. The message names the field and the rule, never the value."""
+    fields = msgspec.structs.fields(model)
+    names = [f.name for f in fields]
+    shape = msgspec.defstruct(
+        f"{model.__name__}Check", [(f.name, f.type) for f in fields], array_like=True
+    )
+    times = [(i, f.name, f.type is EventTime) for i, f in enumerate(fields) if _is_time(f.type)]
+    # A time given as RFC 3339 text, money as a mapping: kept as msgspec decoded them.
+    decoded = [(i, f.name) for i, f in enumerate(fields) if _is_time(f.type) or _holds_struct(f)]
+    position = re.compile(r"\$\[(\d+)\]")
+
+    def check(record: Any) -> None:
+        values = msgspec.structs.astuple(record)
+        try:
+            checked = msgspec.structs.astuple(msgspec.convert(values, shape))
+        except msgspec.ValidationError as error:
+            rule, _, path = str(error).partition(" - at `")
+            found = position.match(path)
+            raise _invalid(names[int(found[1])] if found else model.__name__, rule) from None
+        for index, name in decoded:
+            if checked[index] is not values[index]:
+                msgspec.structs.force_setattr(record, name, checked[index])
+        latest = None
+        for index, name, happened in times:
+            value = checked[index]
+            if value is None:
+                continue
+            if value.tzinfo is not UTC:
+                try:
+                    value = value.astimezone(UTC)
+                except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+                    raise _invalid(name, "is outside the range of dates") from None
+                msgspec.structs.force_setattr(record, name, value)
+            if happened:
+                if value < EARLIEST:
+                    raise _invalid(name, f"is before {EARLIEST:%Y-%m-%d}")
+                latest = latest or datetime.now(UTC) + FUTURE_SKEW
+                if value > latest:
+                    raise _invalid(name, "is more than a day in the future")
+
+    return check
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-# When something happened (an answer, an update at the source): bounded, see EARLIEST.
-EventTime = Annotated[AwareDatetime, AfterValidator(_happened)]
+def _holds_struct(field: Any) -> bool:
+    return any(
+        isinstance(t, type) and issubclass(t, msgspec.Struct)
+        for t in (field.type, *get_args(field.type))
+    )
 
 
-# The canonical models are built when first used (pydantic's defer_build): a webhook function
-# validates one kind of record, and building the others cost its cold start ~10 ms. The
-# receivers build theirs at init (nps_sync.web.receivers.handler), inside a SnapStart snapshot.
-DEFERRED = ConfigDict(defer_build=True)
+def _is_time(annotation: Any) -> bool:
+    return annotation in (EventTime, UtcDatetime, UtcDatetime | None, EventTime | None)
 
 
 class Category(StrEnum):
@@ -72,25 +106,25 @@ def category_of(score: int) -> Category:
     return Category.DETRACTOR
 
 
-class CustomerRef(BaseModel):
+# The canonical records are msgspec Structs, not pydantic models: importing pydantic alone
+# took a webhook's whole cold-start budget (docs/decisions.md). Built with keywords, they check
+# their values in __post_init__ (a Struct's own __init__ checks nothing), so a record is valid
+# however it was made; a value that is not raises InvalidPayload (400).
+
+
+class CustomerRef(msgspec.Struct, frozen=True, kw_only=True):
     """How our generic bodies name a customer: at least one of e-mail and own id."""
 
-    model_config = DEFERRED
-
-    email: Annotated[str, Field(max_length=320)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
     id: Key | None = None
 
-    @model_validator(mode="after")
-    def _one_of(self) -> "CustomerRef":
-        if not (self.email or self.id):
-            raise ValueError("customer needs at least one of email and id")
-        return self
+    def __post_init__(self) -> None:
+        if not (self.email or self.id):  # a ValueError: msgspec adds where (``0.customer``)
+            raise ValueError("needs at least one of email and id")
 
 
-class Response(BaseModel):
+class Response(msgspec.Struct, frozen=True, kw_only=True):
     """One NPS answer. ``updated_at`` is the provider's version of it: a later one replaces."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
     provider: Key
     response_id: Key
@@ -100,12 +134,14 @@ class Response(BaseModel):
     updated_at: EventTime
     survey: Key | None = None
     channel: Key | None = None
-    comment: Annotated[str, Field(max_length=20_000)] | None = None
+    comment: Comment | None = None
     email: Key | None = None
     customer_id: Key | None = None
     person_id: Key | None = None  # the provider's id of the respondent (Delighted, Formbricks)
 
-    @computed_field
+    def __post_init__(self) -> None:
+        _CHECKS[Response](self)
+
     @property
     def category(self) -> Category:
         return category_of(self.score)
@@ -116,20 +152,19 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Money(BaseModel):
+class Money(msgspec.Struct, frozen=True, kw_only=True):
     """An amount in the currency's minor units (cents), with its ISO 4217 code upper-cased."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
     amount: int
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
+
+    def __post_init__(self) -> None:
+        _CHECKS[Money](self)
 
 
-class CrmProfile(BaseModel):
+class CrmProfile(msgspec.Struct, frozen=True, kw_only=True):
     """A CRM contact/company/account as one provider knows it. None means "not in this event":
     the stored value stays as it was."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
     provider: Key
     source_id: Key  # the provider's id of the object (HubSpot contact id, Salesforce Id, …)
@@ -148,11 +183,12 @@ class CrmProfile(BaseModel):
     deleted: bool = False
     organization_id: Key | None = None  # a contact's Salesforce Account, by its Id
 
+    def __post_init__(self) -> None:
+        _CHECKS[CrmProfile](self)
 
-class BillingProfile(BaseModel):
+
+class BillingProfile(msgspec.Struct, frozen=True, kw_only=True):
     """A billing customer/subscription as one provider knows it; None = unchanged."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
     provider: Key
     source_id: Key  # the provider's customer id (Stripe cus_…, Chargebee customer id)
@@ -166,9 +202,38 @@ class BillingProfile(BaseModel):
     mrr: Money | None = None  # normalized to one month, after quantity and discounts
     renews_at: UtcDatetime | None = None
     subscription_id: Key | None = None
-    renewed: bool = (
-        False  # this event is a renewal (invoice.paid for a cycle, subscription_renewed)
-    )
+    # this event is a renewal (invoice.paid for a cycle, subscription_renewed)
+    renewed: bool = False
+
+    def __post_init__(self) -> None:
+        _CHECKS[BillingProfile](self)
+
+
+_CHECKS = {model: _checked(model) for model in (Response, Money, CrmProfile, BillingProfile)}
+CanonicalRecord = Response | CrmProfile | BillingProfile
+_DEFAULTS = {
+    model: {f.name: f.default for f in msgspec.structs.fields(model)}
+    for model in (Response, CrmProfile, BillingProfile)
+}
+
+
+def as_json(record: CanonicalRecord) -> dict[str, Any]:
+    """Every field as JSON values (times as RFC 3339), a response's category included."""
+    fields = msgspec.to_builtins(record)
+    if type(record) is Response:
+        fields["category"] = record.category.value
+    return fields
+
+
+def stated(record: CanonicalRecord) -> dict[str, Any]:
+    """The fields a record sets, as JSON values: those at their defaults are left out, so
+    that a field added later keeps the content hashes of records that do not set it."""
+    defaults = _DEFAULTS[type(record)]
+    return {
+        name: value
+        for name, value in msgspec.to_builtins(record).items()
+        if value != defaults[name] or type(value) is not type(defaults[name])
+    }
 
 
 # --- records as stored --------------------------------------------------------------------

@@ -14,24 +14,25 @@ receive towards the dead-letter queue, so waiting what Retry-After says and no m
 for the 10-second burst limit) would spend the receives in minutes of a long rate limit.
 """
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Json, ValidationError
 
+from nps_sync.core import schema
 from nps_sync.core.batch import SqsBatch, StaysQueued
-from nps_sync.core.errors import StorageUnavailable
+from nps_sync.core.errors import InvalidPayload, StorageUnavailable
 from nps_sync.core.models import CrmProfile
 from nps_sync.core.observability import logger, metrics
+from nps_sync.ingest.enqueue import Target
 from nps_sync.ingest.hubspot import HubSpotClient, HubSpotRetryable, PropertyNames, fetch_profiles
 from nps_sync.store import aws
 
-Target = tuple[str, str]  # (object type, object id)
 Wait = tuple[str, int]  # (receipt handle, seconds to hide the message)
 
 # = CrmEnrichmentQueue's RedrivePolicy maxReceiveCount in template.yaml (a test keeps them
@@ -56,54 +57,6 @@ def storm_span(receives: int = MAX_RECEIVES) -> int:
     """The longest rate limit, counted from a message's first receive, after which it is still
     read rather than dead-lettered: its last receive comes after the waits of all the others."""
     return sum(rate_limit_wait(n) for n in range(1, receives))
-
-
-def enqueue(queue_url: str, provider: str, targets: Iterable[Target], client: Any = None) -> int:
-    """One message per record to read; the consumer batches them into API calls."""
-    client = client or aws.client("sqs")
-    bodies = [
-        json.dumps({"provider": provider, "object_type": kind, "object_id": object_id})
-        for kind, object_id in targets
-    ]
-    _send(client, queue_url, bodies, "could not queue the CRM reads")
-    return len(bodies)
-
-
-def _send(client: Any, queue_url: str, bodies: list[str], failure: str) -> None:
-    for start in range(0, len(bodies), 10):
-        entries = [
-            {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
-        ]
-        try:
-            answer = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(failure) from error
-        if answer.get("Failed"):
-            raise StorageUnavailable(failure)
-
-
-def enqueue_follows(queue_url: str, changes: Iterable[Any], client: Any = None) -> None:
-    """One "follow" message per changed organization (store.records.OrganizationChange)."""
-    client = client or aws.client("sqs")
-    bodies = [
-        json.dumps(
-            {
-                "kind": "follow",
-                "provider": c.provider,
-                "organization_id": c.organization,
-                "version": c.version,
-            }
-        )
-        for c in changes
-    ]
-    _send(client, queue_url, bodies, "could not queue the organization's follow-up")
-
-
-def enqueue_erasure(queue_url: str, job: str, client: Any = None) -> None:
-    """An "erasure" message: the job (store.records.Erasures, named by a hash, no personal
-    data) goes on off the request path."""
-    body = json.dumps({"kind": "erasure", "job": job})
-    _send(client or aws.client("sqs"), queue_url, [body], "could not queue the erasure")
 
 
 def hide(queue_url: str, waits: Iterable[Wait], client: Any = None) -> None:
@@ -280,14 +233,16 @@ def enrich(
     invalid = 0
     for fields in profiles:
         try:
-            profile = CrmProfile.model_validate(fields)
-        except ValidationError as error:
+            profile = msgspec.convert(fields, CrmProfile)
+        except (msgspec.ValidationError, InvalidPayload) as error:
             invalid += 1
-            logger.warning(  # names the fields only: the values may be personal data
+            logger.warning(  # the rule and the field, never the value: it may be personal data
                 "invalid CRM record skipped",
                 extra={
                     "object_type": fields.get("object_type"),
-                    "fields": sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]}),
+                    "reason": error.message
+                    if isinstance(error, InvalidPayload)
+                    else schema.message(error),
                 },
             )
             continue

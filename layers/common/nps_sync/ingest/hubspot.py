@@ -1,7 +1,7 @@
 """HubSpot CRM reads: webhook events are thin, so profiles are completed by a batch read.
 
 Runs off the request path (a queue consumer), never inside the webhook answer. Standard
-library only, so the layer gains no dependency. The client does not retry by itself: it raises
+library and msgspec only. The client does not retry by itself: it raises
 ``HubSpotRetryable`` (429, 5xx, network) and the queue's redelivery does the waiting.
 
 A contact's account comes from its primary company: the read-only ``associatedcompanyid``
@@ -20,10 +20,11 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from nps_sync.core.crm_fields import field_names
 from nps_sync.core.identity import customer_key
+from nps_sync.core.schema import message
 
 API_URL = "https://api.hubapi.com"
 BATCH_SIZE = 100  # HubSpot's limit for /crm/v3/objects/{type}/batch/read
@@ -109,50 +110,45 @@ def _canonical(object_type: str, name: str, names: PropertyNames) -> str | None:
     }.get(name)
 
 
-class ApiObject(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    id: str = Field(pattern=r"^[0-9]{1,30}$")
-    properties: dict[str, str | None] = Field(default_factory=dict)
-    updatedAt: AwareDatetime  # noqa: N815 - HubSpot's field name
+# HubSpot's answers, as msgspec Structs (unknown fields ignored): the CRM webhook imports this
+# module for profile_fields, and pydantic's import was a webhook's whole cold-start budget.
+Digits = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,30}\Z")]
 
 
-class BatchAnswer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    results: list[ApiObject] = Field(default_factory=list)
-
-
-class AssociatedId(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    toObjectId: int | Annotated[str, Field(pattern=r"^[0-9]{1,30}$")]  # noqa: N815
+class ApiObject(msgspec.Struct, frozen=True, kw_only=True):
+    id: Digits
+    properties: dict[str, str | None] = msgspec.field(default_factory=dict)
+    updatedAt: Annotated[datetime, msgspec.Meta(tz=True)]  # noqa: N815 - HubSpot's field name
 
 
-class NextPage(BaseModel):
+class BatchAnswer(msgspec.Struct, frozen=True):
+    results: list[ApiObject] = msgspec.field(default_factory=list)
+
+
+class AssociatedId(msgspec.Struct, frozen=True):
+    toObjectId: int | Digits  # noqa: N815
+
+
+class NextPage(msgspec.Struct, frozen=True):
     after: str
 
 
-class Paging(BaseModel):
+class Paging(msgspec.Struct, frozen=True):
     next: NextPage | None = None
 
 
-class FromId(BaseModel):
+class FromId(msgspec.Struct, frozen=True):
     id: str
 
 
-class Associations(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    from_: FromId = Field(alias="from")
-    to: list[AssociatedId] = Field(default_factory=list)
+class Associations(msgspec.Struct, frozen=True, kw_only=True):
+    from_: FromId = msgspec.field(name="from")
+    to: list[AssociatedId] = msgspec.field(default_factory=list)
     paging: Paging | None = None
 
 
-class AssociationsAnswer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    results: list[Associations] = Field(default_factory=list)
+class AssociationsAnswer(msgspec.Struct, frozen=True):
+    results: list[Associations] = msgspec.field(default_factory=list)
 
 
 Opener = Callable[..., Any]
@@ -188,11 +184,9 @@ class HubSpotClient:
             body = {"properties": wanted, "inputs": [{"id": i} for i in chunk]}
             answer = self._post(f"/crm/v3/objects/{PATHS[object_type]}/batch/read", body)
             try:
-                found.extend(BatchAnswer.model_validate(answer).results)
-            except ValidationError as error:
-                raise HubSpotApiError(
-                    f"unexpected batch read answer: {error.error_count()} invalid fields"
-                ) from error
+                found.extend(msgspec.convert(answer, BatchAnswer).results)
+            except msgspec.ValidationError as error:
+                raise HubSpotApiError(f"unexpected batch read answer: {message(error)}") from None
         return found
 
     def associated(
@@ -208,11 +202,9 @@ class HubSpotClient:
                 return found
             chunk, pending = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
             try:
-                answer = AssociationsAnswer.model_validate(self._post(path, {"inputs": chunk}))
-            except ValidationError as error:
-                raise HubSpotApiError(
-                    f"unexpected associations answer: {error.error_count()} invalid fields"
-                ) from error
+                answer = msgspec.convert(self._post(path, {"inputs": chunk}), AssociationsAnswer)
+            except msgspec.ValidationError as error:
+                raise HubSpotApiError(f"unexpected associations answer: {message(error)}") from None
             for result in answer.results:
                 found.setdefault(result.from_.id, []).extend(str(t.toObjectId) for t in result.to)
                 if result.paging and result.paging.next:

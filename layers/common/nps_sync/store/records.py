@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from nps_sync.core import identity, lww
 from nps_sync.core.errors import StorageUnavailable
 from nps_sync.core.lww import stamp
-from nps_sync.core.models import BillingProfile, CrmProfile, Response, iso
+from nps_sync.core.models import BillingProfile, CrmProfile, Response, iso, stated
 from nps_sync.core.observability import logger, metrics
 from nps_sync.core.outcomes import CHURNED_STATUSES
 from nps_sync.store import aws, dynamo
@@ -138,7 +139,7 @@ def response_item(response: Response) -> dict[str, Any]:
 def response_from_item(item: Mapping[str, Any]) -> Response:
     fields = {name: value["S"] for name, value in item.items() if "S" in value}
     fields["score"] = int(item["score"]["N"])
-    return Response.model_validate(fields)
+    return msgspec.convert(fields, Response)
 
 
 def compress(raw: Any) -> bytes:
@@ -155,9 +156,9 @@ def content_hash(record: AnyRecord) -> str:
     matches, a conflict when not. Left out: the customer key (derived from the fields, and
     resolved through links that change), the category (derived from the score) and fields
     at their defaults, so that a field added to the models later keeps the hashes of the
-    records that do not set it."""
-    derived = {"customer_key", "category"} if isinstance(record, Response) else {"customer_key"}
-    fields = record.model_dump(mode="json", exclude=derived, exclude_defaults=True)
+    records that do not set it (a response's category is a property: never among them)."""
+    fields = stated(record)
+    del fields["customer_key"]
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -446,7 +447,7 @@ class RecordsStore:
     def _response_put(self, e: "_Entry", profile: Mapping[str, Any] | None) -> dict[str, Any]:
         response = e.record
         if e.key != response.customer_key:
-            response = response.model_copy(update={"customer_key": e.key})
+            response = msgspec.structs.replace(response, customer_key=e.key)
         item = response_item(response)
         item[CONTENT_HASH] = _s(e.digest)
         for name in (*SEGMENT_ATTRIBUTES, VERSION):

@@ -11,9 +11,10 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+import msgspec
 
 from nps_sync.core.errors import NotConfigured, StorageUnavailable
+from nps_sync.core.schema import message
 from nps_sync.core.settings import Settings
 from nps_sync.store import aws
 
@@ -27,13 +28,14 @@ GRANTS: dict[str, frozenset[str]] = {
 }
 
 
-class ApiToken(BaseModel):
+class ApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A bearer token of the query API and what it may do (README "Secrets")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    token: Annotated[str, Field(min_length=1, repr=False)]
+    token: Annotated[str, msgspec.Meta(min_length=1)]
     scope: Scope
+
+    def __repr__(self) -> str:  # a token never reaches a log line or a traceback
+        return f"ApiToken(scope={self.scope!r})"
 
     @classmethod
     def of(cls, entry: "str | ApiToken") -> "ApiToken":
@@ -45,42 +47,30 @@ class ApiToken(BaseModel):
         return scope in GRANTS[self.scope]
 
 
-def _bare_token_is_admin(entry: Any) -> Any:
-    return {"token": entry, "scope": "admin"} if isinstance(entry, str) else entry
-
-
-def _without_empty_strings(entries: Any) -> Any:
-    """An empty bare string matched nothing before scopes; it still does, rather than fail."""
-    return [e for e in entries if e != ""] if isinstance(entries, list) else entries
-
-
-class SecretsDocument(BaseModel):
-    # Plain defaults (pydantic copies a mutable one for each instance), not default_factory=list:
-    # pydantic reads a factory's signature, and a builtin's costs a cold start tokenize's regex.
-    api_tokens: Annotated[
-        list[Annotated[ApiToken, BeforeValidator(_bare_token_is_admin)]],
-        BeforeValidator(_without_empty_strings),
-    ] = []
-    providers: dict[str, dict[str, Any]] = {}
+# A msgspec Struct, as the settings: the webhook functions read this document on a cold start.
+class SecretsDocument(msgspec.Struct, frozen=True, kw_only=True):
+    # A bare string is an admin token (ApiToken.of); an empty one matched nothing before
+    # scopes and still does, rather than fail.
+    api_tokens: list[ApiToken | str] = msgspec.field(default_factory=list)
+    providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     # CRM/billing destinations' API credentials, by the key a destination names
     # (docs/destinations.md "Credentials"): never returned by the API.
-    destinations: dict[str, dict[str, str]] = {}
+    destinations: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
     # Seals GET /outcomes/at-risk cursors; absent: derived from the rest of the document.
-    cursor_key: Annotated[str, Field(min_length=32)] | None = None
+    cursor_key: Annotated[str, msgspec.Meta(min_length=32)] | None = None
 
-    @field_validator("api_tokens")
-    @classmethod
-    def _each_token_once(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+    def __post_init__(self) -> None:
+        tokens = [ApiToken.of(entry) for entry in self.api_tokens if entry != ""]
         if len({t.token for t in tokens}) != len(tokens):
-            raise ValueError("a token is listed twice")
-        return tokens
+            raise ValueError("api_tokens: a token is listed twice")
+        msgspec.structs.force_setattr(self, "api_tokens", tokens)
 
     def cursor_secret(self) -> bytes:
         """The 32-byte key of the at-risk cursors (nps_sync.core.sealing). Derived from
         ``cursor_key``, else from every secret of the document, so that it is as secret as
         they are; changing it (or, without ``cursor_key``, any secret) voids the cursors given
         out, which then answer 400 and the listing starts again from its first page."""
-        material = self.cursor_key or json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        material = self.cursor_key or json.dumps(msgspec.to_builtins(self), sort_keys=True)
         return hmac.new(b"nps-sync at-risk cursor v1", material.encode(), hashlib.sha256).digest()
 
 
@@ -108,13 +98,12 @@ def parse(text: str) -> SecretsDocument:
     """The document; one that is not valid is an operator's error to alarm on and fix while the
     providers retry (503, like a failed read), and the message never quotes a value."""
     try:
-        return SecretsDocument.model_validate_json(text)
-    except ValidationError as error:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
-            for e in error.errors(include_input=False, include_url=False)[:5]
-        )
-        raise StorageUnavailable(f"the secrets document is not valid: {reasons}") from None
+        return msgspec.json.decode(text, type=SecretsDocument)
+    except msgspec.ValidationError as error:  # names the rule and the path (``$.api_tokens[0]``)
+        reason = message(error)
+    except msgspec.DecodeError:
+        reason = "it is not JSON"
+    raise StorageUnavailable(f"the secrets document is not valid: {reason}")
 
 
 def _read_parameter(name: str) -> str:

@@ -15,7 +15,6 @@ from types import ModuleType
 from typing import Any
 
 from nps_sync.core.errors import NpsSyncError
-from nps_sync.core.models import BillingProfile, CrmProfile, Money, Response
 from nps_sync.core.observability import logger, metrics
 from nps_sync.core.settings import Settings
 from nps_sync.core.settings import settings as current_settings
@@ -27,13 +26,10 @@ from nps_sync.web.http import Answer, error_answer, json_answer
 # that a path matches here exactly when it matched the resolver's route.
 PARAMETER = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
 NOT_FOUND = {"statusCode": 404, "message": "Not found"}  # the resolver's own 404 body
-# The records each kind's requests make: their models are built on first use
-# (nps_sync.core.models), a function's own at its init, so that a SnapStart snapshot has them.
-RECORD_MODELS = {"survey": (Response,), "crm": (CrmProfile,), "billing": (BillingProfile, Money)}
 
 
 def _queue_follows(queue: str, changes: list) -> None:
-    from nps_sync.ingest.enrichment import enqueue_follows  # (the CRM receiver's only)
+    from nps_sync.ingest.enqueue import enqueue_follows  # (the CRM receiver's only)
 
     enqueue_follows(queue, changes)
 
@@ -145,8 +141,6 @@ def handler(kind: str, adapters: Mapping[str, ModuleType]):
     """The Lambda entry point of a webhook function, with powertools' decorators."""
     from nps_sync.core.observability import tracer
 
-    for model in RECORD_MODELS.get(kind, ()):
-        model.model_rebuild()
     app = resolver(kind, adapters)
 
     @logger.inject_lambda_context(clear_state=True)

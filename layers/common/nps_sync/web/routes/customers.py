@@ -49,7 +49,7 @@ def router(services: "Callable[[], Services]") -> Router:
             objects = found.destination_clearing.queue_clears(plan.items)
             logger.info("destination fields to clear", extra={"objects": objects})
         # the enrichment queue's module (and powertools' batch utility): erasures only
-        from nps_sync.ingest.enrichment import enqueue_erasure
+        from nps_sync.ingest.enqueue import enqueue_erasure
 
         queue = erasure_queue()
         later = (lambda job: enqueue_erasure(queue, job)) if queue else None
