@@ -87,7 +87,12 @@ print(json.dumps({"init": t1 - t0, "invoke": t2 - t1, "status": status}))
 
 # SQS consumers get a one-message batch (powertools' BatchProcessor refuses an empty one, and
 # Lambda never sends one) whose body is not a message of ours: parsed, dropped, no network.
-QUEUE_SAMPLES = {"DeliveryFunction": "delivery.json", "CrmEnrichFunction": "crm-enrichment.json"}
+# DestinationFunction's queue has no sample of its own: the body is replaced anyway.
+QUEUE_SAMPLES = {
+    "DeliveryFunction": "delivery.json",
+    "CrmEnrichFunction": "crm-enrichment.json",
+    "DestinationFunction": "delivery.json",
+}
 
 
 def _queue_event(name: str) -> dict:
