@@ -5,6 +5,8 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nps_sync.core import mrr
 from nps_sync.core.errors import InvalidPayload
@@ -125,3 +127,58 @@ def test_unknown_interval_or_count_is_invalid(interval, count):
 def test_negative_quantity_is_invalid():
     with pytest.raises(InvalidPayload):
         mrr.total([line(100, quantity=-1)], "eur")
+
+
+def _reference(lines, discounts, at):
+    """The rule as nps_sync.core.mrr states it, one Fraction step at a time."""
+    amount = Fraction(0)
+    for one in lines:
+        if one.unit_amount is not None:
+            per_month = mrr.PER_MONTH[one.interval] / one.interval_count
+            amount += Fraction(one.unit_amount) * one.quantity * per_month
+    first = lines[0]
+    for discount in discounts:
+        if discount.end is not None and discount.end <= at:
+            continue
+        if discount.percent_off is not None:
+            amount -= amount * Fraction(discount.percent_off) / 100
+        if discount.amount_off is not None:
+            amount -= discount.amount_off * mrr.PER_MONTH[first.interval] / first.interval_count
+    return round(max(amount, Fraction(0)))
+
+
+amounts = st.one_of(
+    st.integers(0, 10**9),
+    st.decimals(0, 10**6, places=4, allow_nan=False, allow_infinity=False),
+    st.none(),
+)
+lines_ = st.lists(
+    st.builds(
+        mrr.Line,
+        unit_amount=amounts,
+        currency=st.just("eur"),
+        interval=st.sampled_from(sorted(mrr.PER_MONTH)),
+        interval_count=st.integers(1, 1000),
+        quantity=st.integers(0, 10**6),
+    ),
+    min_size=1,
+    max_size=5,
+)
+discounts_ = st.lists(
+    st.builds(
+        mrr.Discount,
+        percent_off=st.one_of(st.none(), st.decimals(0, 100, places=3, allow_nan=False)),
+        amount_off=st.one_of(st.none(), st.integers(0, 10**7)),
+        currency=st.just("EUR"),
+        end=st.sampled_from(
+            [None, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)]
+        ),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_, discounts_)
+def test_the_total_is_the_rule_computed_exactly_with_one_rounding(lines, discounts):
+    assert mrr.total(lines, "EUR", discounts, AT).money.amount == _reference(lines, discounts, AT)

@@ -1,7 +1,9 @@
 """Monthly recurring revenue: every recurring price normalized to one month, in minor units.
 
-Arithmetic stays exact (Fraction) until one half-even rounding at the end, so that summing
-lines and applying discounts accumulates no rounding error. Amounts in different currencies
+Arithmetic stays exact until one half-even rounding at the end, so that summing lines and
+applying discounts accumulates no rounding error: ``total`` keeps a numerator and a denominator
+as plain integers (Fraction reduces by a gcd after every operation, ~1 µs each, 11 µs for one
+line's MRR; this is a webhook's warm path). Amounts in different currencies
 are never added: a line or discount in another currency is refused or skipped, never summed.
 
 A line without a unit amount (metered usage, tiered prices) has no knowable monthly value from
@@ -25,6 +27,7 @@ PER_MONTH = {
     "month": Fraction(1),
     "year": Fraction(1, 12),
 }
+_PER_MONTH = {name: factor.as_integer_ratio() for name, factor in PER_MONTH.items()}
 
 Amount = int | Decimal | Fraction
 
@@ -60,12 +63,21 @@ class Mrr:
 
 def monthly(amount: Amount, interval: str, interval_count: int = 1) -> Fraction:
     """``amount`` charged every ``interval_count`` ``interval``s, as an exact monthly amount."""
-    factor = PER_MONTH.get(interval)
+    return Fraction(*_monthly(_ratio(amount), interval, interval_count))
+
+
+def _ratio(amount: Amount) -> tuple[int, int]:
+    """An amount as numerator and denominator (a Decimal's exactly: ``as_integer_ratio``)."""
+    return (amount, 1) if type(amount) is int else amount.as_integer_ratio()
+
+
+def _monthly(amount: tuple[int, int], interval: str, interval_count: int) -> tuple[int, int]:
+    factor = _PER_MONTH.get(interval)
     if factor is None:
         raise InvalidPayload("a billing interval must be day, week, month or year")
     if interval_count < 1:
         raise InvalidPayload("a billing interval count must be at least 1")
-    return Fraction(amount) * factor / interval_count
+    return amount[0] * factor[0], amount[1] * factor[1] * interval_count
 
 
 def to_money(amount: Fraction | int, currency: str) -> Money:
@@ -100,7 +112,7 @@ def total(
     currency = currency.upper()
     lines = list(lines)
     notes: list[str] = []
-    amount = Fraction(0)
+    top, bottom = 0, 1  # the amount, top / bottom, never reduced: exact, and cheap
     for line in lines:
         if line.currency.upper() != currency:
             raise InvalidPayload("a subscription's lines are in more than one currency")
@@ -109,16 +121,20 @@ def total(
         if line.unit_amount is None:
             notes.append(f"{line.label or 'a line'}: no unit amount (metered or tiered), 0")
             continue
-        amount += monthly(line.unit_amount * line.quantity, line.interval, line.interval_count)
+        unit, per = _ratio(line.unit_amount)
+        n, d = _monthly((unit * line.quantity, per), line.interval, line.interval_count)
+        top, bottom = top * d + n * bottom, bottom * d
     period = (lines[0].interval, lines[0].interval_count) if lines else ("month", 1)
     for discount in discounts:
         if not applies(discount, at):
             continue
         if discount.percent_off is not None:
-            amount -= amount * Fraction(discount.percent_off) / 100
+            n, d = _ratio(discount.percent_off)  # amount x (1 - n / (100 d))
+            top, bottom = top * (100 * d - n), bottom * 100 * d
         if discount.amount_off is not None:
             if (discount.currency or currency).upper() != currency:
                 notes.append(f"{discount.label or 'a discount'}: other currency, not applied")
                 continue
-            amount -= monthly(discount.amount_off, *period)
-    return Mrr(to_money(max(amount, Fraction(0)), currency), tuple(notes))
+            n, d = _monthly((discount.amount_off, 1), *period)
+            top, bottom = top * d - n * bottom, bottom * d
+    return Mrr(to_money(Fraction(max(top, 0), bottom), currency), tuple(notes))
