@@ -1,8 +1,9 @@
 """HubSpot Webhooks API: signature v3, a JSON array of up to 100 thin events.
 
 Each event names one object and at most one changed property, so a profile from an event
-carries that one field; ``needs_fetch`` lists the objects whose full record must be read
-(nps_sync.ingest.hubspot) off the request path. Association changes and merges carry nothing
+carries that one field; parse also lists, in ``Batch.fetch``, the objects whose full record
+must be read (nps_sync.ingest.hubspot) off the request path (``needs_fetch`` for a decoded
+body). Association changes and merges carry nothing
 storable themselves: they are counted as ignored and only trigger a fetch. A company is not a
 customer: it is stored as an organization, and its contacts take its name and region when
 they are read again (nps_sync.ingest.enrichment).
@@ -112,7 +113,8 @@ def parse(request, settings) -> Batch:
             ignored += 1
         else:
             records.append(Record(profile, event_raw))
-    return Batch(records=records, ignored=ignored)
+    fetch = tuple(_targets(events, names)) if settings.crm_enrichment_queue else ()
+    return Batch(records=records, ignored=ignored, fetch=fetch)
 
 
 def _profile(event: Event, names: PropertyNames) -> CrmProfile | None:
@@ -153,10 +155,14 @@ def needs_fetch(events: Any, settings=None) -> list[tuple[str, str]]:
     Objects deleted in the same batch are left out.
     """
     names = hubspot_property_names(settings) if settings is not None else PropertyNames()
+    return _targets(validate(events, Events), names)
+
+
+def _targets(events: list[Event], names: PropertyNames) -> list[tuple[str, str]]:
     inherited = {"name", *([names.region] if names.region else [])}
     wanted: dict[tuple[str, str], None] = {}
     deleted: set[tuple[str, str]] = set()
-    for event in validate(events, Events):
+    for event in events:
         target = _fetch_target(event, inherited, frozenset(names.extra))
         if target is not None:
             wanted[target] = None

@@ -4,10 +4,9 @@ A provider adapter is a module with two functions:
 
 - ``verify(request, credentials, now, settings)`` raises SignatureError unless the provider
   signed it;
-- ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload);
-- optionally ``acknowledge(receipt)``, the answer when the provider expects its own (Salesforce);
-- optionally ``needs_fetch(payload, settings)``, the records to read from the provider's API
-  afterwards.
+- ``parse(request, settings)`` returns a ``Batch`` of canonical records (raises InvalidPayload),
+  and of the records to read from the provider's API once they are stored (thin CRM events);
+- optionally ``acknowledge(receipt)``, the answer when the provider expects its own (Salesforce).
 
 Verification always runs on the raw bytes before anything is parsed.
 """
@@ -101,6 +100,10 @@ class Batch:
     # What the adapter would warn about (message, extra), such as an MRR that could not be
     # priced in full: receive() logs them, so that parse stays pure and measurable without I/O.
     warnings: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    # (object type, id) to read from the provider's API once the batch is stored (HubSpot's
+    # thin events, when CRM_ENRICHMENT_QUEUE is set): receive() queues them. Found by parse,
+    # from the body it has validated, so a body is parsed once.
+    fetch: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,10 @@ def receive(
     conflicts = [r for r, outcome in zip(records, outcomes, strict=True) if outcome == CONFLICT]
     if batch.refuse_conflicts and conflicts:  # stored by another request meanwhile
         raise Conflict(conflict_message(conflicts, stored=True))
+    if batch.fetch and settings.crm_enrichment_queue and settings.hubspot_api_url:
+        from nps_sync.ingest.enqueue import enqueue  # what the event did not carry
+
+        enqueue(settings.crm_enrichment_queue, provider, batch.fetch)
     return Receipt(
         accepted=outcomes.count(APPLIED),
         duplicates=outcomes.count(DUPLICATE) + outcomes.count(STALE),
@@ -357,15 +364,3 @@ def _record_id(record: Response | CrmProfile | BillingProfile) -> str:
 def _conflicted(record: Response | CrmProfile | BillingProfile) -> Conflicted:
     digest = hashlib.sha256(f"{record.provider}#{_record_id(record)}".encode()).hexdigest()
     return Conflicted(f"rec_{digest[:12]}", customer_ref(record.customer_key))
-
-
-def follow_up(adapter: ModuleType, request: WebhookRequest, settings: Settings) -> None:
-    """Queue what the event did not carry (thin CRM events), once the event itself is stored."""
-    needs_fetch = getattr(adapter, "needs_fetch", None)
-    if needs_fetch is None or not (settings.crm_enrichment_queue and settings.hubspot_api_url):
-        return
-    from nps_sync.ingest.enqueue import enqueue
-
-    targets = needs_fetch(load_json(request.body), settings)
-    if targets:
-        enqueue(settings.crm_enrichment_queue, adapter.__name__.rsplit(".", 1)[-1], targets)

@@ -18,7 +18,7 @@ from nps_sync.core.errors import NpsSyncError
 from nps_sync.core.observability import logger, metrics
 from nps_sync.core.settings import Settings
 from nps_sync.core.settings import settings as current_settings
-from nps_sync.ingest.receive import WebhookRequest, follow_up, receive
+from nps_sync.ingest.receive import WebhookRequest, receive
 from nps_sync.store.records import RecordsStore
 from nps_sync.web.http import Answer, error_answer, json_answer
 
@@ -109,7 +109,6 @@ class Receiver:
         kind, adapters = self.kind, self.adapters
         logger.append_keys(provider=provider, kind=kind)
         receipt = receive(provider, request, adapters, self.store(settings), settings, self.clock)
-        follow_up(adapters[provider], request, settings)
         metrics.add_metric(name="WebhookRecordsAccepted", unit="Count", value=receipt.accepted)
         metrics.add_metric(name="WebhookDuplicates", unit="Count", value=receipt.duplicates)
         metrics.add_metric(name="WebhookConflicts", unit="Count", value=receipt.conflicts)
