@@ -320,7 +320,7 @@ def test_stripe_customer_update_carries_the_email_identity(test_settings):
 )
 def test_stripe_events_we_do_not_use_are_ignored(test_settings, event):
     batch = stripe_parse(event, test_settings)
-    assert (batch.records, batch.ignored) == ([], 1)
+    assert (list(batch.records), batch.ignored) == ([], 1)
 
 
 # --- Chargebee ---------------------------------------------------------------------------
