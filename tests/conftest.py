@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,27 @@ ROOT = Path(__file__).resolve().parent.parent
 BODIES = ROOT / "events" / "bodies"
 DEV_SECRETS = ROOT / "local" / "dev-secrets.json"
 LOCAL_PARAMETERS = json.loads((ROOT / "local" / "settings.json").read_text())["parameters"]
+
+
+def fresh_python(code: str, *args: str, cwd: Path, path: list[Path]) -> dict:
+    """``code`` run in a new interpreter, as a cold Lambda container imports (no state of this
+    process, only ``path`` on sys.path): the JSON it prints last."""
+    out = subprocess.run(  # noqa: S603 - our own code
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env={
+            "PYTHONPATH": ":".join(map(str, path)),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def body_of(kind: str, name: str) -> bytes:

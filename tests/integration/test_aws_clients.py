@@ -2,9 +2,6 @@
 fresh process, as at a cold start, each is a client of its cut model, answers as a client of
 the full model does, resolves the same endpoint, and never lists botocore's services."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -12,6 +9,7 @@ from moto import mock_aws
 
 from nps_sync.core import snapstart
 from nps_sync.store import aws
+from tests.conftest import fresh_python
 
 ROOT = Path(__file__).parents[2]
 
@@ -64,22 +62,7 @@ print(json.dumps(answer))
 
 
 def test_a_fresh_process_makes_its_clients_from_the_cut_models():
-    out = subprocess.run(  # noqa: S603 - our own code
-        [sys.executable, "-c", FRESH],
-        cwd=ROOT,
-        env={
-            "PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'common'}",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "PATH": "/usr/bin:/bin",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    answer = fresh_python(FRESH, cwd=ROOT, path=[ROOT, ROOT / "layers" / "common"])
     cut = ("dynamodb", "ssm", "sqs", "events", "dynamodbstreams")
     assert answer["services"] == [aws.ALIASES[s] for s in cut]
     assert answer["listed"] == []  # not one listing of botocore's ~410 service directories

@@ -2,12 +2,11 @@
 import alone was the 1.3x budget, docs/decisions.md) nor powertools' event handler, with
 every adapter of the function and the queue senders of its request path loaded."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import fresh_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,20 +29,8 @@ print(json.dumps({
 @pytest.mark.parametrize("kind", ["survey", "crm", "billing"])
 def test_a_webhook_function_never_imports_pydantic(kind):
     function = ROOT / "functions" / f"{kind}_webhook"
-    out = subprocess.run(  # noqa: S603 - our own code
-        [sys.executable, "-c", IMPORTS, f"{kind}_providers"],
-        cwd=function,
-        env={
-            "PYTHONPATH": f"{function}:{ROOT / 'layers' / 'common'}",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "PATH": "/usr/bin:/bin",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    path = [function, ROOT / "layers" / "common"]
+    answer = fresh_python(IMPORTS, f"{kind}_providers", cwd=function, path=path)
     assert answer["loaded"] == ["msgspec"]  # it validates, with msgspec
     assert len(answer["adapters"]) >= 3  # the providers' modules were all imported
     assert answer["heavy"] == []
