@@ -245,8 +245,7 @@ def test_generic_invalid_items_fail_validation_on_that_field(test_settings, chan
     body = json.dumps({**item, **change}).encode()
     with pytest.raises(InvalidPayload) as error:
         generic.parse(signed("generic", body), test_settings)
-    message = error.value.message  # "<index>.<field>: rule", or the customer's own rule
-    assert message.startswith((f"0.{field}: ", f"{field}: "))
+    assert error.value.message.startswith(f"0.{field}: ")  # "<index>.<field>: rule"
 
 
 @pytest.mark.parametrize(

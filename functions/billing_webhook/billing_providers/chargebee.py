@@ -17,6 +17,7 @@ from nps_sync.core import mrr
 from nps_sync.core.errors import InvalidPayload, NotConfigured
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
+from nps_sync.core.schema import decimal_within
 from nps_sync.core.signing import basic_verify
 from nps_sync.ingest.receive import Batch, Record, load_json, validate
 
@@ -105,12 +106,7 @@ class Discount(msgspec.Struct, frozen=True, kw_only=True):
     apply_till: Seconds | None = None
 
     def __post_init__(self) -> None:
-        """msgspec has no bounds for a Decimal: a ValueError here becomes msgspec's
-        ValidationError, so validate() refuses it (InvalidPayload) with the path."""
-        if self.percentage is not None and not (
-            self.percentage.is_finite() and 0 <= self.percentage <= 100
-        ):
-            raise ValueError("Expected `decimal` >= 0 and <= 100 for percentage")
+        decimal_within(self.percentage, "percentage", 100)
 
 
 class Subscription(msgspec.Struct, frozen=True, kw_only=True):

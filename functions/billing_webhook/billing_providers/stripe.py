@@ -24,6 +24,7 @@ from nps_sync.core import mrr
 from nps_sync.core.errors import InvalidPayload
 from nps_sync.core.identity import customer_key
 from nps_sync.core.models import BillingProfile, Key
+from nps_sync.core.schema import decimal_within
 from nps_sync.core.signing import header, stripe_verify
 from nps_sync.ingest.receive import Batch, Record, load_json, signing_secrets, validate
 
@@ -51,17 +52,6 @@ def verify(request, credentials, now, settings) -> None:
 # --- payload shapes (only the fields we read; everything else stays in the raw payload) ---
 
 
-def _decimal(value: Decimal | None, name: str, upper: int, inclusive: bool) -> None:
-    """msgspec has no bounds for a Decimal: checked in __post_init__, where a ValueError becomes
-    msgspec's ValidationError, so validate() refuses it (InvalidPayload) with the path."""
-    if value is None or (
-        value.is_finite() and (0 <= value <= upper if inclusive else 0 <= value < upper)
-    ):
-        return
-    bound = f"<= {upper}" if inclusive else f"< {upper}"
-    raise ValueError(f"Expected `decimal` >= 0 and {bound} for {name}")
-
-
 class Named(msgspec.Struct, frozen=True, kw_only=True):
     id: Key | None = None
     name: str | None = None
@@ -78,7 +68,7 @@ class Coupon(msgspec.Struct, frozen=True, kw_only=True):
     duration: str | None = None
 
     def __post_init__(self) -> None:
-        _decimal(self.percent_off, "percent_off", 100, inclusive=True)
+        decimal_within(self.percent_off, "percent_off", 100)
 
 
 class DiscountSource(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,7 +106,7 @@ class Price(msgspec.Struct, frozen=True, kw_only=True):
     currency_options: dict[str, dict[str, Any]] | None = None  # only when expanded
 
     def __post_init__(self) -> None:
-        _decimal(self.unit_amount_decimal, "unit_amount_decimal", 10**13, inclusive=False)
+        decimal_within(self.unit_amount_decimal, "unit_amount_decimal", 10**13, inclusive=False)
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):

@@ -78,9 +78,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
         """msgspec takes no integer bound past int64: an id given as a number is bounded
         here (raised inside validate(), so it is refused as the other rules are)."""
         ids = (self.objectId, self.fromObjectId, self.toObjectId, self.primaryObjectId)
-        for value in ids:
+        for name, value in zip(ID_FIELDS, ids, strict=True):
             if type(value) is int and value >= OBJECT_ID_LIMIT:
-                raise ValueError(f"{ID_FIELDS[ids.index(value)]}: must be below 10**20")
+                raise ValueError(f"{name}: must be below 10**20")
 
     @property
     def object_type(self) -> str | None:

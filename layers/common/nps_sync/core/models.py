@@ -241,7 +241,7 @@ def stated(record: CanonicalRecord) -> dict[str, Any]:
     return {
         name: value
         for name, value in msgspec.to_builtins(record).items()
-        if value != defaults[name] or type(value) is not type(defaults[name])
+        if value != defaults[name]
     }
 
 

@@ -3,6 +3,7 @@ validation, in one C pass. msgspec rather than pydantic: pydantic's import alone
 function's whole cold-start budget (docs/decisions.md)."""
 
 import re
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
@@ -32,3 +33,15 @@ def message(error: msgspec.ValidationError, at: str = "") -> str:
     dotted = re.sub(r"\[(\d+)\]", r".\1", path.rstrip("`")).removeprefix("$").lstrip(".")
     where = ".".join(part for part in (at, dotted) if part)
     return f"{where}: {rule}" if where else rule
+
+
+def decimal_within(value: Decimal | None, name: str, upper: int, inclusive: bool = True) -> None:
+    """0 <= ``value`` <= (or <) ``upper``, for a schema's ``__post_init__``: msgspec's Meta takes
+    no bounds for a Decimal. Its ValueError there becomes msgspec's ValidationError, so
+    validate() refuses it (422) with the path; NaN and Infinity are refused too."""
+    if value is None or (
+        value.is_finite() and (0 <= value <= upper if inclusive else 0 <= value < upper)
+    ):
+        return
+    bound = f"<= {upper}" if inclusive else f"< {upper}"
+    raise ValueError(f"Expected `decimal` >= 0 and {bound} for {name}")
